@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer and runs them.
+# Tests that are pure speed or statistics on production parameters are labelled `slow` and
+# skipped here: under ASan they would take hours and check nothing the Release run does not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEGPT_SANITIZE=ON \
+      -DFHEGPT_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$(nproc)"
+cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -LE slow

@@ -1,0 +1,1 @@
+# tfhe fft targets

@@ -1,0 +1,14 @@
+// Each subcommand of `fhegpt` lives in its own cmd_<name>.cpp and registers itself here.
+// A command's callback throws fhegpt::Error for bad input; main() reports it and exits 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fhegpt::cli {
+
+void add_generate_command(CLI::App & app);
+void add_tokenize_command(CLI::App & app);
+void add_perplexity_command(CLI::App & app);
+void add_bench_command(CLI::App & app);
+
+} // namespace fhegpt::cli
