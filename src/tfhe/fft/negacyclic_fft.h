@@ -5,9 +5,17 @@
 // polynomials mod X^N + 1 become pointwise products of these N/2 values.
 //
 // Fourier-domain layout (FourierPolynomial): N doubles, the N/2 real parts first, then the
-// N/2 imaginary parts, in an order private to this module (it may be bit-reversed); only
-// forward(), multiply_add() and backward_add() need to agree on it. Buffers of doubles passed
-// here should be 64-byte aligned for the AVX-512 path (aligned_vector<double> below).
+// N/2 imaginary parts, in an order private to this module (bit-reversed); only forward(),
+// multiply_add() and backward_add() need to agree on it. Every kernel uses the same order, so
+// Fourier-domain data (e.g. a bootstrapping key) can be shared between kernels and machines.
+// Buffers need no particular alignment; 64-byte aligned ones (aligned_vector<double> below) are
+// a little faster. All methods are const and use no shared scratch: one NegacyclicFft can be
+// used from many threads at once.
+//
+// Precision: forward_torus of a random 64-bit torus polynomial times forward_integer of digits in
+// [-2^22, 2^22], backward_add: max error ~2^40 (N = 2048) to ~2^41 (N = 8192) out of 2^64 (the
+// result's magnitude ~2^89 has 53 bits in double precision). Small-integer products are exact.
+// Cost (AVX-512, this project's dev machine, N = 2048): forward ~0.7 us, backward ~0.75 us.
 #pragma once
 
 #include <cstddef>
@@ -34,10 +42,17 @@ struct AlignedAllocator {
 template <typename T>
 using aligned_vector = std::vector<T, AlignedAllocator<T>>;
 
+// Kernel selection. Auto picks the best one this CPU supports (avx512 > avx2 > scalar); the
+// others are testing / benchmarking hooks. All kernels use the same Fourier layout and order,
+// so Fourier-domain data may be shared between them.
+enum class FftKernel { Auto, Scalar, Avx2, Avx512 };
+
 class NegacyclicFft {
 public:
     // polynomial_size: a power of two, 16 <= N <= 65536. Precomputes twiddles and twists.
     explicit NegacyclicFft(size_t polynomial_size);
+    // Same with a forced kernel (must be available on this CPU: kernel_available()).
+    NegacyclicFft(size_t polynomial_size, FftKernel kernel);
     ~NegacyclicFft();
     NegacyclicFft(NegacyclicFft &&) noexcept;
     NegacyclicFft & operator=(NegacyclicFft &&) noexcept;
@@ -45,17 +60,29 @@ public:
     size_t polynomial_size() const;
 
     // Torus coefficients, read as signed 64-bit integers (two's complement), to the Fourier domain.
+    // Spans have exactly N elements (checked); coefficients and fourier must not overlap.
     void forward_torus(std::span<const uint64_t> coefficients, std::span<double> fourier) const;
-    // Small signed integer coefficients (decomposition digits) to the Fourier domain.
+    // Small signed integer coefficients (decomposition digits) to the Fourier domain. Any int64 is
+    // accepted (rounded to the nearest double), exactness of products needs small values.
     void forward_integer(std::span<const int64_t> coefficients, std::span<double> fourier) const;
     // coefficients += round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
+    // Any finite magnitude wraps correctly (values beyond 2^63 keep their top 53 bits).
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
+    // coefficients = round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
+    void backward(std::span<double> fourier, std::span<uint64_t> coefficients) const;
 
     // acc += a * b pointwise (complex) in the Fourier layout; all of size N.
     static void multiply_add(std::span<double> acc, std::span<const double> a, std::span<const double> b);
+    // Same with a forced kernel (testing / benchmarking hook).
+    static void multiply_add(std::span<double> acc, std::span<const double> a, std::span<const double> b,
+                             FftKernel kernel);
 
     // Name of the kernel picked at run time for this CPU ("avx512", "avx2" or "scalar").
     static const char * kernel_name();
+    // Name of the kernel this instance uses.
+    const char * instance_kernel_name() const;
+    // Whether `kernel` can run on this CPU (Auto and Scalar always can).
+    static bool kernel_available(FftKernel kernel);
 
 private:
     struct Plan;

@@ -1,0 +1,425 @@
+// AVX2 + FMA kernel: 4 complex values per vector, split re/im. Same structure as the AVX-512 one:
+// radix-4 passes over levels [0, L-3) with broadcast twiddles, the first fused with the
+// int64 -> double conversion, then a final pass per 8-point block doing the last 3 levels in
+// registers (the last radix-4 pass fused into it when L-3 is odd); backward mirrors it with the
+// scaling, the mod-2^64 conversion and the add fused into its last pass.
+#include "tfhe/fft/fft_internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+namespace fhegpt::tfhe::fft_detail {
+namespace {
+
+#define FHEGPT_K256 __attribute__((target("avx2,fma")))
+#define FHEGPT_K256_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+
+struct Cx {
+    __m256d re, im;
+};
+
+FHEGPT_K256_INLINE Cx load(const double * re, const double * im) { return {_mm256_loadu_pd(re), _mm256_loadu_pd(im)}; }
+FHEGPT_K256_INLINE void store(double * re, double * im, Cx x) {
+    _mm256_storeu_pd(re, x.re);
+    _mm256_storeu_pd(im, x.im);
+}
+FHEGPT_K256_INLINE Cx add(Cx a, Cx b) { return {_mm256_add_pd(a.re, b.re), _mm256_add_pd(a.im, b.im)}; }
+FHEGPT_K256_INLINE Cx sub(Cx a, Cx b) { return {_mm256_sub_pd(a.re, b.re), _mm256_sub_pd(a.im, b.im)}; }
+FHEGPT_K256_INLINE Cx mul(Cx a, __m256d wr, __m256d wi) {
+    return {_mm256_fmsub_pd(a.re, wr, _mm256_mul_pd(a.im, wi)), _mm256_fmadd_pd(a.re, wi, _mm256_mul_pd(a.im, wr))};
+}
+FHEGPT_K256_INLINE Cx mulc(Cx a, __m256d wr, __m256d wi) {
+    return {_mm256_fmadd_pd(a.re, wr, _mm256_mul_pd(a.im, wi)), _mm256_fmsub_pd(a.im, wr, _mm256_mul_pd(a.re, wi))};
+}
+
+// Exact-as-possible int64 -> double (one rounding): x = hi * 2^32 + lo, hi signed, lo unsigned.
+FHEGPT_K256_INLINE __m256d load_i64(const int64_t * p) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+    // 2^52 + (hi + 2^31) and 2^52 + lo, as doubles.
+    const __m256d hi = _mm256_castsi256_pd(
+        _mm256_xor_si256(_mm256_srli_epi64(x, 32), _mm256_set1_epi64x(0x4330000080000000LL)));
+    const __m256d lo = _mm256_castsi256_pd(_mm256_blend_epi32(x, _mm256_set1_epi64x(0x4330000000000000LL), 0xAA));
+    // hi' * 2^32 - (2^84 + 2^63 + 2^52) = hi * 2^32 - 2^52, exact; + lo' rounds once.
+    const __m256d t = _mm256_fmsub_pd(hi, _mm256_set1_pd(0x1p32), _mm256_set1_pd(0x1p84 + 0x1p63 + 0x1p52));
+    return _mm256_add_pd(t, lo);
+}
+
+// y = x * 2^-64 (already scaled): round(x) mod 2^64, for finite |y| < 2^52.
+FHEGPT_K256_INLINE __m256i wrap_scaled(__m256d y) {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kNearest));                        // [-1/2, 1/2], exact
+    const __m256d r = _mm256_round_pd(_mm256_mul_pd(f, _mm256_set1_pd(0x1p64)), kNearest);   // [-2^63, 2^63]
+    const __m256d h = _mm256_floor_pd(_mm256_mul_pd(r, _mm256_set1_pd(0x1p-32)));            // [-2^31, 2^31]
+    const __m256d l = _mm256_fnmadd_pd(h, _mm256_set1_pd(0x1p32), r);                         // [0, 2^32), exact
+    const __m256d magic = _mm256_set1_pd(0x1p52 + 0x1p51); // low 32 mantissa bits of v + magic = v mod 2^32
+    const __m256i hb = _mm256_castpd_si256(_mm256_add_pd(h, magic));
+    const __m256i lb = _mm256_castpd_si256(_mm256_add_pd(l, magic));
+    return _mm256_blend_epi32(_mm256_slli_epi64(hb, 32), lb, 0x55);
+}
+
+template <bool Add>
+FHEGPT_K256_INLINE void store_u64(uint64_t * p, __m256d y) {
+    __m256i v = wrap_scaled(y);
+    if (Add) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v);
+}
+
+struct Tw3 {
+    __m256d r0, i0, r1, i1, r2, i2;
+};
+FHEGPT_K256_INLINE Tw3 load_tw3(const double * t) {
+    return {_mm256_set1_pd(t[0]), _mm256_set1_pd(t[1]), _mm256_set1_pd(t[2]),
+            _mm256_set1_pd(t[3]), _mm256_set1_pd(t[4]), _mm256_set1_pd(t[5])};
+}
+
+FHEGPT_K256_INLINE void fwd_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 & t) {
+    const Cx pp = mul(x2, t.r0, t.i0);
+    const Cx qq = mul(x1, t.r1, t.i1);
+    const Cx rr = mul(x3, t.r2, t.i2);
+    const Cx s0 = add(x0, pp), d0 = sub(x0, pp);
+    const Cx s1 = add(qq, rr), d1 = sub(qq, rr);
+    x0 = add(s0, s1);
+    x1 = sub(s0, s1);
+    x2 = {_mm256_sub_pd(d0.re, d1.im), _mm256_add_pd(d0.im, d1.re)};
+    x3 = {_mm256_add_pd(d0.re, d1.im), _mm256_sub_pd(d0.im, d1.re)};
+}
+
+FHEGPT_K256_INLINE void inv_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 & t) {
+    const Cx s = add(x0, x1), d = sub(x0, x1), s2 = add(x2, x3), e2 = sub(x2, x3);
+    const Cx e = {e2.im, _mm256_sub_pd(_mm256_setzero_pd(), e2.re)}; // (x2 - x3) * (-i)
+    x0 = add(s, s2);
+    x1 = mulc(add(d, e), t.r1, t.i1);
+    x2 = mulc(sub(s, s2), t.r0, t.i0);
+    x3 = mulc(sub(d, e), t.r2, t.i2);
+}
+
+// ---- forward -------------------------------------------------------------------------------
+
+template <bool Convert>
+FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const int64_t * src, double * re, double * im) {
+    const size_t m = p.m;
+    const size_t blocks = size_t{1} << pass.level;
+    const size_t q = m >> (pass.level + 2);
+    const double * tw = p.simd_tw.data() + pass.offset;
+    for (size_t b = 0; b < blocks; ++b) {
+        const Tw3 t = load_tw3(tw + 6 * b);
+        double * xr = re + 4 * q * b;
+        double * xi = im + 4 * q * b;
+        for (size_t j = 0; j < q; j += 4) {
+            Cx x0, x1, x2, x3;
+            if constexpr (Convert) {
+                x0 = {load_i64(src + j), load_i64(src + m + j)};
+                x1 = {load_i64(src + q + j), load_i64(src + m + q + j)};
+                x2 = {load_i64(src + 2 * q + j), load_i64(src + m + 2 * q + j)};
+                x3 = {load_i64(src + 3 * q + j), load_i64(src + m + 3 * q + j)};
+            } else {
+                x0 = load(xr + j, xi + j);
+                x1 = load(xr + q + j, xi + q + j);
+                x2 = load(xr + 2 * q + j, xi + 2 * q + j);
+                x3 = load(xr + 3 * q + j, xi + 3 * q + j);
+            }
+            fwd_bfly4(x0, x1, x2, x3, t);
+            store(xr + j, xi + j, x0);
+            store(xr + q + j, xi + q + j, x1);
+            store(xr + 2 * q + j, xi + 2 * q + j, x2);
+            store(xr + 3 * q + j, xi + 3 * q + j, x3);
+        }
+    }
+}
+
+// Final pass table, per 8-point group g (20 doubles):
+//   [0..2) t_{L-3,g}; [2..4) unused; [4..8) / [8..12) W1 re / im; [12..16) / [16..20) W2 re / im.
+// Lane layouts (position bits b2 b1 b0): L0 (loaded): vector b2, lane (b1 b0);
+//   L1: vector b1, lane (b2 b0), W1[lane] = t_{L-2, 2g + b2};
+//   L2: vector b0, lane (b2 b1), W2[lane] = t_{L-1, 4g + 2 b2 + b1}.
+// With final_fused, the last radix-4 pass (levels L-4, L-3) first runs on 16-point groups.
+constexpr size_t kFinalStride = 20;
+
+void init(Plan & p) {
+    build_passes(p, 3);
+    const size_t groups = p.m / 8;
+    const int l = p.log_m;
+    p.simd_tw.resize(p.final_offset + groups * kFinalStride, 0.0);
+    for (size_t g = 0; g < groups; ++g) {
+        double * t = p.simd_tw.data() + p.final_offset + g * kFinalStride;
+        plan_twiddle(p, l - 3, g, t[0], t[1]);
+        for (size_t lane = 0; lane < 4; ++lane) {
+            const size_t hi = lane >> 1 & 1, lo = lane & 1;
+            plan_twiddle(p, l - 2, 2 * g + hi, t[4 + lane], t[8 + lane]);
+            plan_twiddle(p, l - 1, 4 * g + 2 * hi + lo, t[12 + lane], t[16 + lane]);
+        }
+    }
+}
+
+// Levels L-2, L-1 of K 8-point groups whose level L-3 is done (s[k]: b2 = 0, d[k]: b2 = 1),
+// interleaved step by step (each group alone is one long dependency chain); stores.
+template <int K>
+FHEGPT_K256_INLINE void fwd_tail8(double * const * xr, double * const * xi, const double * tab, Cx * s, Cx * d) {
+    Cx u[K], v[K];
+    for (int k = 0; k < K; ++k) { // L0 -> L1
+        const double * t = tab + k * kFinalStride;
+        u[k] = {_mm256_permute2f128_pd(s[k].re, d[k].re, 0x20), _mm256_permute2f128_pd(s[k].im, d[k].im, 0x20)};
+        v[k] = {_mm256_permute2f128_pd(s[k].re, d[k].re, 0x31), _mm256_permute2f128_pd(s[k].im, d[k].im, 0x31)};
+        v[k] = mul(v[k], _mm256_loadu_pd(t + 4), _mm256_loadu_pd(t + 8));
+    }
+    for (int k = 0; k < K; ++k) {
+        s[k] = add(u[k], v[k]);
+        d[k] = sub(u[k], v[k]);
+    }
+    for (int k = 0; k < K; ++k) { // L1 -> L2
+        const double * t = tab + k * kFinalStride;
+        u[k] = {_mm256_unpacklo_pd(s[k].re, d[k].re), _mm256_unpacklo_pd(s[k].im, d[k].im)};
+        v[k] = {_mm256_unpackhi_pd(s[k].re, d[k].re), _mm256_unpackhi_pd(s[k].im, d[k].im)};
+        v[k] = mul(v[k], _mm256_loadu_pd(t + 12), _mm256_loadu_pd(t + 16));
+    }
+    for (int k = 0; k < K; ++k) {
+        const Cx ss = add(u[k], v[k]), dd = sub(u[k], v[k]);
+        // back to natural order: x = [p0 p1 p4 p5], y = [p2 p3 p6 p7]
+        const Cx x = {_mm256_unpacklo_pd(ss.re, dd.re), _mm256_unpacklo_pd(ss.im, dd.im)};
+        const Cx y = {_mm256_unpackhi_pd(ss.re, dd.re), _mm256_unpackhi_pd(ss.im, dd.im)};
+        _mm256_storeu_pd(xr[k], _mm256_permute2f128_pd(x.re, y.re, 0x20));
+        _mm256_storeu_pd(xi[k], _mm256_permute2f128_pd(x.im, y.im, 0x20));
+        _mm256_storeu_pd(xr[k] + 4, _mm256_permute2f128_pd(x.re, y.re, 0x31));
+        _mm256_storeu_pd(xi[k] + 4, _mm256_permute2f128_pd(x.im, y.im, 0x31));
+    }
+}
+
+FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
+    const double * tab = p.simd_tw.data() + p.final_offset;
+    if (!p.final_fused) {
+        size_t g = 0;
+        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+            double * xr[2] = {re + 8 * g, re + 8 * g + 8};
+            double * xi[2] = {im + 8 * g, im + 8 * g + 8};
+            Cx s[2], d[2];
+            for (int k = 0; k < 2; ++k) {
+                const Cx a = load(xr[k], xi[k]);
+                const Cx b = mul(load(xr[k] + 4, xi[k] + 4), _mm256_set1_pd(tab[k * kFinalStride]),
+                                 _mm256_set1_pd(tab[k * kFinalStride + 1]));
+                s[k] = add(a, b);
+                d[k] = sub(a, b);
+            }
+            fwd_tail8<2>(xr, xi, tab, s, d);
+        }
+        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+            double * xr[1] = {re + 8 * g};
+            double * xi[1] = {im + 8 * g};
+            const Cx a = load(xr[0], xi[0]);
+            const Cx b = mul(load(xr[0] + 4, xi[0] + 4), _mm256_set1_pd(tab[0]), _mm256_set1_pd(tab[1]));
+            Cx s[1] = {add(a, b)}, d[1] = {sub(a, b)};
+            fwd_tail8<1>(xr, xi, tab, s, d);
+        }
+        return;
+    }
+    const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
+    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+        double * xr[2] = {re + 16 * g, re + 16 * g + 8};
+        double * xi[2] = {im + 16 * g, im + 16 * g + 8};
+        Cx x0 = load(xr[0], xi[0]), x1 = load(xr[0] + 4, xi[0] + 4);
+        Cx x2 = load(xr[1], xi[1]), x3 = load(xr[1] + 4, xi[1] + 4);
+        fwd_bfly4(x0, x1, x2, x3, load_tw3(head + 6 * g));
+        Cx s[2] = {x0, x2}, d[2] = {x1, x3};
+        fwd_tail8<2>(xr, xi, tab, s, d);
+    }
+}
+
+FHEGPT_K256 void convert_in(const Plan & p, const int64_t * src, double * re, double * im) {
+    for (size_t j = 0; j < p.m; j += 4) {
+        _mm256_storeu_pd(re + j, load_i64(src + j));
+        _mm256_storeu_pd(im + j, load_i64(src + p.m + j));
+    }
+}
+
+FHEGPT_K256 void forward(const Plan & p, const int64_t * src, double * fourier) {
+    double * re = fourier;
+    double * im = fourier + p.m;
+    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
+    if (separate == 0) {
+        convert_in(p, src, re, im);
+    } else {
+        fwd_radix4<true>(p, p.passes[0], src, re, im);
+        for (int i = 1; i < separate; ++i) fwd_radix4<false>(p, p.passes[i], nullptr, re, im);
+    }
+    fwd_final(p, re, im);
+}
+
+void forward_torus(const Plan & p, const uint64_t * coeffs, double * fourier) {
+    forward(p, reinterpret_cast<const int64_t *>(coeffs), fourier);
+}
+void forward_integer(const Plan & p, const int64_t * coeffs, double * fourier) { forward(p, coeffs, fourier); }
+
+// ---- backward ------------------------------------------------------------------------------
+
+// Inverse of fwd_tail8 on K groups: loads, undoes levels L-1, L-2; returns the L0 pairs.
+template <int K>
+FHEGPT_K256_INLINE void inv_head8(const double * const * xr, const double * const * xi, const double * tab,
+                                  Cx * s_out, Cx * d_out) {
+    Cx s[K], d[K];
+    for (int k = 0; k < K; ++k) { // level L-1 (layout L2)
+        const double * t = tab + k * kFinalStride;
+        const Cx a = load(xr[k], xi[k]), b = load(xr[k] + 4, xi[k] + 4);
+        const Cx x = {_mm256_permute2f128_pd(a.re, b.re, 0x20), _mm256_permute2f128_pd(a.im, b.im, 0x20)};
+        const Cx y = {_mm256_permute2f128_pd(a.re, b.re, 0x31), _mm256_permute2f128_pd(a.im, b.im, 0x31)};
+        const Cx u = {_mm256_unpacklo_pd(x.re, y.re), _mm256_unpacklo_pd(x.im, y.im)};
+        const Cx v = {_mm256_unpackhi_pd(x.re, y.re), _mm256_unpackhi_pd(x.im, y.im)};
+        s[k] = add(u, v);
+        d[k] = mulc(sub(u, v), _mm256_loadu_pd(t + 12), _mm256_loadu_pd(t + 16));
+    }
+    for (int k = 0; k < K; ++k) { // L2 -> L1, level L-2
+        const double * t = tab + k * kFinalStride;
+        const Cx u = {_mm256_unpacklo_pd(s[k].re, d[k].re), _mm256_unpacklo_pd(s[k].im, d[k].im)};
+        const Cx v = {_mm256_unpackhi_pd(s[k].re, d[k].re), _mm256_unpackhi_pd(s[k].im, d[k].im)};
+        s[k] = add(u, v);
+        d[k] = mulc(sub(u, v), _mm256_loadu_pd(t + 4), _mm256_loadu_pd(t + 8));
+    }
+    for (int k = 0; k < K; ++k) { // L1 -> L0
+        s_out[k] = {_mm256_permute2f128_pd(s[k].re, d[k].re, 0x20), _mm256_permute2f128_pd(s[k].im, d[k].im, 0x20)};
+        d_out[k] = {_mm256_permute2f128_pd(s[k].re, d[k].re, 0x31), _mm256_permute2f128_pd(s[k].im, d[k].im, 0x31)};
+    }
+}
+
+FHEGPT_K256 void inv_final(const Plan & p, double * re, double * im) {
+    const double * tab = p.simd_tw.data() + p.final_offset;
+    if (!p.final_fused) {
+        size_t g = 0;
+        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+            double * xr[2] = {re + 8 * g, re + 8 * g + 8};
+            double * xi[2] = {im + 8 * g, im + 8 * g + 8};
+            Cx u[2], v[2];
+            inv_head8<2>(xr, xi, tab, u, v);
+            for (int k = 0; k < 2; ++k) {
+                const double * t = tab + k * kFinalStride;
+                store(xr[k], xi[k], add(u[k], v[k]));
+                store(xr[k] + 4, xi[k] + 4, mulc(sub(u[k], v[k]), _mm256_set1_pd(t[0]), _mm256_set1_pd(t[1])));
+            }
+        }
+        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+            double * xr[1] = {re + 8 * g};
+            double * xi[1] = {im + 8 * g};
+            Cx u[1], v[1];
+            inv_head8<1>(xr, xi, tab, u, v);
+            store(xr[0], xi[0], add(u[0], v[0]));
+            store(xr[0] + 4, xi[0] + 4, mulc(sub(u[0], v[0]), _mm256_set1_pd(tab[0]), _mm256_set1_pd(tab[1])));
+        }
+        return;
+    }
+    const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
+    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+        double * xr[2] = {re + 16 * g, re + 16 * g + 8};
+        double * xi[2] = {im + 16 * g, im + 16 * g + 8};
+        Cx u[2], v[2];
+        inv_head8<2>(xr, xi, tab, u, v);
+        Cx x0 = u[0], x1 = v[0], x2 = u[1], x3 = v[1];
+        inv_bfly4(x0, x1, x2, x3, load_tw3(head + 6 * g));
+        store(xr[0], xi[0], x0);
+        store(xr[0] + 4, xi[0] + 4, x1);
+        store(xr[1], xi[1], x2);
+        store(xr[1] + 4, xi[1] + 4, x3);
+    }
+}
+
+FHEGPT_K256 void inv_radix4(const Plan & p, const Plan::Pass & pass, double * re, double * im) {
+    const size_t blocks = size_t{1} << pass.level;
+    const size_t q = p.m >> (pass.level + 2);
+    const double * tw = p.simd_tw.data() + pass.offset;
+    for (size_t b = 0; b < blocks; ++b) {
+        const Tw3 t = load_tw3(tw + 6 * b);
+        double * xr = re + 4 * q * b;
+        double * xi = im + 4 * q * b;
+        for (size_t j = 0; j < q; j += 4) {
+            Cx x0 = load(xr + j, xi + j), x1 = load(xr + q + j, xi + q + j);
+            Cx x2 = load(xr + 2 * q + j, xi + 2 * q + j), x3 = load(xr + 3 * q + j, xi + 3 * q + j);
+            inv_bfly4(x0, x1, x2, x3, t);
+            store(xr + j, xi + j, x0);
+            store(xr + q + j, xi + q + j, x1);
+            store(xr + 2 * q + j, xi + 2 * q + j, x2);
+            store(xr + 3 * q + j, xi + 3 * q + j, x3);
+        }
+    }
+}
+
+template <bool Add>
+FHEGPT_K256 void inv_radix4_out(const Plan & p, double * re, double * im, uint64_t * dst) {
+    const size_t m = p.m;
+    const size_t q = m / 4;
+    const Tw3 t = load_tw3(p.simd_tw.data() + p.scaled_offset);
+    const __m256d scale = _mm256_set1_pd(p.out_scale);
+    for (size_t j = 0; j < q; j += 4) {
+        Cx x0 = load(re + j, im + j), x1 = load(re + q + j, im + q + j);
+        Cx x2 = load(re + 2 * q + j, im + 2 * q + j), x3 = load(re + 3 * q + j, im + 3 * q + j);
+        inv_bfly4(x0, x1, x2, x3, t);
+        store_u64<Add>(dst + j, _mm256_mul_pd(x0.re, scale));
+        store_u64<Add>(dst + m + j, _mm256_mul_pd(x0.im, scale));
+        store_u64<Add>(dst + q + j, x1.re);
+        store_u64<Add>(dst + m + q + j, x1.im);
+        store_u64<Add>(dst + 2 * q + j, x2.re);
+        store_u64<Add>(dst + m + 2 * q + j, x2.im);
+        store_u64<Add>(dst + 3 * q + j, x3.re);
+        store_u64<Add>(dst + m + 3 * q + j, x3.im);
+    }
+}
+
+template <bool Add>
+FHEGPT_K256 void convert_out(const Plan & p, const double * re, const double * im, uint64_t * dst) {
+    const __m256d scale = _mm256_set1_pd(p.out_scale);
+    for (size_t j = 0; j < p.m; j += 4) {
+        store_u64<Add>(dst + j, _mm256_mul_pd(_mm256_loadu_pd(re + j), scale));
+        store_u64<Add>(dst + p.m + j, _mm256_mul_pd(_mm256_loadu_pd(im + j), scale));
+    }
+}
+
+template <bool Add>
+FHEGPT_K256 void backward_impl(const Plan & p, double * fourier, uint64_t * dst) {
+    double * re = fourier;
+    double * im = fourier + p.m;
+    inv_final(p, re, im);
+    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
+    if (separate == 0) {
+        convert_out<Add>(p, re, im, dst);
+        return;
+    }
+    for (int i = separate - 1; i >= 1; --i) inv_radix4(p, p.passes[i], re, im);
+    inv_radix4_out<Add>(p, re, im, dst);
+}
+
+void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) {
+    if (add_to) backward_impl<true>(p, fourier, coeffs);
+    else backward_impl<false>(p, fourier, coeffs);
+}
+
+FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, size_t h) {
+    size_t j = 0;
+    for (; j + 4 <= h; j += 4) {
+        const __m256d ar = _mm256_loadu_pd(a + j), ai = _mm256_loadu_pd(a + h + j);
+        const __m256d br = _mm256_loadu_pd(b + j), bi = _mm256_loadu_pd(b + h + j);
+        __m256d cr = _mm256_loadu_pd(acc + j), ci = _mm256_loadu_pd(acc + h + j);
+        cr = _mm256_fnmadd_pd(ai, bi, _mm256_fmadd_pd(ar, br, cr));
+        ci = _mm256_fmadd_pd(ai, br, _mm256_fmadd_pd(ar, bi, ci));
+        _mm256_storeu_pd(acc + j, cr);
+        _mm256_storeu_pd(acc + h + j, ci);
+    }
+    for (; j < h; ++j) {
+        const double ar = a[j], ai = a[h + j], br = b[j], bi = b[h + j];
+        acc[j] += ar * br - ai * bi;
+        acc[h + j] += ar * bi + ai * br;
+    }
+}
+
+const KernelOps kOps = {"avx2", 8, init, forward_torus, forward_integer, backward, multiply_add};
+
+} // namespace
+
+const KernelOps * const kAvx2Ops = &kOps;
+
+} // namespace fhegpt::tfhe::fft_detail
+
+#else
+
+namespace fhegpt::tfhe::fft_detail {
+const KernelOps * const kAvx2Ops = nullptr;
+}
+
+#endif
