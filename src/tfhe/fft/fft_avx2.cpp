@@ -7,7 +7,9 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
+#if !defined(__clang__) // clang has no such warning and rejects unknown ones under -Werror
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 
