@@ -25,6 +25,7 @@ struct Gpt2HParams {
     int32_t n_layer = 12;
     float layer_norm_epsilon = 1e-5f;
     std::string activation_function = "gelu_new";
+    bool tie_word_embeddings = true; // lm_head is wte (config.json "tie_word_embeddings")
 
     int32_t head_dim() const { return n_embd / n_head; }
 };

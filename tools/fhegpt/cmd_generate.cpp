@@ -1,5 +1,133 @@
-// placeholder: being written
+// fhegpt generate: continues a prompt with a GPT-2 checkpoint directory (config.json,
+// model.safetensors, vocab.json, merges.txt). The continuation streams to stdout token by
+// token; the prompt size and the prefill / decode speeds go to stderr.
 #include "commands.h"
+#include "common/error.h"
+#include "model/generate.h"
+#include "model/gpt2_forward.h"
+#include "model/gpt2_model.h"
+#include "model/gpt2_tokenizer.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
 namespace fhegpt::cli {
-void add_generate_command(CLI::App &) {}
+
+namespace {
+
+struct GenerateOptions {
+    std::string model_dir;
+    std::string prompt;
+    int32_t n_predict = 32;
+    float temperature = 0.8f;
+    int32_t top_k = 40;
+    float top_p = 0.95f;
+    uint64_t seed = 0;
+    int32_t threads = 0;
+    int32_t n_ctx = 0;
+    bool ignore_eot = false;
+};
+
+// "must be >= 0" without CLI11's NonNegativeNumber message, which prints DBL_MAX in full.
+const CLI::Validator kNonNegative(
+    [](std::string & text) {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        return value >= 0 ? std::string() : "must be >= 0, not " + text;
+    },
+    ">= 0");
+
+const CLI::Validator kProbability(
+    [](std::string & text) {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value)) return "'" + text + "' is not a number";
+        return value > 0 && value <= 1 ? std::string() : "must be in (0, 1], not " + text;
+    },
+    "in (0, 1]");
+
+void write_bytes(const std::string & bytes) {
+    if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() || std::fflush(stdout) != 0)
+        fail("<stdout>: write error: {}", std::strerror(errno));
 }
+
+void run_generate(const GenerateOptions & opt) {
+    const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
+    if (tokenizer.vocab_size() > model.hparams.n_vocab)
+        fail("{}: the tokenizer has {} tokens, the model only {}", opt.model_dir, tokenizer.vocab_size(),
+             model.hparams.n_vocab);
+
+    // GPT-2 has no BOS token: an empty prompt starts from <|endoftext|>, as in training.
+    std::vector<int32_t> prompt = tokenizer.encode(opt.prompt);
+    if (prompt.empty()) prompt.push_back(tokenizer.eot_token());
+
+    model::Gpt2ContextParams params;
+    params.n_ctx = opt.n_ctx;
+    params.n_threads = opt.threads;
+    model::Gpt2Context ctx(model, params);
+    if (prompt.size() > static_cast<size_t>(ctx.n_ctx()))
+        fail("the prompt has {} tokens, longer than the context of {} tokens", prompt.size(), ctx.n_ctx());
+
+    model::GenerateParams gen;
+    gen.n_predict = opt.n_predict;
+    gen.stop_token = opt.ignore_eot ? -1 : tokenizer.eot_token();
+    gen.sampling.temperature = opt.temperature;
+    gen.sampling.top_k = opt.top_k;
+    gen.sampling.top_p = opt.top_p;
+    gen.sampling.seed = opt.seed;
+
+    const model::GenerateResult result = model::generate(ctx, prompt, gen, [&](int32_t token) {
+        if (token >= tokenizer.vocab_size())
+            fail("the model chose token {}, which the tokenizer ({} tokens) cannot write", token, tokenizer.vocab_size());
+        write_bytes(tokenizer.token_bytes(token));
+        return true;
+    });
+    write_bytes("\n");
+
+    std::fprintf(stderr, "prompt: %d tokens, prefill %.1f tokens/s (%.1f ms)\n", result.n_prompt,
+                 result.prefill_tokens_per_second(), result.prefill_seconds * 1e3);
+    std::fprintf(stderr, "generated: %zu tokens, decode %.1f tokens/s (%d steps, %.1f ms), stop: %s\n",
+                 result.tokens.size(), result.decode_tokens_per_second(), result.n_decode, result.decode_seconds * 1e3,
+                 model::stop_reason_name(result.stop));
+}
+
+} // namespace
+
+void add_generate_command(CLI::App & app) {
+    auto opt = std::make_shared<GenerateOptions>();
+    CLI::App * cmd = app.add_subcommand(
+        "generate", "Continue a prompt with a GPT-2 model; the text streams to stdout, speeds to stderr");
+    cmd->add_option("-m,--model", opt->model_dir,
+                    "Model directory: config.json, model.safetensors, vocab.json, merges.txt")
+        ->required();
+    cmd->add_option("-p,--prompt", opt->prompt, "Text to continue (empty: start from <|endoftext|>)");
+    cmd->add_option("-n,--n-predict", opt->n_predict, "Most tokens to generate")
+        ->capture_default_str()
+        ->check(kNonNegative);
+    cmd->add_option("--temperature", opt->temperature, "Sampling temperature; 0 picks the most likely token (greedy)")
+        ->capture_default_str()
+        ->check(kNonNegative);
+    cmd->add_option("--top-k", opt->top_k, "Sample among the K most likely tokens only; 0: no limit")
+        ->capture_default_str()
+        ->check(kNonNegative);
+    cmd->add_option("--top-p", opt->top_p,
+                    "Sample among the most likely tokens whose probabilities sum to P (nucleus); 1: no limit")
+        ->capture_default_str()
+        ->check(kProbability);
+    cmd->add_option("--seed", opt->seed, "Random seed of the sampler: the same seed gives the same text")
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", opt->threads, "Worker threads; 0: FHEGPT_THREADS or one per core")
+        ->capture_default_str()
+        ->check(kNonNegative);
+    cmd->add_option("-c,--ctx", opt->n_ctx, "Context length in tokens; 0: the model's (n_positions)")
+        ->capture_default_str()
+        ->check(kNonNegative);
+    cmd->add_flag("--ignore-eot", opt->ignore_eot, "Keep generating after <|endoftext|> instead of stopping");
+    cmd->callback([opt] { run_generate(*opt); });
+}
+
+} // namespace fhegpt::cli

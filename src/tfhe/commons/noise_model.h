@@ -1,0 +1,74 @@
+// Noise model of this implementation: variances (on the torus, units of 1) after each
+// operation, from the parameters, and the failure probability they imply.
+//
+// Notation: E[d^2] = (B^2 + 2) / 12 for the signed digits of a uniform torus element
+// (decomposition.h); binary keys with E[s^2] = E[s] = 1/2.
+// - encryption: the variance of the noise distribution.
+// - leveled: add v1 + v2, times c: c^2 v, dot product sum w_i^2 v_i.
+// - key switch (n' -> n, base B, l levels, key noise v_k):
+//     n' l E[d^2] (v_k + (n/2 + 1) 2^-64 / 12)   key noise (+ the 32-bit rounding of the key)
+//   + n' / 2 * B^-2l / 12                         dropped low bits of the input mask
+//   + 2^-64 / 12                                  rounding of the input body to 32 bits.
+// - modulus switch to 2N (n mask elements): (n c + 1/12) (2N)^-2 with c = 1/24 (standard) or
+//   1/48 (centred mean reduction, modulus_switch.h).
+// - external product / CMux with a GGSW of a bit (key noise v_g, E[m^2] = 1/2):
+//     (k + 1) l N E[d^2] v_g + 1/2 (k N / 2 + 1) B^-2l / 12 + FFT error
+//   FFT error: the double-precision products leave an error of variance
+//     v_c = c_fft log2(N) B^2 l (k + 1) N  on every output coefficient (measured on this FFT,
+//   c_fft = kFftErrorCoefficient; tests/test-tfhe-noise.cpp checks it), and the phase reads
+//   the k N mask coefficients through the key: (1 + k N / 2) v_c per CMux, whatever the bit.
+//   (TFHE-rs models its own FFT as 2.07e-33 B^2 l (k + 1) N^2, about 3x ours at N = 2048.)
+// - PBS output: n times the CMux variance (blind rotation; sample extraction adds nothing).
+// - Failure: the input phase error of a bootstrap e = (linear combination of PBS outputs,
+//   2-norm nu) + key switch + modulus switch must stay within half a box, 1 / (4 p) for p
+//   messages with padding; P(fail) = erfc(1 / (4 p sqrt(2 v))) for a Gaussian of variance v.
+#pragma once
+
+#include "tfhe/commons/parameters.h"
+
+#include <cstdint>
+#include <span>
+
+namespace fhegpt::tfhe {
+
+// Per-coefficient FFT error of an external product, / (log2(N) B^2 l (k + 1) N); fitted on
+// NegacyclicFft for N = 256 .. 8192 (every kernel is checked against it in test-tfhe-noise).
+inline constexpr double kFftErrorCoefficient = 1.122e-34; // 2^-112.78
+// Variance of the FFT error on one output coefficient of an external product.
+double fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                DecompositionBaseLog base_log, DecompositionLevelCount level_count);
+
+double keyswitch_additive_variance(LweDimension input_dimension, LweDimension output_dimension,
+                                   DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                   const NoiseDistribution & key_noise);
+double modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,
+                                        ModulusSwitchType type);
+// One CMux of a blind rotation (the GGSW encrypts a uniform bit).
+double cmux_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                              DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                              const NoiseDistribution & key_noise);
+// The FFT part of cmux_additive_variance: (1 + k N / 2) fft_coefficient_variance.
+double fft_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                             DecompositionBaseLog base_log, DecompositionLevelCount level_count);
+// Variance of the output of a PBS (blind rotation of n CMux).
+double programmable_bootstrap_variance(const TfheParameters & params);
+// Variance of sum_i w_i c_i for independent c_i of variance v.
+double dot_product_variance(std::span<const int64_t> weights, double variance);
+
+// log2 P(|e| > 1 / (4 p)) for a centred Gaussian e of this variance; accurate far in the tail.
+double log2_failure_probability(double variance, uint64_t message_modulus);
+
+struct NoiseBudget {
+    double fresh = 0;            // fresh encryption under the big key
+    double pbs_output = 0;       // output of a PBS
+    double linear_input = 0;     // nu^2 pbs_output: the largest linear combination allowed
+    double keyswitch = 0;        // added by the key switch
+    double modulus_switch = 0;   // added by the modulus switch
+    double total = 0;            // at the blind rotation input
+    double log2_p_fail = 0;      // per bootstrap
+};
+// The budget of a bootstrap whose input is a combination of PBS outputs with 2-norm `norm2`
+// (0: the set's max_norm2) and messages modulo `message_modulus` (0: the set's).
+NoiseBudget bootstrap_noise_budget(const TfheParameters & params, double norm2 = 0, uint64_t message_modulus = 0);
+
+} // namespace fhegpt::tfhe

@@ -1,0 +1,123 @@
+#include "tfhe/commons/parameters.h"
+
+#include "common/error.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace fhegpt::tfhe {
+
+namespace {
+
+struct SetSpec {
+    const char * name;
+    const char * source;
+    uint32_t message_bits;
+    size_t n, k, big_n;
+    NoiseDistribution lwe_noise, glwe_noise;
+    size_t pbs_base_log, pbs_levels, ks_base_log, ks_levels;
+    ModulusSwitchType modulus_switch;
+    uint32_t max_norm2;
+    double security_bits;
+    double log2_p_fail;
+    bool insecure;
+};
+
+TfheParameters make(const SetSpec & s) {
+    TfheParameters p;
+    p.name = s.name;
+    p.source = s.source;
+    p.message_bits = s.message_bits;
+    p.lwe_dimension = LweDimension{s.n};
+    p.glwe_dimension = GlweDimension{s.k};
+    p.polynomial_size = PolynomialSize{s.big_n};
+    p.lwe_noise = s.lwe_noise;
+    p.glwe_noise = s.glwe_noise;
+    p.pbs_base_log = DecompositionBaseLog{s.pbs_base_log};
+    p.pbs_level_count = DecompositionLevelCount{s.pbs_levels};
+    p.ks_base_log = DecompositionBaseLog{s.ks_base_log};
+    p.ks_level_count = DecompositionLevelCount{s.ks_levels};
+    p.modulus_switch = s.modulus_switch;
+    p.max_norm2 = s.max_norm2;
+    p.security_bits = s.security_bits;
+    p.source_log2_p_fail = s.log2_p_fail;
+    p.insecure = s.insecure;
+    return p;
+}
+
+std::vector<TfheParameters> build_sets() {
+    using N = NoiseDistribution;
+    constexpr auto kCentered = ModulusSwitchType::CenteredMeanNoiseReduction;
+    constexpr auto kStandard = ModulusSwitchType::Standard;
+    const SetSpec specs[] = {
+        // name, source, bits, n, k, N, lwe noise, glwe noise, pbs base log/levels, ks base log/levels,
+        // modulus switch, max 2-norm, security, log2 p_fail, insecure
+        {"PARAM_1BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_0_KS_PBS_GAUSSIAN_2M128", 1, 747, 6, 256,
+         N::gaussian(1.5944604865450687e-05), N::gaussian(1.9524392655548086e-11), 17, 1, 4, 3, kCentered, 1, 128,
+         -128.603, false},
+        {"PARAM_2BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M128", 2, 879, 4, 512,
+         N::t_uniform(46), N::t_uniform(17), 23, 1, 5, 3, kCentered, 3, 128, -144.322, false},
+        {"PARAM_3BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_2_KS_PBS_GAUSSIAN_2M128", 3, 885, 2, 1024,
+         N::gaussian(1.4742441118914234e-06), N::gaussian(2.845267479601915e-15), 23, 1, 5, 3, kCentered, 7, 128,
+         -128.536, false},
+        {"PARAM_4BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128", 4, 918, 1, 2048,
+         N::t_uniform(45), N::t_uniform(17), 23, 1, 4, 4, kCentered, 5, 128, -129.581, false},
+        {"PARAM_5BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_4_KS_PBS_GAUSSIAN_2M128", 5, 930, 1, 4096,
+         N::gaussian(6.782362904013915e-07), N::gaussian(2.168404344971009e-19), 15, 2, 3, 6, kCentered, 31, 128,
+         -128.607, false},
+        {"PARAM_6BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128", 6, 1077, 1, 8192,
+         N::t_uniform(41), N::t_uniform(3), 15, 2, 4, 5, kCentered, 9, 128, -128.992, false},
+        {"PARAM_2BIT_2M64", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64 (= V1_1_...)", 2, 839, 4,
+         512, N::t_uniform(47), N::t_uniform(17), 23, 1, 4, 3, kStandard, 3, 128, -72.226, false},
+        {"PARAM_4BIT_2M64", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64 (= V1_1_...)", 4, 879, 1,
+         2048, N::t_uniform(46), N::t_uniform(17), 23, 1, 3, 5, kStandard, 5, 128, -72.178, false},
+        {"PARAM_6BIT_2M64", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M64 (= V1_1_...)", 6, 998, 1,
+         8192, N::t_uniform(43), N::t_uniform(3), 15, 2, 3, 6, kStandard, 9, 128, -64.454, false},
+        // Toy sets for unit tests: tiny dimensions, no security whatsoever.
+        {"INSECURE_TEST_2BIT", "fhegpt unit tests (insecure)", 2, 64, 1, 512, N::t_uniform(44), N::t_uniform(20), 23,
+         1, 4, 4, kCentered, 3, 0, 0, true},
+        {"INSECURE_TEST_4BIT", "fhegpt unit tests (insecure)", 4, 128, 1, 1024, N::t_uniform(40), N::t_uniform(20),
+         23, 1, 4, 4, kCentered, 4, 0, 0, true},
+        {"INSECURE_TEST_4BIT_K2_L2", "fhegpt unit tests (insecure)", 4, 128, 2, 1024, N::t_uniform(40),
+         N::t_uniform(20), 12, 2, 3, 5, kStandard, 4, 0, 0, true},
+    };
+    std::vector<TfheParameters> sets;
+    for (const SetSpec & s : specs) sets.push_back(make(s));
+    return sets;
+}
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char & c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return out;
+}
+
+} // namespace
+
+const std::vector<TfheParameters> & all_parameter_sets() {
+    static const std::vector<TfheParameters> sets = build_sets();
+    return sets;
+}
+
+std::vector<const TfheParameters *> production_parameter_sets() {
+    std::vector<const TfheParameters *> out;
+    for (const TfheParameters & p : all_parameter_sets())
+        if (!p.insecure) out.push_back(&p);
+    return out;
+}
+
+const TfheParameters & parameters_by_name(std::string_view name) {
+    std::string wanted = upper(name);
+    for (const TfheParameters & p : all_parameter_sets())
+        if (p.name == wanted) return p;
+    std::string known;
+    for (const TfheParameters & p : all_parameter_sets()) known += (known.empty() ? "" : ", ") + p.name;
+    fail("unknown TFHE parameter set '{}' (known: {})", name, known);
+}
+
+const TfheParameters & default_parameters(uint32_t message_bits) {
+    if (message_bits < 1 || message_bits > 6) fail("no default TFHE parameter set for {} message bits (1..6)", message_bits);
+    return parameters_by_name("PARAM_" + std::to_string(message_bits) + "BIT_2M128");
+}
+
+} // namespace fhegpt::tfhe

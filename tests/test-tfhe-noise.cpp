@@ -1,0 +1,247 @@
+// The noise model against measurements: the empirical variance of the phase error after
+// encryption, key switching, modulus switching and programmable bootstrapping (thousands of
+// samples each) must be within 25% of commons/noise_model.h, for every production parameter
+// set; the failure probability estimated from the measured variances (erfc of the half box over
+// sigma) is printed next to the model's and must keep the set's promise.
+#include "tfhe/tfhe.h"
+#include "tfhe/algorithms/modulus_switch.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace fhegpt::tfhe;
+
+namespace {
+
+struct Stats {
+    double sum = 0, sum2 = 0;
+    size_t count = 0;
+    void add(double x) {
+        sum += x;
+        sum2 += x * x;
+        ++count;
+    }
+    double mean() const { return sum / static_cast<double>(count); }
+    double variance() const { return sum2 / static_cast<double>(count) - mean() * mean(); }
+};
+
+struct Keys {
+    ClientKey client;
+    ServerKey server;
+};
+
+Keys & keys(const std::string & name) {
+    static std::map<std::string, std::unique_ptr<Keys>> cache;
+    auto & k = cache[name];
+    if (!k) {
+        k = std::make_unique<Keys>();
+        k->client = generate_client_key(parameters_by_name(name));
+        k->server = generate_server_key(k->client);
+    }
+    return *k;
+}
+
+// Measured variance of the blind rotation output, model-free: every extracted coefficient of
+// X^(-phi) V, V uniform, against its exact expected value.
+double measure_pbs_variance(Keys & k, size_t rotations, size_t coefficients_per_rotation) {
+    const TfheParameters & p = k.client.parameters;
+    const FourierLweBootstrapKey & bsk = k.server.bootstrap_key;
+    const size_t n = p.lwe_dimension.value, big_n = p.polynomial_size.value, kk = p.glwe_dimension.value;
+    RandomGenerator g = RandomGenerator::from_os();
+    ExternalProductScratch scratch(p.glwe_dimension, p.polynomial_size, p.pbs_level_count);
+    std::vector<uint64_t> lut(big_n), accumulator((kk + 1) * big_n);
+    std::vector<uint32_t> switched(n + 1);
+    LweCiphertext small(p.lwe_dimension), extracted(p.big_lwe_dimension());
+    Stats stats;
+    for (size_t r = 0; r < rotations; ++r) {
+        g.fill_uniform(lut);
+        const LweCiphertext input = encrypt_message(k.client, r % p.message_modulus(), p.message_modulus());
+        keyswitch_lwe_ciphertext(k.server.keyswitch_key, input, small);
+        modulus_switch_lwe_ciphertext(small, p.polynomial_size, p.modulus_switch, switched);
+        uint64_t phi = switched[n];
+        for (size_t i = 0; i < n; ++i) phi -= switched[i] * k.client.lwe_secret_key.data[i];
+        phi &= 2 * big_n - 1;
+        std::fill(accumulator.begin(), accumulator.end(), 0);
+        polynomial_monomial_mul(std::span<uint64_t>(accumulator.data() + kk * big_n, big_n), lut,
+                                (2 * big_n - switched[n]) % (2 * big_n));
+        blind_rotate_assign(accumulator, switched, bsk, scratch);
+        for (size_t c = 0; c < coefficients_per_rotation; ++c) {
+            const size_t h = c * (big_n / coefficients_per_rotation);
+            extract_lwe_sample_from_glwe_ciphertext(accumulator, p.glwe_dimension, p.polynomial_size, h, extracted);
+            const size_t t = (h + phi) % (2 * big_n);
+            const uint64_t expected = t < big_n ? lut[t] : 0 - lut[t - big_n];
+            stats.add(torus_to_double(decrypt_lwe_ciphertext(k.client.big_lwe_secret_key, extracted) - expected));
+        }
+    }
+    return stats.variance();
+}
+
+double measure_keyswitch_variance(Keys & k, size_t samples) {
+    const TfheParameters & p = k.client.parameters;
+    RandomGenerator g = RandomGenerator::from_os();
+    LweCiphertext small(p.lwe_dimension);
+    std::vector<uint32_t> scratch(p.lwe_dimension.value + 1);
+    Stats stats;
+    for (size_t s = 0; s < samples; ++s) {
+        const LweCiphertext input = encrypt_message(k.client, s % p.message_modulus(), p.message_modulus(), g);
+        keyswitch_lwe_ciphertext(k.server.keyswitch_key, input, small, scratch);
+        stats.add(torus_to_double(decrypt_lwe_ciphertext(k.client.lwe_secret_key, small) -
+                                  decrypt_lwe_ciphertext(k.client.big_lwe_secret_key, input)));
+    }
+    return stats.variance();
+}
+
+double measure_modulus_switch_variance(const TfheParameters & p, ModulusSwitchType type, size_t samples) {
+    RandomGenerator g = RandomGenerator::from_os();
+    const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
+    const size_t n = p.lwe_dimension.value, two_n = 2 * p.polynomial_size.value;
+    std::vector<uint32_t> switched(n + 1);
+    Stats stats;
+    for (size_t s = 0; s < samples; ++s) {
+        const LweCiphertext c = allocate_and_encrypt_new_lwe_ciphertext(key, g.next_u64(), p.lwe_noise, g);
+        modulus_switch_lwe_ciphertext(c, p.polynomial_size, type, switched);
+        uint64_t phi = switched[n];
+        for (size_t i = 0; i < n; ++i) phi -= switched[i] * key.data[i];
+        phi %= two_n;
+        const double switched_phase = static_cast<double>(phi) / static_cast<double>(two_n);
+        double e = switched_phase - torus_to_double(decrypt_lwe_ciphertext(key, c));
+        e -= std::round(e);
+        stats.add(e);
+    }
+    return stats.variance();
+}
+
+void expect_within(double measured, double model, double tolerance, const std::string & what) {
+    std::printf("  %-44s measured 2^%.3f  model 2^%.3f  ratio %.3f\n", what.c_str(), std::log2(measured),
+                std::log2(model), measured / model);
+    EXPECT_NEAR(measured / model, 1.0, tolerance) << what;
+}
+
+class TfheNoiseModel : public ::testing::TestWithParam<std::string> {};
+
+std::vector<std::string> production_names() {
+    std::vector<std::string> names;
+    for (const TfheParameters * p : production_parameter_sets()) names.push_back(p->name);
+    return names;
+}
+
+} // namespace
+
+TEST_P(TfheNoiseModel, EncryptionVariance) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    RandomGenerator g = RandomGenerator::from_os();
+    for (const auto & [key_dimension, noise, what] :
+         {std::tuple{p.lwe_dimension, p.lwe_noise, "small key"}, std::tuple{p.big_lwe_dimension(), p.glwe_noise, "big key"}}) {
+        const LweSecretKey key = generate_binary_lwe_secret_key(key_dimension, g);
+        Stats stats;
+        for (int s = 0; s < 20000; ++s) {
+            const uint64_t m = g.next_u64() % p.message_modulus();
+            const LweCiphertext c = allocate_and_encrypt_new_lwe_ciphertext(key, encode_message(m, p.message_modulus()), noise, g);
+            stats.add(torus_to_double(decrypt_lwe_ciphertext(key, c) - encode_message(m, p.message_modulus())));
+        }
+        // Variances below 2^-100 or so are a few integer units: compare in units of 2^-64.
+        expect_within(stats.variance(), noise.variance(), 0.1, p.name + " encryption, " + what);
+    }
+}
+
+TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    RandomGenerator g = RandomGenerator::from_os();
+    const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
+    const std::vector<int64_t> weights = {3, -2, 5, 1};
+    Stats stats;
+    for (int s = 0; s < 8000; ++s) {
+        std::vector<LweCiphertext> inputs;
+        for (size_t i = 0; i < weights.size(); ++i)
+            inputs.push_back(allocate_and_encrypt_new_lwe_ciphertext(key, 0, p.lwe_noise, g));
+        LweCiphertext out(p.lwe_dimension);
+        lwe_ciphertext_dot_product(out, std::span<const LweCiphertext>(inputs), weights);
+        stats.add(torus_to_double(decrypt_lwe_ciphertext(key, out)));
+    }
+    expect_within(stats.variance(), dot_product_variance(weights, p.lwe_noise.variance()), 0.1,
+                  p.name + " dot product (3, -2, 5, 1)");
+}
+
+TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    for (ModulusSwitchType type : {ModulusSwitchType::Standard, ModulusSwitchType::CenteredMeanNoiseReduction}) {
+        const double measured = measure_modulus_switch_variance(p, type, 4000);
+        expect_within(measured, modulus_switch_additive_variance(p.lwe_dimension, p.polynomial_size, type), 0.25,
+                      p.name + (type == ModulusSwitchType::Standard ? " modulus switch" : " centred modulus switch"));
+    }
+}
+
+TEST_P(TfheNoiseModel, KeyswitchAndBootstrapVariance) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    Keys & k = keys(p.name);
+    const size_t ks_samples = p.big_lwe_dimension().value >= 8192 ? 1500 : 3000;
+    const double ks = measure_keyswitch_variance(k, ks_samples);
+    const NoiseBudget budget = bootstrap_noise_budget(p);
+    expect_within(ks, budget.keyswitch, 0.25, p.name + " key switch");
+    // The rounding part of the noise is concentrated on a few low frequencies (the key's mean
+    // 1/2 (1 + X + ... + X^(N-1)) has a spike there), so coefficients of one bootstrap are
+    // strongly correlated: many bootstraps, not many coefficients, make the estimate precise.
+    const size_t rotations = p.polynomial_size.value >= 8192 ? 16 : 32;
+    const double pbs = measure_pbs_variance(k, rotations, 256);
+    expect_within(pbs, budget.pbs_output, 0.25, p.name + " bootstrap output");
+    // Failure probability at the noise limit from the measured variances.
+    const double measured_total = p.max_norm2 * p.max_norm2 * pbs + ks + budget.modulus_switch;
+    const double measured_log2 = log2_failure_probability(measured_total, p.message_modulus());
+    std::printf("  %-44s log2 p_fail: measured %.1f  model %.1f  source %.1f\n", (p.name + " at 2-norm " +
+                std::to_string(p.max_norm2)).c_str(), measured_log2, budget.log2_p_fail, p.source_log2_p_fail);
+    const double promised = p.name.find("2M64") != std::string::npos ? -64.0 : -128.0;
+    EXPECT_LE(measured_log2, promised + 4.0) << p.name;
+}
+
+// The FFT error of one external-product column, sum over (k + 1) l rows of digit polynomial x
+// torus polynomial, against exact integer arithmetic, for every FFT kernel of this CPU.
+TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    const size_t k = p.glwe_dimension.value, n = p.polynomial_size.value, levels = p.pbs_level_count.value;
+    const size_t rows = (k + 1) * levels;
+    std::mt19937_64 rng(11);
+    const int64_t half = int64_t{1} << (p.pbs_base_log.value - 1);
+    std::uniform_int_distribution<int64_t> digit(-half, half - 1);
+    for (FftKernel kernel : {FftKernel::Scalar, FftKernel::Avx2, FftKernel::Avx512}) {
+        if (!NegacyclicFft::kernel_available(kernel)) continue;
+        const NegacyclicFft fft(n, kernel);
+        Stats stats;
+        const size_t trials = std::max<size_t>(1, 8192 / n);
+        for (size_t t = 0; t < trials; ++t) {
+            aligned_vector<double> acc(n, 0.0), a(n), b(n);
+            std::vector<uint64_t> exact(n, 0), out(n, 0);
+            for (size_t r = 0; r < rows; ++r) {
+                std::vector<int64_t> d(n);
+                std::vector<uint64_t> row(n);
+                for (auto & x : d) x = digit(rng);
+                for (auto & x : row) x = rng();
+                fft.forward_integer(d, a);
+                fft.forward_torus(row, b);
+                NegacyclicFft::multiply_add(acc, a, b, kernel);
+                for (size_t i = 0; i < n; ++i) {
+                    if (d[i] == 0) continue;
+                    const uint64_t di = static_cast<uint64_t>(d[i]);
+                    for (size_t j = 0; j < n; ++j) {
+                        if (i + j < n) exact[i + j] += di * row[j];
+                        else exact[i + j - n] -= di * row[j];
+                    }
+                }
+            }
+            fft.backward_add(acc, out);
+            for (size_t i = 0; i < n; ++i) stats.add(torus_to_double(out[i] - exact[i]));
+        }
+        expect_within(stats.variance() + stats.mean() * stats.mean(),
+                      fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count),
+                      0.25, p.name + " FFT error (" + fft.instance_kernel_name() + ")");
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sets, TfheNoiseModel, ::testing::ValuesIn(production_names()),
+                         [](const ::testing::TestParamInfo<std::string> & info) { return info.param; });

@@ -1,0 +1,378 @@
+// Programmable bootstrapping end to end (KS-PBS order): every lookup-table kind on every input
+// value, other output moduli, lower input precisions, many-LUT, chains of 20 bootstraps,
+// bootstraps at the noise limit of the parameter set (linear combinations of bootstrap outputs
+// with the set's largest 2-norm), batched against sequential evaluation.
+//
+// Compiled twice: test-tfhe-pbs runs the checks on the INSECURE_TEST_ sets (fast, part of
+// every run); test-tfhe-pbs-production (FHEGPT_TFHE_PRODUCTION) runs them on every production
+// set with enough repetitions for more than 20,000 bootstraps in total, zero failures allowed
+// (CTest label `slow`). Keys are generated once per parameter set.
+#include "tfhe/tfhe.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace fhegpt::tfhe;
+
+namespace {
+
+struct Harness {
+    const TfheParameters & params;
+    ClientKey client;
+    ServerKey server;
+    BootstrapWorkspace workspace;
+    std::mt19937_64 rng;
+    size_t pbs = 0;
+    size_t failures = 0;
+
+    explicit Harness(const TfheParameters & p)
+        : params(p), client(generate_client_key(p)), server(generate_server_key(client)),
+          workspace(allocate_bootstrap_workspace(server)), rng(std::random_device{}()) {}
+
+    uint64_t p() const { return params.message_modulus(); }
+
+    // One batch of KS + PBS; luts: one per input (or one for all).
+    std::vector<LweCiphertext> bootstrap(const std::vector<LweCiphertext> & inputs,
+                                         const std::vector<const LookupTable *> & luts) {
+        const size_t functions = luts[0]->function_count;
+        std::vector<LweCiphertext> outputs(inputs.size() * functions, allocate_lwe_ciphertext(server));
+        batch_keyswitch_bootstrap(server, inputs, outputs, luts, workspace);
+        pbs += inputs.size();
+        return outputs;
+    }
+
+    void expect_message(const LweCiphertext & c, uint64_t expected, uint64_t modulus, const std::string & what) {
+        const uint64_t got = decrypt_message(client, c, modulus);
+        if (got != expected) {
+            ++failures;
+            ADD_FAILURE() << params.name << ": " << what << ": got " << got << ", expected " << expected;
+        }
+    }
+};
+
+Harness & harness(const std::string & name) {
+    static std::map<std::string, std::unique_ptr<Harness>> cache;
+    auto & h = cache[name];
+    if (!h) h = std::make_unique<Harness>(parameters_by_name(name));
+    return *h;
+}
+
+// Signed reading of a message in Z_p: [p/2, p) are the negatives.
+int64_t to_signed(uint64_t m, uint64_t p) { return m < p / 2 ? static_cast<int64_t>(m) : static_cast<int64_t>(m) - static_cast<int64_t>(p); }
+
+// Identity, negation, square, ReLU and a random table on every input, `reps` times each.
+void check_lookup_tables(Harness & h, size_t reps) {
+    const uint64_t p = h.p();
+    std::vector<uint64_t> random_table(p);
+    for (auto & t : random_table) t = h.rng() % p;
+    const std::vector<std::pair<std::string, MessageFunction>> functions = {
+        {"identity", [](uint64_t m) { return m; }},
+        {"negation", [p](uint64_t m) { return (p - m) % p; }},
+        {"square", [p](uint64_t m) { return (m * m) % p; }},
+        {"relu", [p](uint64_t m) { return to_signed(m, p) > 0 ? m : 0; }},
+        {"random", [&](uint64_t m) { return random_table[m]; }},
+    };
+    std::vector<LookupTable> tables;
+    for (const auto & [name, f] : functions) tables.push_back(generate_lookup_table(h.server, p, p, f));
+    std::vector<LweCiphertext> inputs;
+    std::vector<const LookupTable *> luts;
+    std::vector<std::pair<size_t, uint64_t>> expected; // (function, message)
+    for (size_t r = 0; r < reps; ++r)
+        for (size_t f = 0; f < functions.size(); ++f)
+            for (uint64_t m = 0; m < p; ++m) {
+                inputs.push_back(encrypt_message(h.client, m, p));
+                luts.push_back(&tables[f]);
+                expected.emplace_back(f, m);
+            }
+    const std::vector<LweCiphertext> out = h.bootstrap(inputs, luts);
+    for (size_t i = 0; i < out.size(); ++i) {
+        const auto [f, m] = expected[i];
+        h.expect_message(out[i], functions[f].second(m) % p, p, functions[f].first + "(" + std::to_string(m) + ")");
+    }
+}
+
+// The largest output modulus (<= 256) that the output noise of a bootstrap with these
+// parameters decodes with a failure probability below 2^-80.
+uint64_t largest_output_modulus(const TfheParameters & params) {
+    uint64_t q = 256;
+    while (q > 2 && log2_failure_probability(programmable_bootstrap_variance(params), q / 2) > -80) q /= 2;
+    return q;
+}
+
+// Output moduli other than the input's, and inputs of lower precision than the set's;
+// `samples` inputs per pair of moduli (every input once if the modulus is smaller).
+void check_moduli(Harness & h, size_t samples) {
+    const uint64_t p = h.p();
+    const uint64_t wide = largest_output_modulus(h.params);
+    std::vector<std::pair<uint64_t, uint64_t>> moduli = {{p, 2 * p}, {p, wide}};
+    if (p >= 4) moduli.push_back({p, p / 2});
+    if (p >= 4) moduli.push_back({p / 2, p / 2});
+    if (p >= 8) moduli.push_back({p / 4, 2 * p});
+    for (auto [in_mod, out_mod] : moduli) {
+        ASSERT_LE(log2_failure_probability(programmable_bootstrap_variance(h.params), out_mod / 2), -40)
+            << h.params.name << " cannot decode outputs modulo " << out_mod;
+        const auto f = [out_mod](uint64_t m) { return (3 * m + 1) % out_mod; };
+        const LookupTable lut = generate_lookup_table(h.server, in_mod, out_mod, f);
+        std::vector<LweCiphertext> inputs;
+        std::vector<uint64_t> messages;
+        for (size_t s = 0; s < std::max<size_t>(samples, in_mod); ++s) {
+            const uint64_t m = s < in_mod ? s : h.rng() % in_mod;
+            inputs.push_back(encrypt_message(h.client, m, in_mod));
+            messages.push_back(m);
+        }
+        const std::vector<LweCiphertext> out = h.bootstrap(inputs, {&lut});
+        for (size_t i = 0; i < out.size(); ++i)
+            h.expect_message(out[i], f(messages[i]), out_mod,
+                             "Z_" + std::to_string(in_mod) + " -> Z_" + std::to_string(out_mod));
+    }
+}
+
+// Several functions of one input from one blind rotation, at every allowed function count.
+void check_many_lut(Harness & h, size_t reps) {
+    const uint64_t p = h.p();
+    for (uint64_t in_mod = p / 2; in_mod >= 2; in_mod /= 2) {
+        const size_t count = max_many_lut_function_count(h.params, in_mod);
+        ASSERT_EQ(count, p / in_mod);
+        std::vector<std::vector<uint64_t>> tables(count, std::vector<uint64_t>(in_mod));
+        std::vector<MessageFunction> functions;
+        for (size_t j = 0; j < count; ++j) {
+            for (auto & t : tables[j]) t = h.rng() % p;
+            functions.push_back([&tables, j](uint64_t m) { return tables[j][m]; });
+        }
+        const LookupTable lut = generate_many_lookup_table(h.params, in_mod, p, functions);
+        std::vector<LweCiphertext> inputs;
+        std::vector<uint64_t> messages;
+        for (size_t r = 0; r < reps; ++r)
+            for (uint64_t m = 0; m < in_mod; ++m) {
+                inputs.push_back(encrypt_message(h.client, m, in_mod));
+                messages.push_back(m);
+            }
+        const std::vector<LweCiphertext> out = h.bootstrap(inputs, {&lut});
+        ASSERT_EQ(out.size(), inputs.size() * count);
+        for (size_t i = 0; i < inputs.size(); ++i)
+            for (size_t j = 0; j < count; ++j)
+                h.expect_message(out[i * count + j], tables[j][messages[i]], p,
+                                 "many-LUT " + std::to_string(count) + " x Z_" + std::to_string(in_mod) + " f" +
+                                     std::to_string(j) + "(" + std::to_string(messages[i]) + ")");
+    }
+}
+
+// Chains of 20 bootstraps m -> m + 1: every step decrypts right and the noise does not grow.
+void check_chains(Harness & h, size_t chains) {
+    const uint64_t p = h.p();
+    const LookupTable lut = generate_lookup_table(h.server, p, p, [p](uint64_t m) { return (m + 1) % p; });
+    std::vector<LweCiphertext> current;
+    std::vector<uint64_t> messages;
+    for (size_t c = 0; c < chains; ++c) {
+        messages.push_back(h.rng() % p);
+        current.push_back(encrypt_message(h.client, messages.back(), p));
+    }
+    const double sigma = std::sqrt(programmable_bootstrap_variance(h.params));
+    double first_rms = 0, last_rms = 0;
+    for (int step = 1; step <= 20; ++step) {
+        current = h.bootstrap(current, {&lut});
+        double sum2 = 0;
+        for (size_t c = 0; c < chains; ++c) {
+            messages[c] = (messages[c] + 1) % p;
+            h.expect_message(current[c], messages[c], p, "chain step " + std::to_string(step));
+            const double e = torus_to_double(decrypt_phase(h.client, current[c]) - encode_message(messages[c], p));
+            sum2 += e * e;
+        }
+        const double rms = std::sqrt(sum2 / chains);
+        if (step == 1) first_rms = rms;
+        if (step == 20) last_rms = rms;
+    }
+    // Bootstrap outputs have a fixed noise: no drift along the chain.
+    EXPECT_LT(first_rms, 3 * sigma) << h.params.name;
+    EXPECT_LT(last_rms, 3 * sigma) << h.params.name;
+}
+
+// Inputs at the noise limit: combinations of bootstrap outputs with 2-norm = max_norm2, then
+// a random plaintext shift (no noise) brings the message back into Z_p.
+void check_noise_limit(Harness & h, size_t count) {
+    const uint64_t p = h.p();
+    const int64_t nu = h.params.max_norm2;
+    const LookupTable identity = generate_lookup_table(h.server, p, p, [](uint64_t m) { return m; });
+    // Weight vectors of 2-norm nu: (nu) and a split (a, b) with a^2 + b^2 <= nu^2, largest.
+    std::vector<std::vector<int64_t>> weight_sets = {{nu}};
+    {
+        int64_t best_a = 0, best_b = 0;
+        for (int64_t a = 1; a < nu; ++a) {
+            const int64_t b = static_cast<int64_t>(std::floor(std::sqrt(static_cast<double>(nu * nu - a * a))));
+            if (b >= 1 && a * a + b * b > best_a * best_a + best_b * best_b) best_a = a, best_b = b;
+        }
+        if (best_a > 0) weight_sets.push_back({best_a, -best_b});
+    }
+    // Fresh bootstrap outputs as the operands.
+    std::vector<LweCiphertext> fresh;
+    std::vector<uint64_t> fresh_messages;
+    for (size_t i = 0; i < 2 * count; ++i) {
+        fresh_messages.push_back(h.rng() % p);
+        fresh.push_back(encrypt_message(h.client, fresh_messages.back(), p));
+    }
+    const std::vector<LweCiphertext> operands = h.bootstrap(fresh, {&identity});
+    std::vector<uint64_t> table(p);
+    for (auto & t : table) t = h.rng() % p;
+    const LookupTable lut = generate_lookup_table_from_table(h.params.polynomial_size, p, p, table);
+    for (const std::vector<int64_t> & weights : weight_sets) {
+        std::vector<LweCiphertext> inputs;
+        std::vector<uint64_t> targets;
+        for (size_t i = 0; i < count; ++i) {
+            LweCiphertext sum = allocate_lwe_ciphertext(h.server);
+            int64_t total = 0;
+            for (size_t w = 0; w < weights.size(); ++w) {
+                const size_t idx = (2 * i + w) % operands.size();
+                lwe_ciphertext_cleartext_mul_add_assign(sum, operands[idx], weights[w]);
+                total += weights[w] * static_cast<int64_t>(fresh_messages[idx]);
+            }
+            const uint64_t target = h.rng() % p;
+            // total + (target - total) = target mod 2p: the padding bit stays clear.
+            lwe_ciphertext_plaintext_add_assign(sum, encode_message(static_cast<uint64_t>(static_cast<int64_t>(target) - total), p));
+            inputs.push_back(std::move(sum));
+            targets.push_back(target);
+        }
+        const std::vector<LweCiphertext> out = h.bootstrap(inputs, {&lut});
+        for (size_t i = 0; i < out.size(); ++i)
+            h.expect_message(out[i], table[targets[i]], p, "noise-limit input " + std::to_string(targets[i]));
+    }
+}
+
+// The batch (groups, threads) gives bit for bit the results of one-by-one bootstraps.
+void check_batch_equals_sequential(Harness & h, size_t count) {
+    const uint64_t p = h.p();
+    std::vector<uint64_t> table(p);
+    for (auto & t : table) t = h.rng() % p;
+    const LookupTable lut = generate_lookup_table_from_table(h.params.polynomial_size, p, p, table);
+    std::vector<LweCiphertext> inputs;
+    std::vector<uint64_t> messages;
+    for (size_t i = 0; i < count; ++i) {
+        messages.push_back(h.rng() % p);
+        inputs.push_back(encrypt_message(h.client, messages.back(), p));
+    }
+    const std::vector<LweCiphertext> batched = h.bootstrap(inputs, {&lut});
+    BootstrapWorkspace single = allocate_bootstrap_workspace(h.server.bootstrap_key, 1, 1);
+    for (size_t i = 0; i < count; ++i) {
+        LweCiphertext out = allocate_lwe_ciphertext(h.server);
+        keyswitch_bootstrap(h.server, inputs[i], out, lut, single);
+        ++h.pbs;
+        EXPECT_EQ(out, batched[i]) << h.params.name << " input " << i;
+        h.expect_message(out, table[messages[i]], p, "sequential");
+    }
+    // Another group size on a one-thread pool.
+    fhegpt::ThreadPool one(1);
+    BootstrapWorkspace other = allocate_bootstrap_workspace(h.server.bootstrap_key, 1, 3);
+    std::vector<LweCiphertext> outputs(count, allocate_lwe_ciphertext(h.server));
+    const LookupTable * luts[1] = {&lut};
+    batch_keyswitch_bootstrap(h.server, inputs, outputs, luts, other, one);
+    h.pbs += count;
+    for (size_t i = 0; i < count; ++i) EXPECT_EQ(outputs[i], batched[i]) << h.params.name << " input " << i;
+}
+
+struct Scale {
+    size_t lut_reps, moduli_reps, many_reps, chains, noise_limit, batch;
+};
+
+[[maybe_unused]] void run_all(const std::string & name, const Scale & s) {
+    Harness & h = harness(name);
+    const size_t before = h.pbs;
+    check_lookup_tables(h, s.lut_reps);
+    check_moduli(h, s.moduli_reps);
+    if (h.p() >= 4) check_many_lut(h, s.many_reps);
+    check_chains(h, s.chains);
+    check_noise_limit(h, s.noise_limit);
+    check_batch_equals_sequential(h, s.batch);
+    std::printf("%s: %zu bootstraps, %zu failures (noise model log2 p_fail %.1f)\n", name.c_str(), h.pbs - before,
+                h.failures, bootstrap_noise_budget(h.params).log2_p_fail);
+    EXPECT_EQ(h.failures, 0u);
+}
+
+} // namespace
+
+#ifndef FHEGPT_TFHE_PRODUCTION
+
+class TfhePbsInsecure : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TfhePbsInsecure, LookupTablesOnEveryInput) { check_lookup_tables(harness(GetParam()), 4); }
+TEST_P(TfhePbsInsecure, OutputAndInputModuli) { check_moduli(harness(GetParam()), 64); }
+TEST_P(TfhePbsInsecure, ManyLut) { check_many_lut(harness(GetParam()), 4); }
+TEST_P(TfhePbsInsecure, ChainOf20Bootstraps) { check_chains(harness(GetParam()), 16); }
+TEST_P(TfhePbsInsecure, NoiseLimit) { check_noise_limit(harness(GetParam()), 64); }
+TEST_P(TfhePbsInsecure, BatchEqualsSequential) { check_batch_equals_sequential(harness(GetParam()), 13); }
+
+INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsInsecure,
+                         ::testing::Values("INSECURE_TEST_2BIT", "INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_K2_L2"));
+
+TEST(TfhePbs, SingleCallsAndManyLutEntryPoints) {
+    Harness & h = harness("INSECURE_TEST_4BIT");
+    const uint64_t p = h.p();
+    ProgrammableBootstrapScratch scratch(h.server.bootstrap_key);
+    LweCiphertext small(h.params.lwe_dimension);
+    const LookupTable lut = generate_lookup_table(h.server, p, p, [p](uint64_t m) { return (5 * m + 3) % p; });
+    std::vector<MessageFunction> fs = {[](uint64_t m) { return m; }, [](uint64_t m) { return m * m; }};
+    const LookupTable many = generate_many_lookup_table(h.params.polynomial_size, p / 2, p, fs);
+    for (uint64_t m = 0; m < p; ++m) {
+        keyswitch_lwe_ciphertext(h.server.keyswitch_key, encrypt_message(h.client, m, p), small);
+        LweCiphertext out = allocate_lwe_ciphertext(h.server);
+        programmable_bootstrap_lwe_ciphertext(small, out, lut, h.server.bootstrap_key, h.params.modulus_switch, scratch);
+        EXPECT_EQ(decrypt_message(h.client, out, p), (5 * m + 3) % p);
+        if (m >= p / 2) continue;
+        keyswitch_lwe_ciphertext(h.server.keyswitch_key, encrypt_message(h.client, m, p / 2), small);
+        std::vector<LweCiphertext> outs(2, allocate_lwe_ciphertext(h.server));
+        programmable_bootstrap_lwe_ciphertext_many_lut(small, outs, many, h.server.bootstrap_key,
+                                                       h.params.modulus_switch, scratch);
+        EXPECT_EQ(decrypt_message(h.client, outs[0], p), m);
+        EXPECT_EQ(decrypt_message(h.client, outs[1], p), m * m % p);
+    }
+    // Raw torus table: outputs are the table values themselves (plus noise).
+    const LookupTable torus = generate_torus_lookup_table(h.params.polynomial_size, p, [](uint64_t m) {
+        return torus_from_double(0.01 * static_cast<double>(m));
+    });
+    for (uint64_t m = 0; m < p; ++m) {
+        LweCiphertext out = allocate_lwe_ciphertext(h.server);
+        keyswitch_bootstrap(h.server, encrypt_message(h.client, m, p), out, torus, h.workspace);
+        EXPECT_NEAR(torus_to_double(decrypt_phase(h.client, out)), 0.01 * static_cast<double>(m), 1e-4);
+    }
+}
+
+#else
+
+class TfhePbsProduction : public ::testing::TestWithParam<std::string> {};
+
+// Repetitions per set: about 22,300 bootstraps in all (3,000-3,800 on each set with N <= 2048,
+// 780-920 on the others), most of them on the cheaper sets.
+// Fields: lut_reps (x 5 tables x p inputs), moduli samples per pair, many-LUT reps, chains
+// (x 20), noise-limit inputs per weight vector, batch-vs-sequential inputs (x 3).
+Scale scale_for(const TfheParameters & p) {
+    const bool cheap = p.polynomial_size.value <= 2048;
+    if (!cheap) return p.message_bits >= 6 ? Scale{1, 16, 1, 4, 16, 4} : Scale{2, 32, 2, 8, 48, 8};
+    const bool fast64 = p.name.find("2M64") != std::string::npos;
+    switch (p.message_bits) {
+    case 1: return {100, 300, 0, 24, 300, 24};
+    case 2: return fast64 ? Scale{40, 200, 40, 16, 200, 16} : Scale{50, 250, 50, 24, 250, 24};
+    case 3: return {20, 250, 30, 24, 250, 24};
+    default: return fast64 ? Scale{10, 150, 10, 16, 200, 16} : Scale{12, 200, 12, 24, 250, 24};
+    }
+}
+
+TEST_P(TfhePbsProduction, AllChecks) {
+    const std::string name = GetParam();
+    run_all(name, scale_for(parameters_by_name(name)));
+}
+
+std::vector<std::string> production_names() {
+    std::vector<std::string> names;
+    for (const TfheParameters * p : production_parameter_sets()) names.push_back(p->name);
+    return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsProduction, ::testing::ValuesIn(production_names()),
+                         [](const ::testing::TestParamInfo<std::string> & info) { return info.param; });
+
+#endif
