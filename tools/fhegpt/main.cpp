@@ -15,6 +15,9 @@ int main(int argc, char ** argv) {
     fhegpt::cli::add_tokenize_command(app);
     fhegpt::cli::add_perplexity_command(app);
     fhegpt::cli::add_bench_command(app);
+    fhegpt::cli::add_eval_command(app);
+    fhegpt::cli::add_compile_command(app);
+    fhegpt::cli::add_run_encrypted_command(app);
 
     try {
         app.parse(argc, argv);

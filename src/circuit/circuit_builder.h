@@ -1,0 +1,52 @@
+// Building blocks of circuits on top of Circuit: tables shared by content, and exact removal
+// of low bits (the rounding step before every narrow lookup).
+//
+// Exact low-bit removal. A bootstrap reads only the top bits of its input, and near a box
+// edge the modulus-switch noise decides between two neighbours, so reading the top of a wide
+// value directly ("approximate rounding") could never match a clear simulation. Instead the
+// low bits go first, in chunks of up to `read_bits` bits, from the least significant:
+//   t = u * 2^m (bit a + c lands on the padding bit, bits below a are already cleared)
+//   sign bootstrap: a constant table gives -+2^62 by the padding bit; t - sign - 2^62
+//     clears it (reads 1 bit: the half-box margin is 2^(62 - c), as wide as a c-bit read)
+//   read bootstrap: the c bits of the chunk, written straight at the scale of every later
+//     user (each later chunk's t and the final subtraction), because a bootstrap output
+//     cannot be scaled up afterwards without scaling its noise.
+// Cost for `shift` bits in K chunks: K sign + K (K + 1) / 2 read bootstraps.
+#pragma once
+
+#include "circuit/circuit.h"
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fhegpt::circuit {
+
+class CircuitBuilder {
+public:
+    explicit CircuitBuilder(int read_bits) : read_bits_(read_bits) {}
+
+    Circuit & circuit() { return circuit_; }
+    Circuit take() { return std::move(circuit_); }
+    int read_bits() const { return read_bits_; }
+
+    // A table, reused when an identical one exists.
+    int32_t table(int bits, std::vector<uint64_t> outputs, const std::string & kind);
+    ValueId lookup(ValueId input, int32_t table) { return circuit_.add_lookup(input, table); }
+    ValueId linear(std::span<const LinearTerm> terms, uint64_t constant = 0) {
+        return circuit_.add_linear(terms, constant);
+    }
+
+    // u: a value on the grid of 2^width messages (u * 2^(63 - width)). Returns u minus its low
+    // `shift` bits, i.e. (u >> shift) on the grid of 2^(width - shift) messages. shift == 0
+    // returns u. `kind` names the bootstraps for counting.
+    ValueId remove_low_bits(ValueId u, int width, int shift, const std::string & kind);
+
+private:
+    int read_bits_;
+    Circuit circuit_;
+    std::map<std::pair<int, std::vector<uint64_t>>, int32_t> tables_;
+};
+
+} // namespace fhegpt::circuit

@@ -1,0 +1,153 @@
+#include "circuit/encrypted_executor.h"
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace fhegpt::circuit {
+
+std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
+                                               std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
+                                               const ProgressCallback & progress, ExecutionStats * stats) {
+    const auto start = std::chrono::steady_clock::now();
+    const tfhe::TfheParameters & params = key.parameters;
+    if (inputs.size() != circuit.inputs().size())
+        fail("run_encrypted: {} ciphertexts for {} circuit inputs", inputs.size(), circuit.inputs().size());
+    const size_t dimension = inputs.empty() ? 0 : inputs[0].data.size();
+    for (const auto & ct : inputs)
+        if (ct.data.size() != dimension || dimension != params.big_lwe_dimension().value + 1)
+            fail("run_encrypted: an input ciphertext has dimension {}, the key expects {}", ct.data.size() - 1,
+                 params.big_lwe_dimension().value);
+
+    // Tables as bootstrap accumulators.
+    std::vector<tfhe::LookupTable> luts;
+    luts.reserve(circuit.tables().size());
+    for (const Table & t : circuit.tables()) {
+        if (t.bits > static_cast<int>(params.message_bits))
+            fail("run_encrypted: a {}-bit lookup needs a parameter set of at least {} message bits, {} has {}", t.bits,
+                 t.bits, params.name, params.message_bits);
+        luts.push_back(tfhe::generate_torus_lookup_table(params.polynomial_size, uint64_t{1} << t.bits,
+                                                         [&](uint64_t j) { return t.outputs[j]; }));
+    }
+
+    const auto & nodes = circuit.nodes();
+    const std::vector<int32_t> depth = circuit.depths();
+    const int32_t max_depth = nodes.empty() ? 0 : *std::max_element(depth.begin(), depth.end());
+    // Last depth at which each value is read, to release it afterwards.
+    std::vector<int32_t> last_use(nodes.size(), -1);
+    for (size_t id = 0; id < nodes.size(); ++id) {
+        const Node & n = nodes[id];
+        if (n.kind == NodeKind::lookup) last_use[n.input] = std::max(last_use[n.input], depth[id]);
+        if (n.kind == NodeKind::linear)
+            for (const LinearTerm & t : circuit.terms_of(n)) last_use[t.value] = std::max(last_use[t.value], depth[id]);
+    }
+    for (const Port & port : circuit.outputs()) last_use[port.value] = max_depth + 1;
+
+    std::vector<std::vector<size_t>> lookups_at(size_t(max_depth) + 1), linears_at(size_t(max_depth) + 1);
+    int64_t total = 0;
+    for (size_t id = 0; id < nodes.size(); ++id) {
+        if (nodes[id].kind == NodeKind::lookup) {
+            lookups_at[depth[id]].push_back(id);
+            ++total;
+        } else if (nodes[id].kind == NodeKind::linear) {
+            linears_at[depth[id]].push_back(id);
+        }
+    }
+
+    std::vector<tfhe::LweCiphertext> value(nodes.size());
+    for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = inputs[i];
+    tfhe::BootstrapWorkspace workspace = tfhe::allocate_bootstrap_workspace(key, pool);
+    int64_t done = 0;
+    std::vector<const tfhe::LweCiphertext *> in_ptrs;
+    std::vector<tfhe::LweCiphertext *> out_ptrs;
+    std::vector<const tfhe::LookupTable *> lut_ptrs;
+    std::vector<const tfhe::LweCiphertext *> term_ptrs;
+    std::vector<int64_t> term_weights;
+    for (int32_t level = 0; level <= max_depth; ++level) {
+        const auto & lookups = lookups_at[level];
+        if (!lookups.empty()) {
+            in_ptrs.clear();
+            out_ptrs.clear();
+            lut_ptrs.clear();
+            for (size_t id : lookups) {
+                value[id] = tfhe::allocate_lwe_ciphertext(key);
+                in_ptrs.push_back(&value[nodes[id].input]);
+                out_ptrs.push_back(&value[id]);
+                lut_ptrs.push_back(&luts[nodes[id].table]);
+            }
+            tfhe::batch_keyswitch_bootstrap(key, in_ptrs, out_ptrs, lut_ptrs, workspace, pool);
+            done += int64_t(lookups.size());
+            if (progress) progress(done, total);
+        }
+        const auto & linears = linears_at[level];
+        // Linear nodes of one depth may read each other, always earlier ones: run them in order,
+        // each one's dot product split over the pool.
+        for (size_t id : linears) {
+            const Node & n = nodes[id];
+            term_ptrs.clear();
+            term_weights.clear();
+            for (const LinearTerm & t : circuit.terms_of(n)) {
+                term_ptrs.push_back(&value[t.value]);
+                term_weights.push_back(t.weight);
+            }
+            tfhe::LweCiphertext out = tfhe::allocate_lwe_ciphertext(key);
+            if (!term_ptrs.empty()) {
+                const size_t size = out.data.size();
+                const size_t parts = std::min<size_t>(pool.size(), term_ptrs.size() > 64 ? pool.size() : 1);
+                pool.parallel_for(parts, [&](size_t begin, size_t end, size_t) {
+                    for (size_t part = begin; part < end; ++part) {
+                        const size_t lo = size * part / parts, hi = size * (part + 1) / parts;
+                        for (size_t e = lo; e < hi; ++e) {
+                            uint64_t acc = 0;
+                            for (size_t t = 0; t < term_ptrs.size(); ++t)
+                                acc += static_cast<uint64_t>(term_weights[t]) * term_ptrs[t]->data[e];
+                            out.data[e] = acc;
+                        }
+                    }
+                });
+            }
+            out.data.back() += n.constant;
+            value[id] = std::move(out);
+        }
+        for (size_t id = 0; id < nodes.size(); ++id)
+            if (last_use[id] == level && !value[id].data.empty()) value[id] = tfhe::LweCiphertext{};
+    }
+
+    std::vector<tfhe::LweCiphertext> outputs;
+    outputs.reserve(circuit.outputs().size());
+    for (const Port & port : circuit.outputs()) outputs.push_back(value[port.value]);
+    if (stats) {
+        stats->bootstraps = total;
+        stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    return outputs;
+}
+
+std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                                std::span<const int64_t> inputs) {
+    if (inputs.size() != circuit.inputs().size())
+        fail("encrypt_inputs: {} values for {} circuit inputs", inputs.size(), circuit.inputs().size());
+    tfhe::RandomGenerator secret = tfhe::RandomGenerator::from_os();
+    std::vector<tfhe::LweCiphertext> out;
+    out.reserve(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i)
+        out.push_back(tfhe::allocate_and_encrypt_new_lwe_ciphertext(
+            key.big_lwe_secret_key, encode_integer(inputs[i], circuit.inputs()[i].delta_log2),
+            key.parameters.glwe_noise, secret));
+    return out;
+}
+
+std::vector<int64_t> decrypt_outputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                     std::span<const tfhe::LweCiphertext> outputs) {
+    if (outputs.size() != circuit.outputs().size())
+        fail("decrypt_outputs: {} ciphertexts for {} circuit outputs", outputs.size(), circuit.outputs().size());
+    std::vector<int64_t> out;
+    out.reserve(outputs.size());
+    for (size_t i = 0; i < outputs.size(); ++i)
+        out.push_back(decode_integer(tfhe::decrypt_phase(key, outputs[i]), circuit.outputs()[i].delta_log2));
+    return out;
+}
+
+} // namespace fhegpt::circuit

@@ -1,0 +1,40 @@
+// Runs a circuit on LWE ciphertexts with the TFHE engine (server side: evaluation keys only).
+//
+// Nodes are grouped by bootstrap depth; each depth's lookups run as one batch over all cores,
+// then the linear nodes of that depth follow in order. Ciphertexts are released after their
+// last use, so memory follows the widest depth rather than the whole circuit.
+#pragma once
+
+#include "circuit/circuit.h"
+#include "tfhe/tfhe.h"
+
+#include <functional>
+#include <span>
+#include <vector>
+
+namespace fhegpt {
+class ThreadPool;
+}
+
+namespace fhegpt::circuit {
+
+struct ExecutionStats {
+    int64_t bootstraps = 0;
+    double seconds = 0;
+};
+
+// Called after each batch: bootstraps done so far, total.
+using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
+
+// Fails when a lookup needs more message bits than the key's parameter set reads.
+std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
+                                               std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
+                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr);
+
+// Client side: encrypts integer inputs at their ports, decrypts and decodes outputs.
+std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                                std::span<const int64_t> inputs);
+std::vector<int64_t> decrypt_outputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                     std::span<const tfhe::LweCiphertext> outputs);
+
+} // namespace fhegpt::circuit

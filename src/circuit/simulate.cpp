@@ -1,0 +1,48 @@
+#include "circuit/simulate.h"
+
+#include "common/error.h"
+
+namespace fhegpt::circuit {
+
+uint64_t read_table(const Table & table, uint64_t j) {
+    const uint64_t p = uint64_t{1} << table.bits;
+    return j < p ? table.outputs[j] : uint64_t{0} - table.outputs[j - p];
+}
+
+std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<const uint64_t> inputs) {
+    if (inputs.size() != circuit.inputs().size())
+        fail("simulate: {} inputs for a circuit of {}", inputs.size(), circuit.inputs().size());
+    std::vector<uint64_t> value(circuit.size(), 0);
+    for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = inputs[i];
+    const auto & nodes = circuit.nodes();
+    for (size_t id = 0; id < nodes.size(); ++id) {
+        const Node & n = nodes[id];
+        if (n.kind == NodeKind::linear) {
+            uint64_t acc = n.constant;
+            for (const LinearTerm & t : circuit.terms_of(n)) acc += static_cast<uint64_t>(t.weight) * value[t.value];
+            value[id] = acc;
+        } else if (n.kind == NodeKind::lookup) {
+            const Table & table = circuit.tables()[n.table];
+            const int grid_log2 = 63 - table.bits;
+            const uint64_t x = value[n.input];
+            if (x & ((uint64_t{1} << grid_log2) - 1))
+                fail("simulate: lookup {} reads a value that is off its {}-bit grid (circuit construction error)", id,
+                     table.bits);
+            value[id] = read_table(table, x >> grid_log2);
+        }
+    }
+    return value;
+}
+
+std::vector<int64_t> simulate(const Circuit & circuit, std::span<const int64_t> inputs) {
+    std::vector<uint64_t> encoded(inputs.size());
+    for (size_t i = 0; i < inputs.size() && i < circuit.inputs().size(); ++i)
+        encoded[i] = encode_integer(inputs[i], circuit.inputs()[i].delta_log2);
+    const std::vector<uint64_t> value = simulate_plaintexts(circuit, encoded);
+    std::vector<int64_t> out;
+    out.reserve(circuit.outputs().size());
+    for (const Port & port : circuit.outputs()) out.push_back(decode_integer(value[port.value], port.delta_log2));
+    return out;
+}
+
+} // namespace fhegpt::circuit

@@ -1,0 +1,110 @@
+// fhegpt compile: the circuit of a quantized part at a sequence length, and what it costs:
+// the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
+// estimated from this engine's measured bootstrap speed.
+#include "circuit/analysis.h"
+#include "circuit/head_circuit.h"
+#include "commands.h"
+#include "common/error.h"
+#include "quantized_part.h"
+#include "tfhe/tfhe.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace fhegpt::cli {
+
+namespace {
+
+struct CompileOptions {
+    QuantOptions quant;
+    int n_bits = 4;
+    int32_t seq_len = 6;
+    int32_t threads = 0;
+    bool json = false;
+};
+
+// Seconds per bootstrap (key switch included) on one core of the 2-core EPYC this project is
+// measured on (README, "TFHE engine"); a batch splits over the cores.
+double measured_bootstrap_seconds(uint32_t message_bits) {
+    switch (message_bits) {
+    case 1: case 2: case 3: case 4: return 0.0075 + 0.0012;
+    case 5: return 0.029 + 0.0015;
+    case 6: return 0.070 + 0.0018;
+    default: return 0;
+    }
+}
+
+void run_compile(const CompileOptions & opt) {
+    const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.quant.model_dir);
+    const PartSpec part = parse_part(opt.quant.part, model.hparams);
+    if (opt.seq_len < 1 || opt.seq_len > model.hparams.n_ctx)
+        fail("--seq-len {}: must be in [1, {}]", opt.seq_len, model.hparams.n_ctx);
+    const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, opt.n_bits);
+    const circuit::Circuit circuit = circuit::build_head_circuit(head, opt.seq_len);
+    const circuit::CircuitAnalysis a = circuit::analyze(circuit);
+
+    const bool has_set = a.max_lookup_bits >= 1 && a.max_lookup_bits <= 6;
+    const std::string set = has_set ? tfhe::default_parameters(uint32_t(a.max_lookup_bits)).name : "none";
+    const unsigned threads = opt.threads > 0 ? unsigned(opt.threads) : std::max(1u, std::thread::hardware_concurrency());
+    const double estimate = has_set ? double(a.bootstraps) * measured_bootstrap_seconds(uint32_t(a.max_lookup_bits)) / threads : -1;
+
+    nlohmann::json j;
+    j["part"] = part.text();
+    j["n_bits"] = opt.n_bits;
+    j["seq_len"] = opt.seq_len;
+    j["max_bit_width"] = a.max_lookup_bits;
+    j["pbs_total"] = a.bootstraps;
+    j["pbs_by_kind"] = a.bootstraps_by_kind;
+    nlohmann::json params = nlohmann::json::object();
+    for (const auto & [kind, bits] : a.lookup_bits_by_kind)
+        params[kind] = {{"input_bits", bits}, {"parameter_set", set}};
+    j["params_by_lookup"] = params;
+    j["estimated_seconds"] = estimate;
+    j["threads"] = threads;
+    j["depth"] = a.depth;
+    j["widths"] = {{"x", head.x_bits},
+                   {"weights", opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits},
+                   {"qkv_accumulator", head.acc_bits},
+                   {"q_k_v", head.value_bits},
+                   {"score", head.score_bits},
+                   {"softmax_denominator", head.denominator_bits(opt.seq_len)},
+                   {"output", head.output_bits(opt.seq_len)}};
+    j["inputs"] = a.inputs;
+    j["outputs"] = a.outputs;
+    j["linear_nodes"] = a.linear_nodes;
+    j["tables"] = a.tables;
+    if (opt.json) {
+        std::printf("%s\n", j.dump(2).c_str());
+        return;
+    }
+    std::printf("%s of %s at n_bits %d, %d positions\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
+                opt.seq_len);
+    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
+                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits,
+                head.value_bits, head.score_bits, head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
+    std::printf("  compiled with %d-bit lookups: parameter set %s\n", a.max_lookup_bits, set.c_str());
+    std::printf("  bootstraps: %lld in %d sequential batches\n", static_cast<long long>(a.bootstraps), a.depth);
+    for (const auto & [kind, count] : a.bootstraps_by_kind)
+        std::printf("    %-26s %7lld  (%d-bit)\n", kind.c_str(), static_cast<long long>(count), a.lookup_bits_by_kind.at(kind));
+    if (has_set)
+        std::printf("  estimated time: %.1f s on %u threads (measured bootstrap speed of %s)\n", estimate, threads, set.c_str());
+    else
+        std::printf("  no production parameter set reads %d-bit lookups (1..6 exist): simulation only\n", a.max_lookup_bits);
+}
+
+} // namespace
+
+void add_compile_command(CLI::App & app) {
+    auto opt = std::make_shared<CompileOptions>();
+    CLI::App * cmd = app.add_subcommand("compile", "Build the TFHE circuit of a quantized part and report its cost");
+    add_quant_options(*cmd, opt->quant);
+    cmd->add_option("--n-bits", opt->n_bits, "activation and weight bits")->check(CLI::Range(2, 11))->capture_default_str();
+    cmd->add_option("--seq-len", opt->seq_len, "positions")->capture_default_str();
+    cmd->add_option("-t,--threads", opt->threads, "threads for the estimate (0: all cores)")->check(CLI::NonNegativeNumber);
+    cmd->add_flag("--json", opt->json, "print one JSON object");
+    cmd->callback([opt] { run_compile(*opt); });
+}
+
+} // namespace fhegpt::cli

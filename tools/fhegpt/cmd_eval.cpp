@@ -1,0 +1,125 @@
+// fhegpt eval: the accuracy cost of quantizing a part of the model, as the founding document
+// measures it: over every token position of the evaluation prompts, is the float model's
+// top-1 prediction within the quantized model's top-1 / top-5 / top-10? The quantized part
+// runs through the circuit's clear simulation (bit-exact with the encrypted run). Writes a CSV
+// and an SVG plot.
+#include "circuit/quantized_head_attention.h"
+#include "commands.h"
+#include "common/error.h"
+#include "common/svg_plot.h"
+#include "model/agreement.h"
+#include "model/gpt2_forward.h"
+#include "quantized_part.h"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+namespace fhegpt::cli {
+
+namespace {
+
+struct EvalOptions {
+    QuantOptions quant;
+    std::string n_bits = "2..8";
+    std::string prompts_path = "data/eval_prompts.txt";
+    std::string csv_path = "eval.csv";
+    std::string plot_path = "eval.svg";
+    int32_t max_prompts = 0;
+};
+
+std::vector<int> parse_bit_list(const std::string & text) {
+    static const std::regex range(R"((\d{1,2})\.\.(\d{1,2}))");
+    std::smatch m;
+    std::vector<int> bits;
+    if (std::regex_match(text, m, range)) {
+        for (int b = std::stoi(m[1].str()); b <= std::stoi(m[2].str()); ++b) bits.push_back(b);
+    } else {
+        static const std::regex item(R"(\d{1,2})");
+        size_t start = 0;
+        while (start <= text.size()) {
+            const size_t comma = std::min(text.find(',', start), text.size());
+            const std::string piece = text.substr(start, comma - start);
+            if (!std::regex_match(piece, item)) fail("--n-bits '{}': expected B, B1,B2,... or LO..HI", text);
+            bits.push_back(std::stoi(piece));
+            start = comma + 1;
+        }
+    }
+    if (bits.empty()) fail("--n-bits '{}': empty range", text);
+    for (int b : bits)
+        if (b < 2 || b > 11) fail("--n-bits: {} is outside 2..11", b);
+    return bits;
+}
+
+void run_eval(const EvalOptions & opt) {
+    const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.quant.model_dir);
+    const PartSpec part = parse_part(opt.quant.part, model.hparams);
+    const std::vector<int> bit_list = parse_bit_list(opt.n_bits);
+    std::vector<std::string> prompts = read_prompt_lines(opt.prompts_path);
+    if (opt.max_prompts > 0 && prompts.size() > size_t(opt.max_prompts)) prompts.resize(size_t(opt.max_prompts));
+
+    // Float logits of every prompt, once.
+    std::vector<std::vector<int32_t>> tokens;
+    std::vector<std::vector<float>> reference;
+    model::Gpt2Context ctx(model);
+    for (const std::string & p : prompts) {
+        tokens.push_back(tokenizer.encode(p));
+        if (tokens.back().size() > size_t(model.hparams.n_ctx)) tokens.back().resize(size_t(model.hparams.n_ctx));
+        ctx.reset();
+        const auto logits = ctx.eval(tokens.back(), model::Logits::all);
+        reference.emplace_back(logits.begin(), logits.end());
+    }
+
+    std::ofstream csv(opt.csv_path);
+    if (!csv) fail("{}: cannot write", opt.csv_path);
+    csv << "part,n_bits,weight_bits,per_channel,lut_bits,positions,top1,top5,top10\n";
+    PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
+                    "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
+    for (int bits : bit_list) {
+        const auto start = std::chrono::steady_clock::now();
+        const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, bits);
+        model::TopKAgreement total;
+        for (size_t i = 0; i < prompts.size(); ++i) {
+            model::Gpt2Context qctx(model);
+            qctx.set_head_attention(part.layer, part.head,
+                                    std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::simulate));
+            const auto logits = qctx.eval(tokens[i], model::Logits::all);
+            total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
+                     part.text().c_str(), bits, head.lut_bits, total.top1(), total.top5(), total.top10(),
+                     static_cast<long long>(total.positions), seconds);
+        csv << part.text() << ',' << bits << ',' << (head.weights[0].rows ? (opt.quant.weight_bits ? opt.quant.weight_bits : bits) : 0)
+            << ',' << (opt.quant.per_channel ? 1 : 0) << ',' << head.lut_bits << ',' << total.positions << ','
+            << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
+        for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
+        panel.series[0].y.push_back(total.top1());
+        panel.series[1].y.push_back(total.top5());
+        panel.series[2].y.push_back(total.top10());
+    }
+    if (!csv.flush()) fail("{}: write error", opt.csv_path);
+    std::ofstream svg(opt.plot_path);
+    svg << render_svg_line_panels({panel}, "fhegpt: top-k agreement of the quantized model with the float model (" +
+                                               opt.quant.model_dir + ")");
+    if (!svg.flush()) fail("{}: write error", opt.plot_path);
+    std::printf("wrote %s and %s\n", opt.csv_path.c_str(), opt.plot_path.c_str());
+}
+
+} // namespace
+
+void add_eval_command(CLI::App & app) {
+    auto opt = std::make_shared<EvalOptions>();
+    CLI::App * cmd = app.add_subcommand("eval", "Top-k agreement of a quantized part with the float model");
+    add_quant_options(*cmd, opt->quant);
+    cmd->add_option("--n-bits", opt->n_bits, "bit widths: B, B1,B2,... or LO..HI (2..11)")->capture_default_str();
+    cmd->add_option("--prompts", opt->prompts_path, "evaluation prompts, one per line")->capture_default_str();
+    cmd->add_option("--csv", opt->csv_path, "CSV output")->capture_default_str();
+    cmd->add_option("--plot", opt->plot_path, "SVG plot output")->capture_default_str();
+    cmd->add_option("--max-prompts", opt->max_prompts, "use only the first N prompts (0: all)")->check(CLI::NonNegativeNumber);
+    cmd->callback([opt] { run_eval(*opt); });
+}
+
+} // namespace fhegpt::cli

@@ -1,0 +1,99 @@
+// fhegpt run-encrypted: the protected part on real ciphertexts, on this machine. Generates
+// keys, runs the model on the prompt with the part's circuit evaluated on encrypted inputs
+// (progress on stderr), decrypts, and compares every value with the clear simulation.
+#include "circuit/quantized_head_attention.h"
+#include "commands.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "quantized_part.h"
+#include "tfhe/tfhe.h"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace fhegpt::cli {
+
+namespace {
+
+struct RunOptions {
+    QuantOptions quant;
+    int n_bits = 4;
+    std::string prompt = "The king said unto";
+    std::string params;
+    bool json = false;
+};
+
+void run_encrypted(const RunOptions & opt) {
+    const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.quant.model_dir);
+    const PartSpec part = parse_part(opt.quant.part, model.hparams);
+    std::vector<int32_t> tokens = tokenizer.encode(opt.prompt);
+    if (tokens.empty()) fail("-p: the prompt is empty");
+    if (tokens.size() > size_t(model.hparams.n_ctx)) fail("-p: {} tokens, the context holds {}", tokens.size(), model.hparams.n_ctx);
+    const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, opt.n_bits);
+    const tfhe::TfheParameters & params =
+        opt.params.empty() ? tfhe::default_parameters(uint32_t(head.lut_bits)) : tfhe::parameters_by_name(opt.params);
+    if (params.insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params.name.c_str());
+
+    const auto key_start = std::chrono::steady_clock::now();
+    const tfhe::ClientKey client = tfhe::generate_client_key(params);
+    const tfhe::ServerKey server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(client));
+    const double key_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - key_start).count();
+    std::fprintf(stderr, "%s: %zu tokens, %s, keys in %.1f s\n", part.text().c_str(), tokens.size(), params.name.c_str(),
+                 key_seconds);
+
+    circuit::EncryptedKeys keys{&client, &server, &ThreadPool::global(), [](int64_t done, int64_t total) {
+                                    const int width = 40;
+                                    const int filled = int(width * done / std::max<int64_t>(total, 1));
+                                    std::fprintf(stderr, "\r  [%s%s] %lld/%lld bootstraps", std::string(size_t(filled), '#').c_str(),
+                                                 std::string(size_t(width - filled), '.').c_str(), (long long)done, (long long)total);
+                                    if (done == total) std::fprintf(stderr, "\n");
+                                }};
+    auto attention = std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::encrypted, keys);
+    circuit::QuantizedHeadAttention * observer = attention.get();
+    model::Gpt2Context ctx(model);
+    ctx.set_head_attention(part.layer, part.head, std::move(attention));
+    const auto logits = ctx.eval(tokens);
+    int32_t next = 0;
+    for (int32_t t = 1; t < model.hparams.n_vocab; ++t)
+        if (logits[t] > logits[next]) next = t;
+    const circuit::HeadRunRecord & run = observer->runs().back();
+
+    nlohmann::json j;
+    j["part"] = part.text();
+    j["n_bits"] = opt.n_bits;
+    j["parameter_set"] = params.name;
+    j["tokens"] = tokens.size();
+    j["pbs_total"] = run.bootstraps;
+    j["seconds"] = run.seconds;
+    j["pbs_per_second"] = run.seconds > 0 ? double(run.bootstraps) / run.seconds : 0;
+    j["values"] = run.encrypted.size();
+    j["mismatches"] = run.mismatches;
+    j["key_seconds"] = key_seconds;
+    j["next_token"] = tokenizer.decode(std::vector<int32_t>{next});
+    if (opt.json) {
+        std::printf("%s\n", j.dump(2).c_str());
+    } else {
+        std::printf("%s on %zu tokens with %s: %lld bootstraps in %.1f s (%.0f PBS/s), %zu values, %lld differ from the simulation\n",
+                    part.text().c_str(), tokens.size(), params.name.c_str(), (long long)run.bootstraps, run.seconds,
+                    run.seconds > 0 ? double(run.bootstraps) / run.seconds : 0.0, run.encrypted.size(), (long long)run.mismatches);
+        std::printf("next token: %s\n", j["next_token"].get<std::string>().c_str());
+    }
+    if (run.mismatches != 0) fail("{} encrypted values differ from the simulation", run.mismatches);
+}
+
+} // namespace
+
+void add_run_encrypted_command(CLI::App & app) {
+    auto opt = std::make_shared<RunOptions>();
+    CLI::App * cmd = app.add_subcommand("run-encrypted", "Evaluate a quantized part on ciphertexts, locally");
+    add_quant_options(*cmd, opt->quant);
+    cmd->add_option("--n-bits", opt->n_bits, "activation and weight bits")->check(CLI::Range(2, 11))->capture_default_str();
+    cmd->add_option("-p,--prompt", opt->prompt, "prompt")->capture_default_str();
+    cmd->add_option("--params", opt->params, "TFHE parameter set (default: the production set for the lookup width)");
+    cmd->add_flag("--json", opt->json, "print one JSON object");
+    cmd->callback([opt] { run_encrypted(*opt); });
+}
+
+} // namespace fhegpt::cli

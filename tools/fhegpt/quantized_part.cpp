@@ -1,0 +1,61 @@
+#include "quantized_part.h"
+
+#include "circuit/quantized_head_attention.h"
+#include "common/error.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+namespace fhegpt::cli {
+
+std::string PartSpec::text() const {
+    return head < 0 ? fmt::format("layer{}.attn", layer) : fmt::format("layer{}.head{}", layer, head);
+}
+
+PartSpec parse_part(const std::string & text, const model::Gpt2HParams & hp) {
+    static const std::regex pattern(R"(layer(\d{1,4})\.(attn|head(\d{1,4})))");
+    std::smatch m;
+    if (!std::regex_match(text, m, pattern)) fail("--part '{}': expected layerL.headH or layerL.attn", text);
+    PartSpec part;
+    part.layer = std::stoi(m[1].str());
+    part.head = m[3].matched ? std::stoi(m[3].str()) : -1;
+    if (part.layer >= hp.n_layer) fail("--part {}: the model has {} layers", text, hp.n_layer);
+    if (part.head >= hp.n_head) fail("--part {}: the model has {} heads per layer", text, hp.n_head);
+    return part;
+}
+
+std::vector<std::string> read_prompt_lines(const std::string & path) {
+    std::ifstream in(path);
+    if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+        if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+    if (lines.empty()) fail("{}: no prompts", path);
+    return lines;
+}
+
+void add_quant_options(CLI::App & command, QuantOptions & o) {
+    command.add_option("-m,--model", o.model_dir, "Hugging Face GPT-2 directory")->capture_default_str();
+    command.add_option("--part", o.part, "protected part: layerL.headH (one head)")->capture_default_str();
+    command.add_option("--calibration", o.calibration_path, "calibration prompts, one per line")->capture_default_str();
+    command.add_flag("--per-channel", o.per_channel, "one weight scale per output channel (default: per tensor)");
+    command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
+}
+
+quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                    const PartSpec & part, const QuantOptions & options, int n_bits) {
+    if (part.head < 0)
+        fail("--part {}: the encrypted whole-attention block is not implemented yet; use layer{}.headH", part.text(),
+             part.layer);
+    const std::vector<std::string> prompts = read_prompt_lines(options.calibration_path);
+    const circuit::LayerInputs inputs = circuit::collect_layer_inputs(model, tokenizer, prompts, part.layer);
+    quant::HeadQuantConfig config;
+    config.n_bits = n_bits;
+    config.weight_bits = options.weight_bits;
+    config.per_channel = options.per_channel;
+    return quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths, config);
+}
+
+} // namespace fhegpt::cli

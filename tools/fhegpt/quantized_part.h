@@ -1,0 +1,39 @@
+// What the eval / compile / run-encrypted commands share: naming the protected part
+// (--part layerL.headH), reading prompt files, and calibrating its quantized form on the
+// calibration prompts (never on the evaluation prompts).
+#pragma once
+
+#include "model/gpt2_model.h"
+#include "model/gpt2_tokenizer.h"
+#include "quant/quantized_head.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace fhegpt::cli {
+
+struct PartSpec {
+    int32_t layer = 0;
+    int32_t head = -1; // -1: the whole attention block of the layer
+    std::string text() const;
+};
+// "layer0.head3" or "layer0.attn"; checked against the model.
+PartSpec parse_part(const std::string & text, const model::Gpt2HParams & hparams);
+
+std::vector<std::string> read_prompt_lines(const std::string & path);
+
+struct QuantOptions {
+    std::string model_dir = "models/fhegpt-tiny";
+    std::string part = "layer0.head0";
+    std::string calibration_path = "data/calibration_prompts.txt";
+    bool per_channel = false;
+    int weight_bits = 0;
+};
+void add_quant_options(CLI::App & command, QuantOptions & options);
+
+// Quantizes a head of `model` at n_bits, calibrated on the calibration prompts.
+quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                    const PartSpec & part, const QuantOptions & options, int n_bits);
+
+} // namespace fhegpt::cli
