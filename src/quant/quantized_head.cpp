@@ -201,8 +201,8 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         offset += len;
     }
     head.score_bits = std::max(bit_width_of(score_absmax) + 1, lut_bits - 1);
-    // m: the median over rows of the largest (bucketed) score, so that typical rows keep their
-    // top attention weights inside the exp table's range.
+    // m: a high percentile over rows of the largest (bucketed) score, so that most rows keep
+    // their top attention weights inside the exp table's range without saturating.
     std::vector<double> row_max;
     for (const auto & row : scores) {
         double best = -1e300;
@@ -214,8 +214,11 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         }
         row_max.push_back(best);
     }
-    std::nth_element(row_max.begin(), row_max.begin() + long(row_max.size() / 2), row_max.end());
-    head.exp_reference = row_max[row_max.size() / 2];
+    // The 90th percentile: measured on fhegpt-tiny layer 0 (quantiles 0.1 .. 1.0), it keeps the
+    // best top-1 agreement from 4 to 8 bits; the maximum underflows typical rows, the median
+    // saturates too many.
+    std::sort(row_max.begin(), row_max.end());
+    head.exp_reference = row_max[std::min(row_max.size() - 1, size_t(0.9 * double(row_max.size())))];
     return head;
 }
 

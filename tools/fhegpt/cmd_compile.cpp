@@ -71,6 +71,8 @@ void run_compile(const CompileOptions & opt) {
                    {"score", head.score_bits},
                    {"softmax_denominator", head.denominator_bits(opt.seq_len)},
                    {"output", head.output_bits(opt.seq_len)}};
+    j["score_bucket_width"] = head.score_bucket_width();
+    j["exp_reference"] = head.exp_reference;
     j["inputs"] = a.inputs;
     j["outputs"] = a.outputs;
     j["linear_nodes"] = a.linear_nodes;
