@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 
 namespace fhegpt::cli {
 
@@ -29,20 +28,23 @@ struct EvalOptions {
     int32_t max_prompts = 0;
 };
 
+// "B", "B1,B2,..." or "LO..HI" (hand-parsed: GCC 12 warns inside <regex> under sanitizers).
 std::vector<int> parse_bit_list(const std::string & text) {
-    static const std::regex range(R"((\d{1,2})\.\.(\d{1,2}))");
-    std::smatch m;
+    auto number = [&](const std::string & piece) {
+        if (piece.empty() || piece.size() > 2 || piece.find_first_not_of("0123456789") != std::string::npos)
+            fail("--n-bits '{}': expected B, B1,B2,... or LO..HI", text);
+        return std::stoi(piece);
+    };
     std::vector<int> bits;
-    if (std::regex_match(text, m, range)) {
-        for (int b = std::stoi(m[1].str()); b <= std::stoi(m[2].str()); ++b) bits.push_back(b);
+    const size_t dots = text.find("..");
+    if (dots != std::string::npos) {
+        const int lo = number(text.substr(0, dots)), hi = number(text.substr(dots + 2));
+        for (int b = lo; b <= hi; ++b) bits.push_back(b);
     } else {
-        static const std::regex item(R"(\d{1,2})");
         size_t start = 0;
         while (start <= text.size()) {
             const size_t comma = std::min(text.find(',', start), text.size());
-            const std::string piece = text.substr(start, comma - start);
-            if (!std::regex_match(piece, item)) fail("--n-bits '{}': expected B, B1,B2,... or LO..HI", text);
-            bits.push_back(std::stoi(piece));
+            bits.push_back(number(text.substr(start, comma - start)));
             start = comma + 1;
         }
     }
