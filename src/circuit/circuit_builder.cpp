@@ -5,11 +5,11 @@
 namespace fhegpt::circuit {
 
 int32_t CircuitBuilder::table(int bits, std::vector<uint64_t> outputs, const std::string & kind) {
-    auto key = std::make_pair(bits, outputs);
+    auto key = std::make_tuple(bits, kind, outputs);
     auto it = tables_.find(key);
-    if (it != tables_.end() && circuit_.kinds()[circuit_.tables()[it->second].kind] == kind) return it->second;
+    if (it != tables_.end()) return it->second;
     const int32_t id = circuit_.add_table(bits, std::move(outputs), kind);
-    tables_[std::move(key)] = id;
+    tables_.emplace(std::move(key), id);
     return id;
 }
 

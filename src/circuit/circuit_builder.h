@@ -18,7 +18,7 @@
 
 #include <map>
 #include <string>
-#include <utility>
+#include <tuple>
 #include <vector>
 
 namespace fhegpt::circuit {
@@ -31,7 +31,7 @@ public:
     Circuit take() { return std::move(circuit_); }
     int read_bits() const { return read_bits_; }
 
-    // A table, reused when an identical one exists.
+    // A table, reused when one with the same bits, outputs and kind exists.
     int32_t table(int bits, std::vector<uint64_t> outputs, const std::string & kind);
     ValueId lookup(ValueId input, int32_t table) { return circuit_.add_lookup(input, table); }
     ValueId linear(std::span<const LinearTerm> terms, uint64_t constant = 0) {
@@ -46,7 +46,7 @@ public:
 private:
     int read_bits_;
     Circuit circuit_;
-    std::map<std::pair<int, std::vector<uint64_t>>, int32_t> tables_;
+    std::map<std::tuple<int, std::string, std::vector<uint64_t>>, int32_t> tables_;
 };
 
 } // namespace fhegpt::circuit

@@ -81,10 +81,8 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
             done += int64_t(lookups.size());
             if (progress) progress(done, total);
         }
-        const auto & linears = linears_at[level];
-        // Linear nodes of one depth may read each other, always earlier ones: run them in order,
-        // each one's dot product split over the pool.
-        for (size_t id : linears) {
+        // Linear nodes of one depth may read each other, always earlier ones: run them in order.
+        for (size_t id : linears_at[level]) {
             const Node & n = nodes[id];
             term_ptrs.clear();
             term_weights.clear();
@@ -93,22 +91,8 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
                 term_weights.push_back(t.weight);
             }
             tfhe::LweCiphertext out = tfhe::allocate_lwe_ciphertext(key);
-            if (!term_ptrs.empty()) {
-                const size_t size = out.data.size();
-                const size_t parts = std::min<size_t>(pool.size(), term_ptrs.size() > 64 ? pool.size() : 1);
-                pool.parallel_for(parts, [&](size_t begin, size_t end, size_t) {
-                    for (size_t part = begin; part < end; ++part) {
-                        const size_t lo = size * part / parts, hi = size * (part + 1) / parts;
-                        for (size_t e = lo; e < hi; ++e) {
-                            uint64_t acc = 0;
-                            for (size_t t = 0; t < term_ptrs.size(); ++t)
-                                acc += static_cast<uint64_t>(term_weights[t]) * term_ptrs[t]->data[e];
-                            out.data[e] = acc;
-                        }
-                    }
-                });
-            }
-            out.data.back() += n.constant;
+            tfhe::lwe_ciphertext_dot_product(out, term_ptrs, term_weights);
+            tfhe::lwe_ciphertext_plaintext_add_assign(out, n.constant);
             value[id] = std::move(out);
         }
         for (size_t id = 0; id < nodes.size(); ++id)

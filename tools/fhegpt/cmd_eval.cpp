@@ -79,22 +79,24 @@ void run_eval(const EvalOptions & opt) {
     csv << "part,n_bits,weight_bits,per_channel,lut_bits,positions,top1,top5,top10\n";
     PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
                     "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
+    const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
     for (int bits : bit_list) {
         const auto start = std::chrono::steady_clock::now();
-        const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, bits);
+        const quant::QuantizedHead head = quantize_part(model, part, opt.quant, calibration, bits);
         model::TopKAgreement total;
+        ctx.reset();
+        ctx.set_head_attention(part.layer, part.head,
+                               std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::simulate));
         for (size_t i = 0; i < prompts.size(); ++i) {
-            model::Gpt2Context qctx(model);
-            qctx.set_head_attention(part.layer, part.head,
-                                    std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::simulate));
-            const auto logits = qctx.eval(tokens[i], model::Logits::all);
+            ctx.reset();
+            const auto logits = ctx.eval(tokens[i], model::Logits::all);
             total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
                      part.text().c_str(), bits, head.lut_bits, total.top1(), total.top5(), total.top10(),
                      static_cast<long long>(total.positions), seconds);
-        csv << part.text() << ',' << bits << ',' << (head.weights[0].rows ? (opt.quant.weight_bits ? opt.quant.weight_bits : bits) : 0)
+        csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits)
             << ',' << (opt.quant.per_channel ? 1 : 0) << ',' << head.lut_bits << ',' << total.positions << ','
             << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
         for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);

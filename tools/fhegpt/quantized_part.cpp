@@ -1,6 +1,5 @@
 #include "quantized_part.h"
 
-#include "circuit/quantized_head_attention.h"
 #include "common/error.h"
 
 #include <cerrno>
@@ -50,18 +49,26 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
 }
 
-quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
-                                    const PartSpec & part, const QuantOptions & options, int n_bits) {
+circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                        const PartSpec & part, const QuantOptions & options) {
     if (part.head < 0)
         fail("--part {}: the encrypted whole-attention block is not implemented yet; use layer{}.headH", part.text(),
              part.layer);
-    const std::vector<std::string> prompts = read_prompt_lines(options.calibration_path);
-    const circuit::LayerInputs inputs = circuit::collect_layer_inputs(model, tokenizer, prompts, part.layer);
+    return circuit::collect_layer_inputs(model, tokenizer, read_prompt_lines(options.calibration_path), part.layer);
+}
+
+quant::QuantizedHead quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
+                                   const circuit::LayerInputs & inputs, int n_bits) {
     quant::HeadQuantConfig config;
     config.n_bits = n_bits;
     config.weight_bits = options.weight_bits;
     config.per_channel = options.per_channel;
     return quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths, config);
+}
+
+quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                    const PartSpec & part, const QuantOptions & options, int n_bits) {
+    return quantize_part(model, part, options, calibration_inputs(model, tokenizer, part, options), n_bits);
 }
 
 } // namespace fhegpt::cli

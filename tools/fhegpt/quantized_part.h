@@ -3,6 +3,7 @@
 // calibration prompts (never on the evaluation prompts).
 #pragma once
 
+#include "circuit/quantized_head_attention.h"
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 #include "quant/quantized_head.h"
@@ -32,7 +33,13 @@ struct QuantOptions {
 };
 void add_quant_options(CLI::App & command, QuantOptions & options);
 
-// Quantizes a head of `model` at n_bits, calibrated on the calibration prompts.
+// The part's inputs on the calibration prompts (the float model's ln_1 outputs).
+circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                        const PartSpec & part, const QuantOptions & options);
+// Quantizes a head of `model` at n_bits from those inputs.
+quant::QuantizedHead quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
+                                   const circuit::LayerInputs & inputs, int n_bits);
+// Both at once.
 quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
                                     const PartSpec & part, const QuantOptions & options, int n_bits);
 
