@@ -1,0 +1,498 @@
+// The circuit of a quantized attention head: its clear simulation equals the integer reference
+// (quant::quantized_head_forward) on every value, at several precisions, for inputs within the
+// calibrated ranges (beyond them: HeadCircuitKnownBug, disabled); at high precision it follows
+// the float head; it builds only the causal products; and on ciphertexts (INSECURE_TEST_4BIT)
+// it gives the simulated values bit for bit, in range or not, directly and behind the model's
+// attention seam (QuantizedHeadAttention).
+#include "circuit/analysis.h"
+#include "circuit/circuit.h"
+#include "circuit/encrypted_executor.h"
+#include "circuit/head_circuit.h"
+#include "circuit/quantized_head_attention.h"
+#include "circuit/simulate.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "model/attention.h"
+#include "model/gpt2_forward.h"
+#include "model/gpt2_model.h"
+#include "quant/quantized_head.h"
+#include "quant/quantizer.h"
+#include "tfhe/tfhe.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace fhegpt;
+using namespace fhegpt::circuit;
+
+model::Gpt2HParams head_hparams() {
+    model::Gpt2HParams hp;
+    hp.n_vocab = 64;
+    hp.n_ctx = 16;
+    hp.n_embd = 64;
+    hp.n_head = 2; // head_dim 32
+    hp.n_layer = 1;
+    return hp;
+}
+
+// Weights large enough (0.2) that the attention is far from uniform.
+const model::Gpt2Model & head_model() {
+    static const model::Gpt2Model m = model::make_random_gpt2_model(head_hparams(), 1234, 0.2f);
+    return m;
+}
+
+std::vector<float> normal_x(size_t count, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> x(count);
+    for (float & v : x) v = normal(rng);
+    return x;
+}
+
+const std::vector<int32_t> kCalibrationLengths = {5, 7, 3};
+
+const std::vector<float> & calibration_x() {
+    static const std::vector<float> x = normal_x(size_t(5 + 7 + 3) * 64, 7);
+    return x;
+}
+
+quant::QuantizedHead make_head(int n_bits, bool per_channel, int lut_bits = 0) {
+    quant::HeadQuantConfig config;
+    config.n_bits = n_bits;
+    config.per_channel = per_channel;
+    config.lut_bits = lut_bits;
+    return quant::quantize_head(model::head_qkv_weights(head_model(), 0, 1), calibration_x(), kCalibrationLengths,
+                                config);
+}
+
+// Quantized inputs of n positions: fresh standard-normal x (typical), or uniform over the whole
+// quantizer range (accumulators past the calibrated range: the negacyclic reads).
+std::vector<int64_t> typical_inputs(const quant::QuantizedHead & head, int32_t n, uint32_t seed) {
+    const std::vector<float> x = normal_x(size_t(n) * head.n_embd, seed);
+    std::vector<int64_t> out(x.size());
+    for (size_t i = 0; i < x.size(); ++i) out[i] = head.quantize_input(x[i]);
+    return out;
+}
+
+std::vector<int64_t> extreme_inputs(const quant::QuantizedHead & head, int32_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    const int64_t level = quant::max_level(head.x_bits);
+    std::uniform_int_distribution<int64_t> uniform(-level, level);
+    std::vector<int64_t> out(size_t(n) * head.n_embd);
+    for (int64_t & v : out) v = uniform(rng);
+    return out;
+}
+
+// Whether every intermediate of the integer reference stays inside the range the head was
+// calibrated for: accumulators u in [0, 2^B), score u_S in [0, 2^(B_S + 1)), the denominator
+// in [0, 2^denominator_bits), z in [0, 2^L). Outside, a bootstrap reads with its padding bit
+// set (negacyclic), see HeadCircuitKnownBug below.
+bool within_calibrated_ranges(const quant::QuantizedHead & head, std::span<const int64_t> x, int32_t n) {
+    const int L = head.lut_bits;
+    const int32_t d = head.head_dim;
+    std::vector<int64_t> v[3];
+    for (int p = 0; p < 3; ++p) {
+        v[p].resize(size_t(n) * d);
+        for (int32_t i = 0; i < n; ++i)
+            for (int32_t c = 0; c < d; ++c) {
+                const int64_t u = head.accumulator(p, c, x.subspan(size_t(i) * head.n_embd, size_t(head.n_embd))) +
+                                  (int64_t{1} << (head.acc_bits - 1));
+                if (u < 0 || u >= (int64_t{1} << head.acc_bits)) return false;
+                v[p][size_t(i) * d + c] = head.projection_value(p, c, u >> head.acc_shift());
+            }
+    }
+    for (int32_t i = 0; i < n; ++i) {
+        int64_t denominator = 0;
+        std::vector<int64_t> bucket(size_t(i) + 1);
+        for (int32_t j = 0; j <= i; ++j) {
+            int64_t s = 0;
+            for (int32_t c = 0; c < d; ++c) s += v[0][size_t(i) * d + c] * v[1][size_t(j) * d + c];
+            const int64_t u = 2 * s + (int64_t{1} << (head.score_bits - 1));
+            if (u < 0 || u >= (int64_t{2} << head.score_bits)) return false;
+            bucket[size_t(j)] = u >> head.score_shift();
+            denominator += head.exp_value(bucket[size_t(j)]);
+        }
+        if (denominator >= (int64_t{1} << head.denominator_bits(n))) return false;
+        const int64_t lg = head.log_value(denominator >> head.denominator_shift(n), n);
+        for (int32_t j = 0; j <= i; ++j) {
+            const int64_t z = bucket[size_t(j)] + (int64_t{1} << (L - 2)) - lg;
+            if (z < 0 || z >= (int64_t{1} << L)) return false;
+        }
+    }
+    return true;
+}
+
+// n rows of the calibration set, from row `first` on (cyclically): accumulators in range.
+std::vector<int64_t> calibration_inputs(const quant::QuantizedHead & head, int32_t n, size_t first) {
+    const size_t rows = calibration_x().size() / size_t(head.n_embd);
+    std::vector<int64_t> out;
+    for (int32_t i = 0; i < n; ++i) {
+        const size_t row = (first + size_t(i)) % rows;
+        for (int32_t r = 0; r < head.n_embd; ++r)
+            out.push_back(head.quantize_input(calibration_x()[row * size_t(head.n_embd) + size_t(r)]));
+    }
+    return out;
+}
+
+void expect_simulation_equals_reference(const Circuit & c, const quant::QuantizedHead & head, int32_t n,
+                                        std::span<const int64_t> x, const std::string & what) {
+    ASSERT_EQ(c.inputs().size(), size_t(n) * head.n_embd);
+    ASSERT_EQ(c.outputs().size(), size_t(n) * head.head_dim);
+    const std::vector<int64_t> simulated = simulate(c, x);
+    const std::vector<int64_t> reference = quant::quantized_head_forward(head, x, n);
+    ASSERT_EQ(simulated.size(), reference.size());
+    size_t differences = 0;
+    for (size_t i = 0; i < reference.size(); ++i) {
+        if (simulated[i] != reference[i] && ++differences <= 5)
+            ADD_FAILURE() << what << " n " << n << ": output " << i << " (position " << i / size_t(head.head_dim)
+                          << ", column " << i % size_t(head.head_dim) << "): simulated " << simulated[i]
+                          << ", reference " << reference[i];
+    }
+    EXPECT_EQ(differences, 0u) << what << " n " << n;
+}
+
+TEST(HeadCircuit, SimulationEqualsIntegerReference) {
+    // Inputs whose intermediates stay in the calibrated ranges (the contract that holds today;
+    // beyond them see HeadCircuitKnownBug): fresh standard-normal x and runs of calibration rows.
+    struct Config {
+        int n_bits;
+        int lut_bits;
+    };
+    for (Config cfg : {Config{3, 0}, Config{4, 0}, Config{6, 0}, Config{6, 4}}) {
+        for (bool per_channel : {false, true}) {
+            const quant::QuantizedHead head = make_head(cfg.n_bits, per_channel, cfg.lut_bits);
+            const std::string what = "n_bits " + std::to_string(cfg.n_bits) + " lut_bits " +
+                                     std::to_string(head.lut_bits) + (per_channel ? " per-channel" : " per-tensor");
+            int checked = 0, skipped = 0;
+            for (int32_t n = 1; n <= 6; ++n) {
+                const Circuit c = build_head_circuit(head, n);
+                int checked_n = 0;
+                for (uint32_t seed = 0; seed < 8; ++seed) {
+                    const std::vector<int64_t> typical = typical_inputs(head, n, 100 * n + seed);
+                    const std::vector<int64_t> calib = calibration_inputs(head, n, size_t(seed) * 2);
+                    for (const auto * x : {&typical, &calib}) {
+                        if (!within_calibrated_ranges(head, *x, n)) {
+                            ++skipped;
+                            continue;
+                        }
+                        expect_simulation_equals_reference(c, head, n, *x,
+                                                           what + (x == &typical ? " typical" : " calibration"));
+                        ++checked_n;
+                    }
+                }
+                EXPECT_GE(checked_n, 4) << what << " n " << n << ": too few inputs within the calibrated ranges";
+                checked += checked_n;
+            }
+            std::printf("%s: acc_bits %d score_bits %d value_bits %d: %d inputs equal, %d out of range skipped\n",
+                        what.c_str(), head.acc_bits, head.score_bits, head.value_bits, checked, skipped);
+        }
+    }
+}
+
+// Float comparison: a head with moderate scores (weights 0.1: softmax far from uniform, scores
+// mostly within the exp table's range) calibrated on 300 positions, so that fresh sequences
+// stay inside the calibrated ranges. Most sequences then follow the float head to about 1%;
+// a few rows do not, by the design of the softmax (documented in quantized_head.h): a row
+// whose scores lie far below the reference m needs Lg below -2^(L-2) buckets (clipped), and a
+// row with scores above m saturates its exp values at E (weights summing to more than 1).
+// Hence the median over sequences is the tight check and the pooled error a loose one. (With
+// the 15 calibration positions of the other tests, or weights of 0.2, those rows dominate even
+// at 10 bits: pooled errors of 0.4 to 0.6.)
+struct FloatComparison {
+    model::Gpt2Model model = model::make_random_gpt2_model(head_hparams(), 1234, 0.1f);
+    std::vector<int32_t> lengths;
+    std::vector<float> calibration;
+    FloatComparison() {
+        for (int r = 0; r < 20; ++r)
+            for (int32_t len : kCalibrationLengths) lengths.push_back(len);
+        calibration = normal_x(size_t(20 * 15) * 64, 17);
+    }
+    quant::QuantizedHead head(int n_bits, bool per_channel) const {
+        quant::HeadQuantConfig config;
+        config.n_bits = n_bits;
+        config.per_channel = per_channel;
+        return quant::quantize_head(model::head_qkv_weights(model, 0, 1), calibration, lengths, config);
+    }
+    struct Errors {
+        double pooled = 0, median = 0;
+    };
+    // Relative L2 errors over 20 fresh sequences of 6 positions of `factor` times the
+    // dequantized circuit output against the float head: pooled, and the median sequence's.
+    Errors errors(const quant::QuantizedHead & head, double factor, bool print) const {
+        double diff = 0, norm = 0;
+        std::vector<double> per_sequence;
+        for (uint32_t s = 0; s < 20; ++s) {
+            const int32_t n = 6, d = head.head_dim;
+            const std::vector<float> x = normal_x(size_t(n) * head.n_embd, 500 + s);
+            model::FloatHeadAttention reference(model, 0, 1);
+            std::vector<float> expected(size_t(n) * d);
+            reference.forward(x, n, 0, expected);
+            std::vector<int64_t> x_int(x.size());
+            for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
+            const std::vector<int64_t> o = simulate(build_head_circuit(head, n), x_int);
+            double seq_diff = 0, seq_norm = 0;
+            for (size_t i = 0; i < expected.size(); ++i) {
+                const double got = factor * double(o[i]) * head.output_scale();
+                seq_diff += (got - expected[i]) * (got - expected[i]);
+                seq_norm += double(expected[i]) * expected[i];
+            }
+            per_sequence.push_back(std::sqrt(seq_diff / seq_norm));
+            if (print) std::printf("  sequence %2u: relative L2 error %.4f\n", s, per_sequence.back());
+            diff += seq_diff;
+            norm += seq_norm;
+        }
+        std::sort(per_sequence.begin(), per_sequence.end());
+        const size_t k = per_sequence.size();
+        return {std::sqrt(diff / norm), (per_sequence[k / 2 - 1] + per_sequence[k / 2]) / 2};
+    }
+};
+
+TEST(HeadCircuit, HighPrecisionFollowsTheFloatHead) {
+    const FloatComparison cmp;
+    for (bool per_channel : {false, true}) {
+        const quant::QuantizedHead head = cmp.head(10, per_channel);
+        ASSERT_EQ(head.lut_bits, 10);
+        const char * what = per_channel ? "per-channel" : "per-tensor";
+        std::printf("n_bits 10 %s:\n", what);
+        const FloatComparison::Errors e = cmp.errors(head, 1.0, true);
+        std::printf("n_bits 10 %s: relative L2 error: median sequence %.4f, pooled %.4f\n", what, e.median, e.pooled);
+        EXPECT_LT(e.median, 0.05) << what;
+        EXPECT_LT(e.pooled, 0.25) << what;
+    }
+}
+
+TEST(HeadCircuit, HighPrecisionErrorDetectsAWrongScale) {
+    // The tolerances above are meaningful: a sign flip or a factor 2 in the scale fails them.
+    const FloatComparison cmp;
+    const quant::QuantizedHead head = cmp.head(10, false);
+    for (double factor : {-1.0, 2.0, 0.5}) {
+        const FloatComparison::Errors e = cmp.errors(head, factor, false);
+        std::printf("output scaled by %4.1f: relative L2 error: median sequence %.4f, pooled %.4f\n", factor, e.median,
+                    e.pooled);
+        EXPECT_GT(e.median, 0.3) << "factor " << factor;
+        EXPECT_GT(e.pooled, 0.3) << "factor " << factor;
+    }
+}
+
+TEST(HeadCircuit, OnlyCausalProducts) {
+    for (int n_bits : {3, 4, 6}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const int64_t d = head.head_dim;
+        for (int32_t n = 1; n <= 6; ++n) {
+            CircuitAnalysis a = analyze(build_head_circuit(head, n));
+            const int64_t pairs = int64_t{n} * (n + 1) / 2;
+            EXPECT_EQ(a.bootstraps_by_kind["qk.product"], d * pairs) << "n_bits " << n_bits << " n " << n;
+            EXPECT_EQ(a.bootstraps_by_kind["av.product"], d * pairs) << "n_bits " << n_bits << " n " << n;
+            EXPECT_EQ(a.bootstraps_by_kind["softmax.exp"], pairs);
+            EXPECT_EQ(a.bootstraps_by_kind["softmax.log"], n);
+            for (const char * p : {"q.value", "q.square", "k.value", "k.square", "v.value", "v.square"})
+                EXPECT_EQ(a.bootstraps_by_kind[p], d * n) << p;
+            EXPECT_EQ(a.max_lookup_bits, head.lut_bits);
+            EXPECT_EQ(a.inputs, int64_t{n} * head.n_embd);
+            EXPECT_EQ(a.outputs, int64_t{n} * d);
+            if (n == 6)
+                std::printf("n_bits %d n %d: %lld bootstraps, depth %d\n", n_bits, n,
+                            static_cast<long long>(a.bootstraps), a.depth);
+        }
+    }
+}
+
+struct TestKeys {
+    tfhe::ClientKey client;
+    tfhe::ServerKey server;
+    TestKeys() : client(tfhe::generate_client_key(tfhe::parameters_by_name("INSECURE_TEST_4BIT"))),
+                 server(tfhe::generate_server_key(client)) {}
+};
+
+const TestKeys & test_keys() {
+    static const TestKeys keys;
+    return keys;
+}
+
+TEST(HeadCircuitEncrypted, EqualsSimulationBitForBit) {
+    const quant::QuantizedHead head = make_head(4, false);
+    ASSERT_EQ(head.lut_bits, 4);
+    const int32_t n = 3;
+    const Circuit c = build_head_circuit(head, n);
+    const TestKeys & keys = test_keys();
+    for (uint32_t seed : {11u, 12u}) {
+        const std::vector<int64_t> x = seed == 11 ? calibration_inputs(head, n, 4) : extreme_inputs(head, n, seed);
+        const std::vector<int64_t> simulated = simulate(c, x);
+        // Past the calibrated ranges the reference differs (HeadCircuitKnownBug); the
+        // ciphertexts follow the circuit either way.
+        const bool in_range = within_calibrated_ranges(head, x, n);
+        if (seed == 11) {
+            EXPECT_TRUE(in_range);
+        }
+        if (in_range) {
+            EXPECT_EQ(simulated, quant::quantized_head_forward(head, x, n));
+        }
+        const auto inputs = encrypt_inputs(c, keys.client, x);
+        ExecutionStats stats;
+        int64_t last_done = 0, calls = 0;
+        const auto outputs = run_encrypted(
+            c, keys.server, inputs, ThreadPool::global(),
+            [&](int64_t done, int64_t total) {
+                EXPECT_GT(done, last_done);
+                EXPECT_LE(done, total);
+                last_done = done;
+                ++calls;
+            },
+            &stats);
+        const std::vector<int64_t> decrypted = decrypt_outputs(c, keys.client, outputs);
+        EXPECT_EQ(stats.bootstraps, analyze(c).bootstraps);
+        EXPECT_EQ(last_done, stats.bootstraps);
+        EXPECT_GT(calls, 0);
+        std::printf("seed %u: %lld bootstraps in %.2f s on %zu threads\n", seed,
+                    static_cast<long long>(stats.bootstraps), stats.seconds, ThreadPool::global().size());
+        ASSERT_EQ(decrypted.size(), simulated.size());
+        size_t mismatches = 0;
+        for (size_t i = 0; i < simulated.size(); ++i) mismatches += decrypted[i] != simulated[i];
+        EXPECT_EQ(mismatches, 0u) << "seed " << seed;
+        EXPECT_EQ(decrypted, simulated);
+    }
+}
+
+TEST(HeadCircuitEncrypted, BehindTheAttentionSeam) {
+    const model::Gpt2Model & m = head_model();
+    const quant::QuantizedHead head = make_head(4, true);
+    ASSERT_EQ(head.lut_bits, 4);
+    const TestKeys & keys = test_keys();
+    model::Gpt2Context ctx(m);
+    auto attention = std::make_unique<QuantizedHeadAttention>(
+        head, Executor::encrypted, EncryptedKeys{&keys.client, &keys.server, &ThreadPool::global(), {}});
+    QuantizedHeadAttention * seam = attention.get();
+    ctx.set_head_attention(0, 1, std::move(attention));
+    const std::vector<int32_t> tokens = {5, 17, 42};
+    const std::span<const float> logits = ctx.eval(std::span(tokens).first(2));
+    for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+    ctx.eval(std::span(tokens).subspan(2, 1));
+    ASSERT_EQ(seam->runs().size(), 2u);
+    for (size_t r = 0; r < seam->runs().size(); ++r) {
+        const HeadRunRecord & run = seam->runs()[r];
+        EXPECT_EQ(run.n, int32_t(r + 2));
+        EXPECT_EQ(run.mismatches, 0) << "run " << r;
+        EXPECT_EQ(run.encrypted, run.simulated) << "run " << r;
+        EXPECT_EQ(run.bootstraps, analyze(seam->circuit_for(run.n)).bootstraps);
+        std::printf("seam run n %d: %lld bootstraps in %.2f s\n", run.n, static_cast<long long>(run.bootstraps),
+                    run.seconds);
+    }
+    EXPECT_EQ(seam->runs().back().mismatches, 0);
+}
+
+TEST(HeadCircuit, SimulatedExecutorBehindTheSeam) {
+    // The clear executor evaluates the circuit of the whole sequence so far at each call and
+    // returns the new positions, dequantized. The first 5 calibration rows: in range.
+    const quant::QuantizedHead head = make_head(6, false);
+    QuantizedHeadAttention attention(head, Executor::simulate);
+    const int32_t n = 5, d = head.head_dim, n_embd = head.n_embd;
+    const std::span<const float> x = std::span(calibration_x()).first(size_t(n) * n_embd);
+    std::vector<int64_t> x_int(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
+    ASSERT_TRUE(within_calibrated_ranges(head, std::span(x_int).first(size_t(3) * n_embd), 3));
+    ASSERT_TRUE(within_calibrated_ranges(head, x_int, n));
+    // Positions 0..2 come from the circuit of 3 positions, 3..4 from that of 5 (the quantized
+    // head is not prefix-consistent: the denominator's width depends on n).
+    const std::vector<int64_t> o3 = quant::quantized_head_forward(head, std::span(x_int).first(size_t(3) * n_embd), 3);
+    const std::vector<int64_t> o5 = quant::quantized_head_forward(head, x_int, n);
+    std::vector<float> out(size_t(n) * d);
+    attention.forward(x.first(size_t(3) * n_embd), 3, 0, std::span(out).first(size_t(3) * d));
+    attention.forward(x.subspan(size_t(3) * n_embd), 2, 3, std::span(out).subspan(size_t(3) * d));
+    for (size_t i = 0; i < out.size(); ++i) {
+        const int64_t expected = i < size_t(3) * d ? o3[i] : o5[i];
+        EXPECT_EQ(out[i], static_cast<float>(double(expected) * head.output_scale())) << i;
+    }
+    EXPECT_TRUE(attention.runs().empty());
+    // Out of order.
+    EXPECT_THROW(attention.forward(x.first(size_t(n_embd)), 1, 0, std::span(out).first(size_t(d))), Error);
+    EXPECT_THROW(QuantizedHeadAttention(head, Executor::encrypted), Error);
+}
+
+TEST(HeadCircuitEncrypted, RunEncryptedRejectsBadInputs) {
+    const TestKeys & keys = test_keys();
+    const quant::QuantizedHead head = make_head(4, false);
+    const Circuit c = build_head_circuit(head, 1);
+    const std::vector<int64_t> x = typical_inputs(head, 1, 3);
+    std::vector<tfhe::LweCiphertext> inputs = encrypt_inputs(c, keys.client, x);
+
+    // Wrong input count.
+    EXPECT_THROW(run_encrypted(c, keys.server, std::span(inputs).first(inputs.size() - 1), ThreadPool::global()),
+                 Error);
+    std::vector<tfhe::LweCiphertext> more = inputs;
+    more.push_back(inputs[0]);
+    EXPECT_THROW(run_encrypted(c, keys.server, more, ThreadPool::global()), Error);
+    EXPECT_THROW(encrypt_inputs(c, keys.client, std::span(x).first(x.size() - 1)), Error);
+    EXPECT_THROW(decrypt_outputs(c, keys.client, std::span(inputs).first(3)), Error);
+
+    // Ciphertexts of the wrong dimension: all of them (the small key's), or just one.
+    std::vector<tfhe::LweCiphertext> small(inputs.size(), tfhe::LweCiphertext(keys.client.parameters.lwe_dimension));
+    EXPECT_THROW(run_encrypted(c, keys.server, small, ThreadPool::global()), Error);
+    std::vector<tfhe::LweCiphertext> one_bad = inputs;
+    one_bad.back() = tfhe::LweCiphertext(tfhe::LweDimension{one_bad.back().data.size()});
+    EXPECT_THROW(run_encrypted(c, keys.server, one_bad, ThreadPool::global()), Error);
+
+    // A circuit with 6-bit lookups on a 4-bit key.
+    Circuit wide;
+    const ValueId in = wide.add_input(57);
+    wide.mark_output(wide.add_lookup(in, wide.add_table(6, std::vector<uint64_t>(64, 0), "wide")), 40);
+    const std::vector<int64_t> one = {1};
+    const auto wide_inputs = encrypt_inputs(wide, keys.client, one);
+    EXPECT_THROW(run_encrypted(wide, keys.server, wide_inputs, ThreadPool::global()), Error);
+    // A head quantized with 6-bit tables likewise.
+    const quant::QuantizedHead head6 = make_head(6, false);
+    const Circuit c6 = build_head_circuit(head6, 1);
+    const auto inputs6 = encrypt_inputs(c6, keys.client, typical_inputs(head6, 1, 4));
+    EXPECT_THROW(run_encrypted(c6, keys.server, inputs6, ThreadPool::global()), Error);
+}
+
+TEST(HeadCircuit, BuildRejectsBadLengths) {
+    const quant::QuantizedHead head = make_head(4, false);
+    EXPECT_THROW(build_head_circuit(head, 0), Error);
+    EXPECT_THROW(build_head_circuit(head, -1), Error);
+    const std::vector<int64_t> x(size_t(head.n_embd), 0);
+    EXPECT_THROW(quant::quantized_head_forward(head, x, 2), Error);
+}
+
+// KNOWN BUG (disabled until fixed in src/): when an intermediate leaves its calibrated range
+// (an accumulator past +-2^(B-1), a score below -2^(B_S-1), ...), a bootstrap reads its table
+// with the padding bit set and returns the table entry negated. The circuit's tables fold
+// offsets and squares into the entry (v + off, (v + off)^2, q^2 + 2 off q, off - Lg,
+// a^2 + 2 off a: src/circuit/head_circuit.cpp), so it negates the folded entry, while
+// quant::quantized_head_forward (negacyclic_read in src/quant/quantized_head.cpp) negates only
+// the value and applies the offsets afterwards. The two then disagree, and the encrypted run
+// (which follows the circuit) no longer equals the reference. Run with
+// --gtest_also_run_disabled_tests.
+TEST(HeadCircuitKnownBug, DISABLED_SimulationEqualsReferenceBeyondCalibratedRanges) {
+    for (int n_bits : {3, 4, 6}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const int64_t level = quant::max_level(head.x_bits);
+        // One position whose accumulator of column 0 of each projection is the largest possible.
+        for (int p = 0; p < 3; ++p) {
+            std::vector<int64_t> x(size_t(head.n_embd));
+            for (int32_t r = 0; r < head.n_embd; ++r)
+                x[size_t(r)] = head.weights[p].values[size_t(r) * size_t(head.head_dim)] >= 0 ? level : -level;
+            expect_simulation_equals_reference(build_head_circuit(head, 1), head, 1, x,
+                                               "n_bits " + std::to_string(n_bits) + " projection " +
+                                                   std::to_string(p) + " saturated");
+        }
+        // Uniform inputs over the quantizer's whole range.
+        for (int32_t n = 1; n <= 4; ++n) {
+            const Circuit c = build_head_circuit(head, n);
+            for (uint32_t seed = 0; seed < 3; ++seed)
+                expect_simulation_equals_reference(c, head, n, extreme_inputs(head, n, 200 * n + seed),
+                                                   "n_bits " + std::to_string(n_bits) + " uniform");
+        }
+    }
+}
+
+} // namespace
