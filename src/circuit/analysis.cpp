@@ -1,6 +1,9 @@
 #include "circuit/analysis.h"
 
+#include "tfhe/commons/noise_model.h"
+
 #include <algorithm>
+#include <cmath>
 
 namespace fhegpt::circuit {
 
@@ -26,6 +29,55 @@ CircuitAnalysis analyze(const Circuit & circuit) {
     const std::vector<int32_t> depth = circuit.depths();
     a.depth = depth.empty() ? 0 : *std::max_element(depth.begin(), depth.end());
     return a;
+}
+
+namespace {
+
+// log2(2^a + 2^b) without overflow or underflow.
+double log2_add(double a, double b) {
+    const double hi = std::max(a, b), lo = std::min(a, b);
+    return hi + std::log2(1.0 + std::exp2(lo - hi));
+}
+
+} // namespace
+
+NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters & params) {
+    const tfhe::NoiseBudget budget = tfhe::bootstrap_noise_budget(params);
+    NoiseAnalysis out;
+    out.parameter_set = params.name;
+    std::vector<double> variance(circuit.size(), budget.fresh);
+    const auto & nodes = circuit.nodes();
+    for (size_t id = 0; id < nodes.size(); ++id) {
+        const Node & n = nodes[id];
+        if (n.kind == NodeKind::linear) {
+            double v = 0;
+            for (const LinearTerm & t : circuit.terms_of(n)) v += double(t.weight) * double(t.weight) * variance[t.value];
+            variance[id] = v;
+        } else if (n.kind == NodeKind::lookup) {
+            const Table & table = circuit.tables()[n.table];
+            const double total = variance[n.input] + budget.keyswitch + budget.modulus_switch;
+            const double log2_p = tfhe::log2_failure_probability(total, uint64_t{1} << table.bits);
+            const std::string & kind = circuit.kinds()[table.kind];
+            auto [it, fresh] = out.worst_log2_p_fail_by_kind.emplace(kind, log2_p);
+            if (!fresh) it->second = std::max(it->second, log2_p);
+            if (log2_p > out.worst_log2_p_fail) {
+                out.worst_log2_p_fail = log2_p;
+                out.worst_kind = kind;
+            }
+            out.log2_expected_failures = log2_add(out.log2_expected_failures, log2_p);
+            variance[id] = budget.pbs_output;
+        }
+    }
+    return out;
+}
+
+const tfhe::TfheParameters * choose_parameters(const Circuit & circuit, double max_log2_expected_failures) {
+    const CircuitAnalysis a = analyze(circuit);
+    for (const tfhe::TfheParameters * p : tfhe::production_parameter_sets()) {
+        if (int(p->message_bits) < a.max_lookup_bits) continue;
+        if (analyze_noise(circuit, *p).log2_expected_failures <= max_log2_expected_failures) return p;
+    }
+    return nullptr;
 }
 
 } // namespace fhegpt::circuit

@@ -4,14 +4,14 @@
 // Exact low-bit removal. A bootstrap reads only the top bits of its input, and near a box
 // edge the modulus-switch noise decides between two neighbours, so reading the top of a wide
 // value directly ("approximate rounding") could never match a clear simulation. Instead the
-// low bits go first, in chunks of up to `read_bits` bits, from the least significant:
-//   t = u * 2^m (bit a + c lands on the padding bit, bits below a are already cleared)
+// low bits go first, in chunks of up to `read_bits` bits, from the least significant; for a
+// chunk of c bits starting at bit a of the rest r (whose bits below a are already cleared):
+//   t = r * 2^m puts the chunk on the top c bits, bit a + c of r on the padding bit
 //   sign bootstrap: a constant table gives -+2^62 by the padding bit; t - sign - 2^62
 //     clears it (reads 1 bit: the half-box margin is 2^(62 - c), as wide as a c-bit read)
-//   read bootstrap: the c bits of the chunk, written straight at the scale of every later
-//     user (each later chunk's t and the final subtraction), because a bootstrap output
-//     cannot be scaled up afterwards without scaling its noise.
-// Cost for `shift` bits in K chunks: K sign + K (K + 1) / 2 read bootstraps.
+//   read bootstrap: the chunk's c bits, written at r's own scale, and r -= chunk.
+// Cost: two bootstraps per chunk. The chunk read's noise is multiplied by 2^m when the next
+// chunk scales r up; analysis.h accounts for it.
 #pragma once
 
 #include "circuit/circuit.h"

@@ -1,10 +1,12 @@
 // The circuit of one quantized attention head (quant/quantized_head.h) at n positions: the
-// client's inputs are the quantized ln_1 outputs x_int [n, n_embd], encoded at the
-// accumulator scale; the outputs are O [n, head_dim] (see QuantizedHead::output_scale).
+// client's inputs are the quantized ln_1 outputs x_int [n, n_embd], encoded at the widest
+// accumulator scale (head_tables.h); the outputs are O [n, head_dim] (see
+// QuantizedHead::output_scale). head_reference.h computes the same values without a graph.
 //
 // Products of two ciphertexts use shared squares, 2 a b = (a + b)^2 - a^2 - b^2: one
-// bootstrap per product, a^2 and b^2 coming from a second table read of a and b (once per
-// value, not per product). Only causal pairs j <= i are built. Every scale, bias and
+// bootstrap per product, a^2 and b^2 coming from one table read of a and b (once per value,
+// not per product). A q/k/v value is its rounded accumulator itself (a power-of-two scale), so
+// it needs no table of its own. Only causal pairs j <= i are built. Every scale, bias and
 // rounding sits inside the table that follows it.
 #pragma once
 

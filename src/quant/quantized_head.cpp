@@ -19,43 +19,41 @@ double bucket_centre(int64_t bucket, int shift) {
 
 double round_clip(double x, double lo, double hi) { return std::clamp(std::nearbyint(x), lo, hi); }
 
-// What a bootstrap reads from a value u whose low `shift` bits were removed exactly: the
-// message j = (u >> shift) mod 2^(L+1); j >= 2^L (padding bit set, i.e. u out of range) reads
-// the table negated (negacyclic). In range, this is table(u >> shift).
-template <typename Table>
-int64_t negacyclic_read(int64_t u, int shift, int lut_bits, const Table & table) {
-    const int64_t p = int64_t{1} << lut_bits;
-    const int64_t j = (u >> shift) & (2 * p - 1);
-    return j < p ? table(j) : -table(j - p);
+// The q/k/v bucket of an accumulator that fits its column (calibration only).
+int64_t bucket_of(const QuantizedHead & head, int p, int32_t c, int64_t acc) {
+    return (acc + head.accumulator_offset(p, c)) >> head.column_shift(p, c);
 }
 
-struct ProjectedInts {
-    std::vector<int64_t> values[3]; // [n, head_dim]
-};
-
-ProjectedInts project(const QuantizedHead & head, std::span<const int64_t> x_int, int32_t n) {
-    ProjectedInts out;
+// q (or k, v) values of n positions: bucket - 2^(V-1).
+std::vector<int64_t> project(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
     const int32_t d = head.head_dim;
-    for (int p = 0; p < 3; ++p) {
-        out.values[p].resize(static_cast<size_t>(n) * d);
-        for (int32_t i = 0; i < n; ++i)
-            for (int32_t c = 0; c < d; ++c) {
-                const int64_t u = head.accumulator(p, c, x_int.subspan(size_t(i) * head.n_embd, head.n_embd)) +
-                                  (int64_t{1} << (head.acc_bits - 1));
-                out.values[p][size_t(i) * d + c] = negacyclic_read(
-                    u, head.acc_shift(), head.lut_bits, [&](int64_t h) { return head.projection_value(p, c, h); });
-            }
-    }
+    std::vector<int64_t> out(size_t(n) * d);
+    for (int32_t i = 0; i < n; ++i)
+        for (int32_t c = 0; c < d; ++c) {
+            const int64_t acc = head.accumulator(p, c, x_int.subspan(size_t(i) * head.n_embd, head.n_embd));
+            out[size_t(i) * d + c] = bucket_of(head, p, c, acc) - (int64_t{1} << (head.value_bits - 1));
+        }
     return out;
 }
 
-int64_t dot_qk(const ProjectedInts & v, int32_t i, int32_t j, int32_t d) {
-    int64_t s = 0;
-    for (int32_t c = 0; c < d; ++c) s += v.values[kQuery][size_t(i) * d + c] * v.values[kKey][size_t(j) * d + c];
-    return 2 * s;
+// Does every accumulator of column c fit its encoding (u in [0, 2^width))?
+bool fits(std::span<const int64_t> accs, int width, int shift) {
+    const int64_t offset = (int64_t{1} << (width - 1)) + (int64_t{1} << (shift - 1));
+    for (int64_t a : accs)
+        if (a + offset < 0 || a + offset >= (int64_t{1} << width)) return false;
+    return true;
 }
 
 } // namespace
+
+int rounding_bootstraps(int shift, int chunk_bits) {
+    if (shift <= 0) return 0;
+    return 2 * ((shift + chunk_bits - 1) / chunk_bits);
+}
+
+int64_t QuantizedHead::accumulator_offset(int p, int32_t c) const {
+    return (int64_t{1} << (column_bits(p, c) - 1)) + (int64_t{1} << (column_shift(p, c) - 1));
+}
 
 double QuantizedHead::score_bucket_width() const { return std::ldexp(1.0, score_shift()) * score_unit; }
 
@@ -74,10 +72,13 @@ int64_t QuantizedHead::accumulator(int p, int32_t column, std::span<const int64_
     return acc;
 }
 
-int64_t QuantizedHead::projection_value(int p, int32_t column, int64_t bucket) const {
-    const double acc = bucket_centre(bucket, acc_shift()) - std::ldexp(1.0, acc_bits - 1);
-    const double real = acc * x_scale * weights[p].scales[static_cast<size_t>(column)];
-    return static_cast<int64_t>(round_clip(real / out_scale[p], double(value_min()), double(value_max())));
+int64_t QuantizedHead::square_entry(int p, int64_t h) const {
+    const int64_t value = h - (int64_t{1} << (value_bits - 1));
+    switch (p) {
+    case kQuery: return value * value + (int64_t{1} << (value_bits + 1)) * value; // q^2 + 2^(V+1) q
+    case kKey: return (value + (int64_t{1} << value_bits)) * (value + (int64_t{1} << value_bits)); // (k + 2^V)^2
+    default: return h * h;                                                          // h_v^2
+    }
 }
 
 int64_t QuantizedHead::exp_value(int64_t score_bucket) const {
@@ -101,36 +102,9 @@ int64_t QuantizedHead::attention_value(int64_t z) const {
     return static_cast<int64_t>(round_clip(double(exp_max()) * std::exp(s), 0.0, double(exp_max())));
 }
 
-std::vector<int64_t> quantized_head_forward(const QuantizedHead & head, std::span<const int64_t> x_int, int32_t n) {
-    if (n <= 0 || x_int.size() != size_t(n) * head.n_embd)
-        fail("quantized head: {} inputs for {} positions of {}", x_int.size(), n, head.n_embd);
-    const int32_t d = head.head_dim;
-    const int L = head.lut_bits;
-    const ProjectedInts v = project(head, x_int, n);
-    std::vector<int64_t> out(size_t(n) * d, 0);
-    std::vector<int64_t> bucket(static_cast<size_t>(n)), a(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; ++i) {
-        int64_t denominator = 0;
-        for (int32_t j = 0; j <= i; ++j) {
-            const int64_t u = dot_qk(v, i, j, d) + (int64_t{1} << (head.score_bits - 1));
-            // Encoded on B_S + 1 bits: the read keeps L bits of which the top is the headroom bit.
-            const int64_t h = (u >> head.score_shift()) & ((int64_t{1} << (L + 1)) - 1);
-            bucket[j] = h;
-            denominator += negacyclic_read(u, head.score_shift(), L, [&](int64_t b) { return head.exp_value(b); });
-        }
-        const int64_t lg = negacyclic_read(denominator, head.denominator_shift(n), L,
-                                           [&](int64_t b) { return head.log_value(b, n); });
-        for (int32_t j = 0; j <= i; ++j) {
-            const int64_t z = bucket[j] + (int64_t{1} << (L - 2)) - lg;
-            a[j] = negacyclic_read(z, 0, L, [&](int64_t b) { return head.attention_value(b); });
-        }
-        for (int32_t c = 0; c < d; ++c) {
-            int64_t o = 0;
-            for (int32_t j = 0; j <= i; ++j) o += 2 * a[j] * v.values[kValue][size_t(j) * d + c];
-            out[size_t(i) * d + c] = o;
-        }
-    }
-    return out;
+int64_t QuantizedHead::attention_square_entry(int64_t z) const {
+    const int64_t a = attention_value(z);
+    return a * a + (int64_t{1} << value_bits) * a;
 }
 
 QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const float> x, std::span<const int32_t> lengths,
@@ -140,6 +114,8 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     if (weight_bits < 2 || weight_bits > 16) fail("quantize: weight bits {} outside 2..16", weight_bits);
     const int lut_bits = config.lut_bits ? config.lut_bits : std::max(3, std::min(config.n_bits, 12));
     if (lut_bits < 3 || lut_bits > 12) fail("quantize: lookup width {} outside 3..12", lut_bits);
+    if (config.rounding_chunk_bits < 0 || config.rounding_chunk_bits > lut_bits)
+        fail("quantize: rounding chunks of {} bits with {}-bit lookups", config.rounding_chunk_bits, lut_bits);
     int64_t total = 0;
     for (int32_t len : lengths) {
         if (len <= 0) fail("quantize: empty calibration sequence");
@@ -157,31 +133,61 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     head.value_bits = lut_bits - 1;
     head.x_scale = symmetric_scale(absmax(x), head.x_bits);
     const int32_t d = w.head_dim, n_embd = w.n_embd;
+    const int V = head.value_bits, chunk = head.chunk_bits();
     const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
     const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
 
     std::vector<int64_t> x_int(x.size());
     for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
 
-    int64_t acc_absmax = 0;
     for (int p = 0; p < 3; ++p) {
-        head.weights[p] = quantize_matrix(w_p[p], n_embd, d, w.ldw, weight_bits, config.per_channel);
-        head.bias[p].resize(static_cast<size_t>(d));
-        double float_absmax = 0;
-        for (int32_t c = 0; c < d; ++c)
-            head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / (head.x_scale * head.weights[p].scales[c])));
-        for (int64_t i = 0; i < total; ++i) {
+        // Column absmax and the per-tensor scale w_p.
+        std::vector<double> col_absmax(static_cast<size_t>(d), 0.0);
+        for (int32_t r = 0; r < n_embd; ++r)
+            for (int32_t c = 0; c < d; ++c)
+                col_absmax[c] = std::max(col_absmax[c], double(std::fabs(w_p[p][size_t(r) * w.ldw + c])));
+        const double tensor_scale = symmetric_scale(*std::max_element(col_absmax.begin(), col_absmax.end()), weight_bits);
+
+        // Quantizes with column exponents e, returns the smallest B that fits every accumulator.
+        auto quantize_with = [&](const std::vector<int> & e) {
+            head.column_exponent[p] = e;
+            QuantizedMatrix & m = head.weights[p];
+            m.rows = n_embd;
+            m.cols = d;
+            m.values.resize(size_t(n_embd) * d);
+            m.scales.resize(static_cast<size_t>(d));
+            for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
+            for (int32_t r = 0; r < n_embd; ++r)
+                for (int32_t c = 0; c < d; ++c)
+                    m.values[size_t(r) * d + c] = quantize_value(w_p[p][size_t(r) * w.ldw + c], m.scales[c], weight_bits);
+            head.bias[p].resize(static_cast<size_t>(d));
+            for (int32_t c = 0; c < d; ++c)
+                head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / (head.x_scale * m.scales[c])));
+            int B = V + 1;
+            std::vector<int64_t> accs(static_cast<size_t>(total));
             for (int32_t c = 0; c < d; ++c) {
-                double f = b_p[p][c];
-                for (int32_t r = 0; r < n_embd; ++r) f += double(x[size_t(i) * n_embd + r]) * w_p[p][size_t(r) * w.ldw + c];
-                float_absmax = std::max(float_absmax, std::fabs(f));
-                const int64_t acc = head.accumulator(p, c, std::span(x_int).subspan(size_t(i) * n_embd, n_embd));
-                acc_absmax = std::max(acc_absmax, acc < 0 ? -acc : acc);
+                for (int64_t i = 0; i < total; ++i)
+                    accs[size_t(i)] = head.accumulator(p, c, std::span(x_int).subspan(size_t(i) * n_embd, n_embd));
+                while (!fits(accs, B + e[c], B + e[c] - V)) ++B;
             }
+            return B;
+        };
+        const int tensor_bits = quantize_with(std::vector<int>(static_cast<size_t>(d), 0));
+        head.acc_bits[p] = tensor_bits;
+        if (config.per_channel) {
+            // Extra column bits that stay within the rounding chunks the widest column needs anyway.
+            const int removed = tensor_bits - V;
+            const int free_bits = (removed + chunk - 1) / chunk * chunk - removed;
+            std::vector<int> e(static_cast<size_t>(d));
+            for (int32_t c = 0; c < d; ++c) {
+                const double ideal = symmetric_scale(col_absmax[c], weight_bits);
+                const int natural = col_absmax[c] > 0 ? static_cast<int>(std::floor(std::log2(tensor_scale / ideal))) : free_bits;
+                e[c] = std::clamp(natural, 0, free_bits);
+            }
+            head.acc_bits[p] = quantize_with(e);
         }
-        head.out_scale[p] = symmetric_scale(float_absmax, head.value_bits);
+        head.out_scale[p] = head.x_scale * tensor_scale * std::ldexp(1.0, head.acc_bits[p] - V);
     }
-    head.acc_bits = std::max(bit_width_of(acc_absmax) + 1, lut_bits);
     head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / 2.0 / std::sqrt(double(d));
 
     // Score range and reference from the quantized q, k of the calibration sequences.
@@ -189,11 +195,14 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     std::vector<std::vector<int64_t>> scores;
     int64_t offset = 0;
     for (int32_t len : lengths) {
-        const ProjectedInts v = project(head, std::span(x_int).subspan(size_t(offset) * n_embd, size_t(len) * n_embd), len);
+        const auto xs = std::span<const int64_t>(x_int).subspan(size_t(offset) * n_embd, size_t(len) * n_embd);
+        const std::vector<int64_t> q = project(head, kQuery, xs, len), k = project(head, kKey, xs, len);
         for (int32_t i = 0; i < len; ++i) {
             std::vector<int64_t> row;
             for (int32_t j = 0; j <= i; ++j) {
-                row.push_back(dot_qk(v, i, j, d));
+                int64_t s = 0;
+                for (int32_t c = 0; c < d; ++c) s += q[size_t(i) * d + c] * k[size_t(j) * d + c];
+                row.push_back(2 * s);
                 score_absmax = std::max(score_absmax, std::abs(row.back()));
             }
             scores.push_back(std::move(row));

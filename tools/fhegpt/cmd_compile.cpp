@@ -25,9 +25,10 @@ struct CompileOptions {
 };
 
 // Seconds per bootstrap (key switch included) on one core of the 2-core EPYC this project is
-// measured on (README, "TFHE engine"); a batch splits over the cores.
-double measured_bootstrap_seconds(uint32_t message_bits) {
-    switch (message_bits) {
+// measured on (README, "TFHE engine"; `fhegpt bench pbs`); a batch splits over the cores.
+double measured_bootstrap_seconds(const tfhe::TfheParameters & params) {
+    if (params.name == "PARAM_4BIT_2M128_PBS_L2") return 0.0130 + 0.0011;
+    switch (params.message_bits) {
     case 1: case 2: case 3: case 4: return 0.0075 + 0.0012;
     case 5: return 0.029 + 0.0015;
     case 6: return 0.070 + 0.0018;
@@ -45,10 +46,18 @@ void run_compile(const CompileOptions & opt) {
     const circuit::Circuit circuit = circuit::build_head_circuit(head, opt.seq_len);
     const circuit::CircuitAnalysis a = circuit::analyze(circuit);
 
-    const bool has_set = a.max_lookup_bits >= 1 && a.max_lookup_bits <= 6;
-    const std::string set = has_set ? tfhe::default_parameters(uint32_t(a.max_lookup_bits)).name : "none";
+    const tfhe::TfheParameters * chosen = circuit::choose_parameters(circuit);
+    const bool has_set = chosen != nullptr;
+    const std::string set = has_set ? chosen->name : "none";
     const unsigned threads = opt.threads > 0 ? unsigned(opt.threads) : std::max(1u, std::thread::hardware_concurrency());
-    const double estimate = has_set ? double(a.bootstraps) * measured_bootstrap_seconds(uint32_t(a.max_lookup_bits)) / threads : -1;
+    const double estimate = has_set ? double(a.bootstraps) * measured_bootstrap_seconds(*chosen) / threads : -1;
+    // The noise of the chosen set, and of the cheapest set that reads the lookups (for comparison).
+    std::vector<circuit::NoiseAnalysis> noise;
+    for (const tfhe::TfheParameters * p : tfhe::production_parameter_sets())
+        if (int(p->message_bits) >= a.max_lookup_bits && (noise.empty() || p == chosen)) {
+            noise.push_back(circuit::analyze_noise(circuit, *p));
+            if (p == chosen) break;
+        }
 
     nlohmann::json j;
     j["part"] = part.text();
@@ -62,11 +71,19 @@ void run_compile(const CompileOptions & opt) {
         params[kind] = {{"input_bits", bits}, {"parameter_set", set}};
     j["params_by_lookup"] = params;
     j["estimated_seconds"] = estimate;
+    j["parameter_set"] = set;
+    nlohmann::json noise_json = nlohmann::json::array();
+    for (const circuit::NoiseAnalysis & na : noise)
+        noise_json.push_back({{"parameter_set", na.parameter_set},
+                              {"worst_log2_p_fail", na.worst_log2_p_fail},
+                              {"worst_kind", na.worst_kind},
+                              {"log2_expected_failures", na.log2_expected_failures}});
+    j["noise"] = noise_json;
     j["threads"] = threads;
     j["depth"] = a.depth;
     j["widths"] = {{"x", head.x_bits},
                    {"weights", opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits},
-                   {"qkv_accumulator", head.acc_bits},
+                   {"qkv_accumulator", {head.acc_bits[0], head.acc_bits[1], head.acc_bits[2]}},
                    {"q_k_v", head.value_bits},
                    {"score", head.score_bits},
                    {"softmax_denominator", head.denominator_bits(opt.seq_len)},
@@ -83,10 +100,14 @@ void run_compile(const CompileOptions & opt) {
     }
     std::printf("%s of %s at n_bits %d, %d positions\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
                 opt.seq_len);
-    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
-                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits,
+    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
+                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1], head.acc_bits[2],
                 head.value_bits, head.score_bits, head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
     std::printf("  compiled with %d-bit lookups: parameter set %s\n", a.max_lookup_bits, set.c_str());
+    for (const circuit::NoiseAnalysis & na : noise)
+        std::printf("    with %-24s worst bootstrap log2 p_fail %7.1f (%s), expected failures per run 2^%.1f%s\n",
+                    na.parameter_set.c_str(), na.worst_log2_p_fail, na.worst_kind.c_str(), na.log2_expected_failures,
+                    na.parameter_set == set ? "" : " (too many)");
     std::printf("  bootstraps: %lld in %d sequential batches\n", static_cast<long long>(a.bootstraps), a.depth);
     for (const auto & [kind, count] : a.bootstraps_by_kind)
         std::printf("    %-26s %7lld  (%d-bit)\n", kind.c_str(), static_cast<long long>(count), a.lookup_bits_by_kind.at(kind));

@@ -1,6 +1,8 @@
 // fhegpt run-encrypted: the protected part on real ciphertexts, on this machine. Generates
 // keys, runs the model on the prompt with the part's circuit evaluated on encrypted inputs
 // (progress on stderr), decrypts, and compares every value with the clear simulation.
+#include "circuit/analysis.h"
+#include "circuit/head_circuit.h"
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
 #include "common/error.h"
@@ -32,8 +34,12 @@ void run_encrypted(const RunOptions & opt) {
     if (tokens.empty()) fail("-p: the prompt is empty");
     if (tokens.size() > size_t(model.hparams.n_ctx)) fail("-p: {} tokens, the context holds {}", tokens.size(), model.hparams.n_ctx);
     const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, opt.n_bits);
-    const tfhe::TfheParameters & params =
-        opt.params.empty() ? tfhe::default_parameters(uint32_t(head.lut_bits)) : tfhe::parameters_by_name(opt.params);
+    // Default: the fastest production set whose noise keeps this circuit's failures negligible.
+    const tfhe::TfheParameters * chosen = opt.params.empty()
+        ? circuit::choose_parameters(circuit::build_head_circuit(head, int32_t(tokens.size())))
+        : &tfhe::parameters_by_name(opt.params);
+    if (!chosen) fail("no production parameter set evaluates this circuit with negligible failures; try fewer bits");
+    const tfhe::TfheParameters & params = *chosen;
     if (params.insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params.name.c_str());
 
     const auto key_start = std::chrono::steady_clock::now();
@@ -91,7 +97,7 @@ void add_run_encrypted_command(CLI::App & app) {
     add_quant_options(*cmd, opt->quant);
     cmd->add_option("--n-bits", opt->n_bits, "activation and weight bits")->check(CLI::Range(2, 11))->capture_default_str();
     cmd->add_option("-p,--prompt", opt->prompt, "prompt")->capture_default_str();
-    cmd->add_option("--params", opt->params, "TFHE parameter set (default: the production set for the lookup width)");
+    cmd->add_option("--params", opt->params, "TFHE parameter set (default: the fastest production set whose noise analysis keeps failures negligible)");
     cmd->add_flag("--json", opt->json, "print one JSON object");
     cmd->callback([opt] { run_encrypted(*opt); });
 }

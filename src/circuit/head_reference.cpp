@@ -1,0 +1,83 @@
+#include "circuit/head_reference.h"
+
+#include "circuit/circuit.h"
+#include "circuit/head_tables.h"
+#include "common/error.h"
+
+namespace fhegpt::circuit {
+
+namespace {
+
+// A bootstrap's read of x on the grid: message j in [0, 2p), negacyclic above p.
+uint64_t read(const std::vector<uint64_t> & table, uint64_t x, int grid) {
+    const uint64_t j = x >> grid, p = table.size();
+    return j < p ? table[j] : uint64_t{0} - table[j - p];
+}
+
+// What CircuitBuilder::remove_low_bits computes: x with its bits below 2^(scale + shift) cleared.
+uint64_t clear_low_bits(uint64_t x, int scale, int shift) { return x & ~((uint64_t{1} << (scale + shift)) - 1); }
+
+} // namespace
+
+std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, std::span<const int64_t> x_int,
+                                            int32_t n) {
+    if (n <= 0 || x_int.size() != size_t(n) * head.n_embd)
+        fail("quantized head: {} inputs for {} positions of {}", x_int.size(), n, head.n_embd);
+    const HeadTables t = build_head_tables(head, n);
+    const HeadEncoding & e = t.encoding;
+    const int32_t d = head.head_dim, n_embd = head.n_embd;
+
+    // Buckets h (on the grid) and square terms of q, k, v.
+    std::vector<uint64_t> bucket[3], square[3];
+    for (int p = 0; p < 3; ++p) {
+        bucket[p].resize(size_t(n) * d);
+        square[p].resize(size_t(n) * d);
+        for (int32_t c = 0; c < d; ++c) {
+            const int scale = e.column_scale(head, p, c);
+            const uint64_t to_column = uint64_t{1} << (scale - e.input_scale);
+            for (int32_t i = 0; i < n; ++i) {
+                uint64_t u = encode_integer(head.bias[p][c] + head.accumulator_offset(p, c), scale);
+                for (int32_t r = 0; r < n_embd; ++r)
+                    u += uint64_t(head.weights[p].values[size_t(r) * d + c]) * to_column *
+                         encode_integer(x_int[size_t(i) * n_embd + r], e.input_scale);
+                const uint64_t h = clear_low_bits(u, scale, head.column_shift(p, c));
+                bucket[p][size_t(i) * d + c] = h;
+                square[p][size_t(i) * d + c] = read(t.square[p], h, e.grid);
+            }
+        }
+    }
+
+    std::vector<int64_t> out(size_t(n) * d);
+    std::vector<uint64_t> score_bucket(static_cast<size_t>(n)), a(static_cast<size_t>(n)), a_square(static_cast<size_t>(n));
+    const uint64_t score_offset = encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale);
+    for (int32_t i = 0; i < n; ++i) {
+        uint64_t denominator = 0;
+        for (int32_t j = 0; j <= i; ++j) {
+            uint64_t s = score_offset;
+            for (int32_t c = 0; c < d; ++c) {
+                const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
+                s += read(t.score_product, bucket[quant::kQuery][qi] + bucket[quant::kKey][kj], e.grid);
+                s -= square[quant::kKey][kj] + square[quant::kQuery][qi];
+            }
+            score_bucket[j] = clear_low_bits(s, e.score_scale, head.score_shift());
+            denominator += read(t.exp, score_bucket[j], e.grid);
+        }
+        const uint64_t log = read(t.log, clear_low_bits(denominator, e.denominator_scale, head.denominator_shift(n)), e.grid);
+        for (int32_t j = 0; j <= i; ++j) {
+            a[j] = read(t.attention, score_bucket[j] + log, e.grid);
+            a_square[j] = read(t.attention_square, score_bucket[j] + log, e.grid);
+        }
+        for (int32_t c = 0; c < d; ++c) {
+            uint64_t o = 0;
+            for (int32_t j = 0; j <= i; ++j) {
+                const size_t vj = size_t(j) * d + c;
+                o += read(t.output_product, a[j] + bucket[quant::kValue][vj], e.grid);
+                o -= square[quant::kValue][vj] + a_square[j];
+            }
+            out[size_t(i) * d + c] = decode_integer(o, e.output_scale);
+        }
+    }
+    return out;
+}
+
+} // namespace fhegpt::circuit

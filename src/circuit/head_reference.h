@@ -1,0 +1,19 @@
+// The exact clear reference of a quantized head: the integers the circuit computes, in torus
+// arithmetic (mod 2^64) with every table read as the circuit stores it, negacyclic reads
+// included. It needs no circuit graph, so it is fast enough for accuracy studies over long
+// sequences; tests check that the circuit's simulation and its encrypted run equal it.
+#pragma once
+
+#include "quant/quantized_head.h"
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace fhegpt::circuit {
+
+// O [n, head_dim] for n positions of quantized inputs x_int [n, n_embd] (out = O * output_scale()).
+std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, std::span<const int64_t> x_int,
+                                            int32_t n);
+
+} // namespace fhegpt::circuit

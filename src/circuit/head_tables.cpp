@@ -1,0 +1,51 @@
+#include "circuit/head_tables.h"
+
+#include "circuit/circuit.h"
+#include "common/error.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace fhegpt::circuit {
+
+namespace {
+
+// Entry j of an L-bit table: f(j) encoded at 2^scale_log2.
+std::vector<uint64_t> integer_table(int bits, int scale_log2, const std::function<int64_t(int64_t)> & f) {
+    std::vector<uint64_t> out(size_t{1} << bits);
+    for (size_t j = 0; j < out.size(); ++j) out[j] = encode_integer(f(int64_t(j)), scale_log2);
+    return out;
+}
+
+} // namespace
+
+HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n) {
+    if (n <= 0 || n > 4096) fail("head circuit: {} positions", n);
+    const int L = head.lut_bits;
+    HeadTables t;
+    HeadEncoding & e = t.encoding;
+    e.lut_bits = L;
+    e.grid = 63 - L;
+    for (int p = 0; p < 3; ++p)
+        for (int32_t c = 0; c < head.head_dim; ++c) e.input_width = std::max(e.input_width, e.column_width(head, p, c));
+    e.input_scale = 63 - e.input_width;
+    e.score_scale = 63 - (head.score_bits + 1);
+    e.denominator_scale = 63 - head.denominator_bits(n);
+    e.output_scale = 63 - head.output_bits(n);
+    if (e.input_scale < 0 || e.score_scale < 0 || e.denominator_scale < 0 || e.output_scale < 0)
+        fail("head circuit: a value needs more than 63 bits at {} positions", n);
+
+    const int64_t value_offset = int64_t{1} << (L - 2);
+    for (int p = 0; p < 3; ++p)
+        t.square[p] = integer_table(L, p == quant::kValue ? e.output_scale : e.score_scale,
+                                    [&](int64_t h) { return head.square_entry(p, h); });
+    t.score_product = integer_table(L, e.score_scale, quant::QuantizedHead::product_entry);
+    t.output_product = integer_table(L, e.output_scale, quant::QuantizedHead::product_entry);
+    t.exp = integer_table(L, e.denominator_scale, [&](int64_t h) { return head.exp_value(h); });
+    t.log = integer_table(L, e.grid, [&](int64_t h) { return value_offset - head.log_value(h, n); });
+    t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_value(z); });
+    t.attention_square = integer_table(L, e.output_scale, [&](int64_t z) { return head.attention_square_entry(z); });
+    return t;
+}
+
+} // namespace fhegpt::circuit
