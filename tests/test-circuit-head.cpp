@@ -81,9 +81,7 @@ quant::QuantizedHead make_head(int n_bits, bool per_channel, int lut_bits = 0) {
 // quantizer range (accumulators past the calibrated range: the negacyclic reads).
 std::vector<int64_t> typical_inputs(const quant::QuantizedHead & head, int32_t n, uint32_t seed) {
     const std::vector<float> x = normal_x(size_t(n) * head.n_embd, seed);
-    std::vector<int64_t> out(x.size());
-    for (size_t i = 0; i < x.size(); ++i) out[i] = head.quantize_input(x[i]);
-    return out;
+    return head.quantize_inputs(x);
 }
 
 std::vector<int64_t> extreme_inputs(const quant::QuantizedHead & head, int32_t n, uint32_t seed) {
@@ -102,7 +100,7 @@ std::vector<int64_t> calibration_inputs(const quant::QuantizedHead & head, int32
     for (int32_t i = 0; i < n; ++i) {
         const size_t row = (first + size_t(i)) % rows;
         for (int32_t r = 0; r < head.n_embd; ++r)
-            out.push_back(head.quantize_input(calibration_x()[row * size_t(head.n_embd) + size_t(r)]));
+            out.push_back(head.quantize_input(calibration_x()[row * size_t(head.n_embd) + size_t(r)], r));
     }
     return out;
 }
@@ -184,7 +182,7 @@ TEST(HeadCircuit, ValuesAreRoundedAccumulators) {
                 const int64_t h = (acc + head.accumulator_offset(p, c)) >> shift;
                 EXPECT_EQ(h - (int64_t{1} << (head.value_bits - 1)),
                           static_cast<int64_t>(std::floor(double(acc) / std::ldexp(1.0, shift) + 0.5)));
-                EXPECT_DOUBLE_EQ(head.x_scale * head.weights[p].scales[size_t(c)] * std::ldexp(1.0, shift),
+                EXPECT_DOUBLE_EQ(head.weights[p].scales[size_t(c)] * std::ldexp(1.0, shift),
                                  head.out_scale[p]);
             }
     }
@@ -228,8 +226,7 @@ struct FloatComparison {
             model::FloatHeadAttention reference(model, 0, 1);
             std::vector<float> expected(size_t(n) * d);
             reference.forward(x, n, 0, expected);
-            std::vector<int64_t> x_int(x.size());
-            for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
+            const std::vector<int64_t> x_int = head.quantize_inputs(x);
             const std::vector<int64_t> o = simulate(build_head_circuit(head, n), x_int);
             double seq_diff = 0, seq_norm = 0;
             for (size_t i = 0; i < expected.size(); ++i) {
@@ -387,8 +384,7 @@ TEST(HeadCircuit, SimulatedExecutorBehindTheSeam) {
     QuantizedHeadAttention attention(head, Executor::simulate);
     const int32_t n = 5, d = head.head_dim, n_embd = head.n_embd;
     const std::span<const float> x = std::span(calibration_x()).first(size_t(n) * n_embd);
-    std::vector<int64_t> x_int(x.size());
-    for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
+    const std::vector<int64_t> x_int = head.quantize_inputs(x);
     // Positions 0..2 come from the circuit of 3 positions, 3..4 from that of 5 (the quantized
     // head is not prefix-consistent: the denominator's width depends on n).
     const std::vector<int64_t> o3 = head_reference_forward(head, std::span(x_int).first(size_t(3) * n_embd), 3);

@@ -53,8 +53,7 @@ TEST(HeadCircuitProduction, EncryptedEqualsSimulated4Bit) {
     const Circuit c = build_head_circuit(head, n);
     const CircuitAnalysis a = analyze(c);
     // The first n calibration rows.
-    std::vector<int64_t> x_int(size_t(n) * hp.n_embd);
-    for (size_t i = 0; i < x_int.size(); ++i) x_int[i] = head.quantize_input(calibration[i]);
+    const std::vector<int64_t> x_int = head.quantize_inputs(std::span(calibration).first(size_t(n) * hp.n_embd));
     const std::vector<int64_t> simulated = simulate(c, x_int);
     ASSERT_EQ(simulated, head_reference_forward(head, x_int, n));
 

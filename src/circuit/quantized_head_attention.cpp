@@ -27,7 +27,8 @@ void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, in
         fail("quantized head: called at position {} after {} positions", n_past, x_int_.size() / size_t(n_embd));
     if (n_new <= 0 || x.size() < size_t(n_new) * n_embd || out.size() < size_t(n_new) * d)
         fail("quantized head: bad shapes for {} new positions", n_new);
-    for (size_t i = 0; i < size_t(n_new) * n_embd; ++i) x_int_.push_back(head_.quantize_input(x[i]));
+    const std::vector<int64_t> x_new = head_.quantize_inputs(x.first(size_t(n_new) * n_embd));
+    x_int_.insert(x_int_.end(), x_new.begin(), x_new.end());
     const int32_t n = n_past + n_new;
     const Circuit & circuit = circuit_for(n);
     std::vector<int64_t> values = simulate(circuit, x_int_);

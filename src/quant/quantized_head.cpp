@@ -72,6 +72,13 @@ int64_t QuantizedHead::accumulator(int p, int32_t column, std::span<const int64_
     return acc;
 }
 
+std::vector<int64_t> QuantizedHead::quantize_inputs(std::span<const float> x) const {
+    if (n_embd <= 0 || x.size() % size_t(n_embd) != 0) fail("quantized head: {} inputs, rows of {}", x.size(), n_embd);
+    std::vector<int64_t> out(x.size());
+    for (size_t i = 0; i < x.size(); ++i) out[i] = quantize_input(x[i], int32_t(i % size_t(n_embd)));
+    return out;
+}
+
 int64_t QuantizedHead::square_entry(int p, int64_t h) const {
     const int64_t value = h - (int64_t{1} << (value_bits - 1));
     switch (p) {
@@ -131,21 +138,31 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     head.x_bits = config.n_bits;
     head.lut_bits = lut_bits;
     head.value_bits = lut_bits - 1;
-    head.x_scale = symmetric_scale(absmax(x), head.x_bits);
     const int32_t d = w.head_dim, n_embd = w.n_embd;
+    std::vector<double> channel_absmax(static_cast<size_t>(n_embd), 0.0);
+    for (size_t i = 0; i < x.size(); ++i)
+        channel_absmax[i % size_t(n_embd)] = std::max(channel_absmax[i % size_t(n_embd)], double(std::fabs(x[i])));
+    const double tensor_absmax = *std::max_element(channel_absmax.begin(), channel_absmax.end());
+    head.x_scales.resize(static_cast<size_t>(n_embd));
+    for (int32_t r = 0; r < n_embd; ++r)
+        head.x_scales[r] = symmetric_scale(config.input_per_channel ? channel_absmax[r] : tensor_absmax, head.x_bits);
     const int V = head.value_bits, chunk = head.chunk_bits();
     const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
     const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
 
-    std::vector<int64_t> x_int(x.size());
-    for (size_t i = 0; i < x.size(); ++i) x_int[i] = head.quantize_input(x[i]);
+    const std::vector<int64_t> x_int = head.quantize_inputs(x);
+    // W' = W with the input scales folded in, [n_embd, d] per projection.
+    std::vector<double> folded(size_t(n_embd) * d);
 
     for (int p = 0; p < 3; ++p) {
-        // Column absmax and the per-tensor scale w_p.
+        // Column absmax of W' and the per-tensor scale w'_p.
         std::vector<double> col_absmax(static_cast<size_t>(d), 0.0);
         for (int32_t r = 0; r < n_embd; ++r)
-            for (int32_t c = 0; c < d; ++c)
-                col_absmax[c] = std::max(col_absmax[c], double(std::fabs(w_p[p][size_t(r) * w.ldw + c])));
+            for (int32_t c = 0; c < d; ++c) {
+                const double v = double(w_p[p][size_t(r) * w.ldw + c]) * head.x_scales[r];
+                folded[size_t(r) * d + c] = v;
+                col_absmax[c] = std::max(col_absmax[c], std::fabs(v));
+            }
         const double tensor_scale = symmetric_scale(*std::max_element(col_absmax.begin(), col_absmax.end()), weight_bits);
 
         // Quantizes with column exponents e, returns the smallest B that fits every accumulator.
@@ -159,10 +176,10 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
             for (int32_t r = 0; r < n_embd; ++r)
                 for (int32_t c = 0; c < d; ++c)
-                    m.values[size_t(r) * d + c] = quantize_value(w_p[p][size_t(r) * w.ldw + c], m.scales[c], weight_bits);
+                    m.values[size_t(r) * d + c] = quantize_value(folded[size_t(r) * d + c], m.scales[c], weight_bits);
             head.bias[p].resize(static_cast<size_t>(d));
             for (int32_t c = 0; c < d; ++c)
-                head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / (head.x_scale * m.scales[c])));
+                head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / m.scales[c]));
             int B = V + 1;
             std::vector<int64_t> accs(static_cast<size_t>(total));
             for (int32_t c = 0; c < d; ++c) {
@@ -186,7 +203,7 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             }
             head.acc_bits[p] = quantize_with(e);
         }
-        head.out_scale[p] = head.x_scale * tensor_scale * std::ldexp(1.0, head.acc_bits[p] - V);
+        head.out_scale[p] = tensor_scale * std::ldexp(1.0, head.acc_bits[p] - V);
     }
     head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / 2.0 / std::sqrt(double(d));
 

@@ -4,13 +4,14 @@
 //
 // Every table lookup reads at most `lut_bits` = L bits (the parameter set's message bits: 4 for
 // the cheap set), so every intermediate is chosen to fit. V = value_bits = L - 1.
-//   x        n_bits signed, scale x_scale (client side)
-//   acc      = W x + b over n_embd inputs (column c of projection p: acc_bits[p] + e_pc bits)
+//   x        n_bits signed, one scale per input channel r, s_r (client side; per tensor with
+//            input_per_channel off). The scales are folded into the weights: W'_rc = W_rc s_r.
+//   acc      = W' x + b over n_embd inputs (column c of projection p: acc_bits[p] + e_pc bits)
 //   q, k, v  the accumulator rounded to V bits by a power of two, exactly:
 //              bucket h = round(acc / 2^shift) + 2^(V-1) in [0, 2^V), value = h - 2^(V-1).
-//            The scale of a value is x_scale w_p 2^(acc_bits - V) for every column: no table is
+//            The scale of a value is w'_p 2^(acc_bits - V) for every column: no table is
 //            needed for the value itself. Per-channel weights use power-of-two column scales
-//            w_p 2^-e_pc (e_pc >= 0 extra bits where they cost no extra rounding bootstrap), with
+//            w'_p 2^-e_pc (e_pc >= 0 extra bits where they cost no extra rounding bootstrap), with
 //            shift_pc = acc_bits[p] + e_pc - V, so that every column keeps the same value scale.
 //   S_ij     = 2 q_i . k_j (exact, via squares: (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q));
 //            u_S = S + 2^(B_S-1); bucket of L - 1 bits
@@ -37,7 +38,8 @@ namespace fhegpt::quant {
 struct HeadQuantConfig {
     int n_bits = 4;       // activations (x) and, unless weight_bits is set, weights
     int weight_bits = 0;  // 0: n_bits
-    bool per_channel = false;
+    bool per_channel = false;      // power-of-two column scales for the weights
+    bool input_per_channel = true; // one scale per input channel, folded into the weights
     int lut_bits = 0;     // 0: max(3, min(n_bits, 12))
     int rounding_chunk_bits = 0; // 0: lut_bits; bits one rounding bootstrap removes (circuit_builder.h)
 };
@@ -48,8 +50,8 @@ struct QuantizedHead {
     HeadQuantConfig config;
     int32_t n_embd = 0, head_dim = 0;
     int x_bits = 0, lut_bits = 0, value_bits = 0;
-    double x_scale = 1;
-    QuantizedMatrix weights[3];                // [n_embd, head_dim]; column scales w_p 2^-e_pc
+    std::vector<double> x_scales;              // [n_embd]: s_r
+    QuantizedMatrix weights[3];                // W' [n_embd, head_dim]; column scales w'_p 2^-e_pc
     std::vector<int64_t> bias[3];              // [head_dim], accumulator units of the column
     std::vector<int> column_exponent[3];       // e_pc >= 0
     int acc_bits[3] = {0, 0, 0};               // B_p: signed accumulator bits at e = 0
@@ -74,7 +76,11 @@ struct QuantizedHead {
     int output_bits(int32_t n) const;   // signed width of O (with a headroom bit)
     int chunk_bits() const { return config.rounding_chunk_bits ? config.rounding_chunk_bits : lut_bits; }
 
-    int64_t quantize_input(float x) const { return quantize_value(x, x_scale, x_bits); }
+    int64_t quantize_input(float x, int32_t channel) const {
+        return quantize_value(x, x_scales[size_t(channel)], x_bits);
+    }
+    // Rows of n_embd reals -> the client's integers.
+    std::vector<int64_t> quantize_inputs(std::span<const float> x) const;
 
     // Table entries, for every input j in [0, 2^L).
     // Square terms of the products, from a q/k/v bucket h (value h - 2^(V-1)).

@@ -45,8 +45,14 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
     command.add_option("-m,--model", o.model_dir, "Hugging Face GPT-2 directory")->capture_default_str();
     command.add_option("--part", o.part, "protected part: layerL.headH (one head)")->capture_default_str();
     command.add_option("--calibration", o.calibration_path, "calibration prompts, one per line")->capture_default_str();
-    command.add_flag("--per-channel", o.per_channel, "one weight scale per output channel (default: per tensor)");
+    command.add_flag("--per-channel", o.per_channel,
+                     "power-of-two weight scales per output channel, where they cost no bootstrap (default: per tensor)");
+    command.add_flag("--per-tensor-inputs", o.per_tensor_inputs,
+                     "one scale for all input channels (default: one per channel, folded into the weights)");
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
+    command.add_option("--lut-bits", o.lut_bits,
+                       "bits every lookup reads (q/k/v and attention weights get one less; default: --n-bits, at least 3)")
+        ->check(CLI::Range(0, 12));
 }
 
 circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
@@ -63,6 +69,8 @@ quant::QuantizedHead quantize_part(const model::Gpt2Model & model, const PartSpe
     config.n_bits = n_bits;
     config.weight_bits = options.weight_bits;
     config.per_channel = options.per_channel;
+    config.input_per_channel = !options.per_tensor_inputs;
+    config.lut_bits = options.lut_bits;
     return quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths, config);
 }
 

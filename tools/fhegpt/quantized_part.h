@@ -29,7 +29,9 @@ struct QuantOptions {
     std::string part = "layer0.head0";
     std::string calibration_path = "data/calibration_prompts.txt";
     bool per_channel = false;
+    bool per_tensor_inputs = false;
     int weight_bits = 0;
+    int lut_bits = 0;
 };
 void add_quant_options(CLI::App & command, QuantOptions & options);
 
