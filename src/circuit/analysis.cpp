@@ -68,6 +68,18 @@ NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters 
             variance[id] = budget.pbs_output;
         }
     }
+    // Decryption of an output rounds to its unit 2^delta: it fails when the noise exceeds half of it.
+    for (const Port & port : circuit.outputs()) {
+        if (port.delta_log2 < 1 || port.delta_log2 > 62) continue;
+        const double log2_p = tfhe::log2_failure_probability(variance[port.value], uint64_t{1} << (63 - port.delta_log2));
+        auto [it, fresh] = out.worst_log2_p_fail_by_kind.emplace("output.decrypt", log2_p);
+        if (!fresh) it->second = std::max(it->second, log2_p);
+        if (log2_p > out.worst_log2_p_fail) {
+            out.worst_log2_p_fail = log2_p;
+            out.worst_kind = "output.decrypt";
+        }
+        out.log2_expected_failures = log2_add(out.log2_expected_failures, log2_p);
+    }
     return out;
 }
 

@@ -1,19 +1,29 @@
 #include "circuit/head_circuit.h"
 
-#include "circuit/circuit_builder.h"
 #include "circuit/head_tables.h"
+#include "common/error.h"
 
 namespace fhegpt::circuit {
 
 Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n) {
-    HeadTables t = build_head_tables(head, n);
+    const HeadEncoding e = build_head_tables(head, n).encoding;
+    CircuitBuilder b(head.chunk_bits());
+    std::vector<ValueId> x(size_t(n) * head.n_embd);
+    for (auto & v : x) v = b.circuit().add_input(e.input_scale);
+    for (ValueId o : add_head_circuit(b, head, n, x, e.input_scale)) b.circuit().mark_output(o, e.output_scale);
+    return b.take();
+}
+
+std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
+                                      std::span<const ValueId> x, int input_scale, int output_width) {
+    HeadTables t = build_head_tables(head, n, output_width);
     const HeadEncoding e = t.encoding;
     const int L = head.lut_bits;
     const int32_t d = head.head_dim, n_embd = head.n_embd;
-    CircuitBuilder b(head.chunk_bits());
-
-    std::vector<ValueId> x(size_t(n) * n_embd);
-    for (auto & v : x) v = b.circuit().add_input(e.input_scale);
+    if (x.size() != size_t(n) * n_embd) fail("head circuit: {} inputs for {} positions of {}", x.size(), n, n_embd);
+    if (input_scale > e.input_scale) fail("head circuit: inputs at 2^{} above the head's 2^{}", input_scale, e.input_scale);
+    std::vector<ValueId> outputs;
+    outputs.reserve(size_t(n) * d);
 
     // Projections: the rounded bucket h (on the grid; the value is h - 2^(V-1)) and its square term.
     std::vector<ValueId> bucket[3], square[3];
@@ -27,7 +37,7 @@ Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n) {
             std::vector<LinearTerm> terms;
             for (int32_t r = 0; r < n_embd; ++r) {
                 const int64_t w = head.weights[p].values[size_t(r) * d + c];
-                if (w != 0) terms.push_back({ValueId(r), w * (int64_t{1} << (scale - e.input_scale))});
+                if (w != 0) terms.push_back({ValueId(r), w * (int64_t{1} << (scale - input_scale))});
             }
             const uint64_t constant = encode_integer(head.bias[p][c] + head.accumulator_offset(p, c), scale);
             for (int32_t i = 0; i < n; ++i) {
@@ -86,10 +96,10 @@ Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n) {
                 out.push_back({square[quant::kValue][vj], -1});
                 out.push_back({weight_squares[j], -1});
             }
-            b.circuit().mark_output(b.linear(out), e.output_scale);
+            outputs.push_back(b.linear(out));
         }
     }
-    return b.take();
+    return outputs;
 }
 
 } // namespace fhegpt::circuit

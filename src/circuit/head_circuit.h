@@ -11,10 +11,20 @@
 #pragma once
 
 #include "circuit/circuit.h"
+#include "circuit/circuit_builder.h"
 #include "quant/quantized_head.h"
+
+#include <span>
+#include <vector>
 
 namespace fhegpt::circuit {
 
 Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n);
+
+// Adds the head to a circuit under construction: x [n, n_embd] are inputs encoded at
+// 2^input_scale (at most the head's own input scale, head_tables.h); returns O [n, head_dim]
+// encoded on output_width bits (0: head.output_bits(n)).
+std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
+                                      std::span<const ValueId> x, int input_scale, int output_width = 0);
 
 } // namespace fhegpt::circuit

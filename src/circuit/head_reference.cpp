@@ -20,10 +20,10 @@ uint64_t clear_low_bits(uint64_t x, int scale, int shift) { return x & ~((uint64
 } // namespace
 
 std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, std::span<const int64_t> x_int,
-                                            int32_t n) {
+                                            int32_t n, int output_width) {
     if (n <= 0 || x_int.size() != size_t(n) * head.n_embd)
         fail("quantized head: {} inputs for {} positions of {}", x_int.size(), n, head.n_embd);
-    const HeadTables t = build_head_tables(head, n);
+    const HeadTables t = build_head_tables(head, n, output_width);
     const HeadEncoding & e = t.encoding;
     const int32_t d = head.head_dim, n_embd = head.n_embd;
 

@@ -12,8 +12,9 @@
 
 namespace fhegpt::circuit {
 
-// O [n, head_dim] for n positions of quantized inputs x_int [n, n_embd] (out = O * output_scale()).
+// O [n, head_dim] for n positions of quantized inputs x_int [n, n_embd] (out = O * output_scale()),
+// read from an encoding of output_width bits (0: head.output_bits(n); see head_tables.h).
 std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, std::span<const int64_t> x_int,
-                                            int32_t n);
+                                            int32_t n, int output_width = 0);
 
 } // namespace fhegpt::circuit

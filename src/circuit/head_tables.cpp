@@ -19,7 +19,7 @@ std::vector<uint64_t> integer_table(int bits, int scale_log2, const std::functio
 
 } // namespace
 
-HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n) {
+HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width) {
     if (n <= 0 || n > 4096) fail("head circuit: {} positions", n);
     const int L = head.lut_bits;
     HeadTables t;
@@ -31,7 +31,7 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n) {
     e.input_scale = 63 - e.input_width;
     e.score_scale = 63 - (head.score_bits + 1);
     e.denominator_scale = 63 - head.denominator_bits(n);
-    e.output_scale = 63 - head.output_bits(n);
+    e.output_scale = 63 - (output_width > 0 ? output_width : head.output_bits(n));
     if (e.input_scale < 0 || e.score_scale < 0 || e.denominator_scale < 0 || e.output_scale < 0)
         fail("head circuit: a value needs more than 63 bits at {} positions", n);
 

@@ -17,7 +17,7 @@ struct HeadEncoding {
     int input_scale = 0;        // x: 63 - input_width
     int score_scale = 0;        // S, and the score square terms: 63 - (B_S + 1)
     int denominator_scale = 0;  // D: 63 - denominator_bits(n)
-    int output_scale = 0;       // O: 63 - output_bits(n)
+    int output_scale = 0;       // O: 63 - output_bits(n) (or the width asked for)
     // Column c of projection p: encoding width (headroom bit included) and the power of two its
     // weights take to move x to that width's scale.
     int column_width(const quant::QuantizedHead & head, int p, int32_t c) const { return head.column_bits(p, c) + 1; }
@@ -35,6 +35,8 @@ struct HeadTables {
     std::vector<uint64_t> attention_square;// z -> a^2 + 2^V a at the output scale
 };
 
-HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n);
+// output_width: the signed width of O's encoding, headroom included (0: head.output_bits(n));
+// a whole attention block (attention_circuit.h) encodes O at its own rounding width.
+HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width = 0);
 
 } // namespace fhegpt::circuit

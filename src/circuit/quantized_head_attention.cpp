@@ -1,5 +1,6 @@
 #include "circuit/quantized_head_attention.h"
 
+#include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
 #include "circuit/simulate.h"
 #include "common/error.h"
@@ -9,25 +10,24 @@
 
 namespace fhegpt::circuit {
 
-QuantizedHeadAttention::QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys)
-    : head_(std::move(head)), executor_(executor), keys_(std::move(keys)) {
+CircuitRunner::CircuitRunner(Executor executor, EncryptedKeys keys, int32_t n_embd, Build build, Quantize quantize)
+    : executor_(executor), keys_(std::move(keys)), n_embd_(n_embd), build_(std::move(build)),
+      quantize_(std::move(quantize)) {
     if (executor_ == Executor::encrypted && (!keys_.client || !keys_.server))
-        fail("quantized head: the encrypted executor needs a client and a server key");
+        fail("quantized attention: the encrypted executor needs a client and a server key");
 }
 
-const Circuit & QuantizedHeadAttention::circuit_for(int32_t n) {
+const Circuit & CircuitRunner::circuit_for(int32_t n) {
     auto it = circuits_.find(n);
-    if (it == circuits_.end()) it = circuits_.emplace(n, std::make_unique<Circuit>(build_head_circuit(head_, n))).first;
+    if (it == circuits_.end()) it = circuits_.emplace(n, std::make_unique<Circuit>(build_(n))).first;
     return *it->second;
 }
 
-void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
-    const int32_t n_embd = head_.n_embd, d = head_.head_dim;
-    if (n_past != static_cast<int32_t>(x_int_.size() / size_t(n_embd)))
-        fail("quantized head: called at position {} after {} positions", n_past, x_int_.size() / size_t(n_embd));
-    if (n_new <= 0 || x.size() < size_t(n_new) * n_embd || out.size() < size_t(n_new) * d)
-        fail("quantized head: bad shapes for {} new positions", n_new);
-    const std::vector<int64_t> x_new = head_.quantize_inputs(x.first(size_t(n_new) * n_embd));
+std::vector<int64_t> CircuitRunner::run(std::span<const float> x, int32_t n_new, int32_t n_past) {
+    if (n_past != static_cast<int32_t>(x_int_.size() / size_t(n_embd_)))
+        fail("quantized attention: called at position {} after {} positions", n_past, x_int_.size() / size_t(n_embd_));
+    if (n_new <= 0 || x.size() < size_t(n_new) * n_embd_) fail("quantized attention: bad shapes for {} new positions", n_new);
+    const std::vector<int64_t> x_new = quantize_(x.first(size_t(n_new) * n_embd_));
     x_int_.insert(x_int_.end(), x_new.begin(), x_new.end());
     const int32_t n = n_past + n_new;
     const Circuit & circuit = circuit_for(n);
@@ -47,10 +47,38 @@ void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, in
         values = record.encrypted;
         runs_.push_back(std::move(record));
     }
+    return values;
+}
+
+QuantizedHeadAttention::QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys)
+    : head_(std::move(head)),
+      runner_(executor, std::move(keys), head_.n_embd, [this](int32_t n) { return build_head_circuit(head_, n); },
+              [this](std::span<const float> x) { return head_.quantize_inputs(x); }) {}
+
+void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
+    const int32_t d = head_.head_dim;
+    if (out.size() < size_t(n_new) * d) fail("quantized head: bad shapes for {} new positions", n_new);
+    const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
     const double scale = head_.output_scale();
     for (int32_t i = 0; i < n_new; ++i)
         for (int32_t c = 0; c < d; ++c)
             out[size_t(i) * d + c] = static_cast<float>(double(values[size_t(n_past + i) * d + c]) * scale);
+}
+
+QuantizedLayerAttention::QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys)
+    : attention_(std::move(attention)),
+      runner_(executor, std::move(keys), attention_.n_embd,
+              [this](int32_t n) { return build_attention_circuit(attention_, n); },
+              [this](std::span<const float> x) { return attention_.quantize_inputs(x); }) {}
+
+void QuantizedLayerAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
+    const int32_t n_embd = attention_.n_embd;
+    if (out.size() < size_t(n_new) * n_embd) fail("quantized attention: bad shapes for {} new positions", n_new);
+    const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
+    for (int32_t i = 0; i < n_new; ++i)
+        for (int32_t j = 0; j < n_embd; ++j)
+            out[size_t(i) * n_embd + j] =
+                static_cast<float>(double(values[size_t(n_past + i) * n_embd + j]) * attention_.out_unit);
 }
 
 namespace {

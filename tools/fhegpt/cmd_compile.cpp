@@ -2,7 +2,6 @@
 // the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
 // estimated from this engine's measured bootstrap speed.
 #include "circuit/analysis.h"
-#include "circuit/head_circuit.h"
 #include "commands.h"
 #include "common/error.h"
 #include "quantized_part.h"
@@ -42,8 +41,10 @@ void run_compile(const CompileOptions & opt) {
     const PartSpec part = parse_part(opt.quant.part, model.hparams);
     if (opt.seq_len < 1 || opt.seq_len > model.hparams.n_ctx)
         fail("--seq-len {}: must be in [1, {}]", opt.seq_len, model.hparams.n_ctx);
-    const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, opt.n_bits);
-    const circuit::Circuit circuit = circuit::build_head_circuit(head, opt.seq_len);
+    const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
+    // Widths are reported for the (first) head; a block adds its context rounding and output.
+    const quant::QuantizedHead & head = quantized.head ? *quantized.head : quantized.attention->heads[0];
+    const circuit::Circuit circuit = quantized.build_circuit(opt.seq_len);
     const circuit::CircuitAnalysis a = circuit::analyze(circuit);
 
     const tfhe::TfheParameters * chosen = circuit::choose_parameters(circuit);
@@ -88,6 +89,12 @@ void run_compile(const CompileOptions & opt) {
                    {"score", head.score_bits},
                    {"softmax_denominator", head.denominator_bits(opt.seq_len)},
                    {"output", head.output_bits(opt.seq_len)}};
+    if (quantized.attention) {
+        std::vector<int> context;
+        for (int32_t h = 0; h < quantized.attention->n_head; ++h) context.push_back(quantized.attention->context_width(h));
+        j["widths"]["context_by_head"] = context;
+        j["widths"]["block_output"] = quantized.attention->out_bits;
+    }
     j["score_bucket_width"] = head.score_bucket_width();
     j["exp_reference"] = head.exp_reference;
     j["inputs"] = a.inputs;
@@ -103,6 +110,11 @@ void run_compile(const CompileOptions & opt) {
     std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
                 head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1], head.acc_bits[2],
                 head.value_bits, head.score_bits, head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
+    if (quantized.attention) {
+        std::printf("  block: head outputs rounded to %d bits from", quantized.attention->lut_bits);
+        for (int32_t h = 0; h < quantized.attention->n_head; ++h) std::printf(" %d", quantized.attention->context_width(h));
+        std::printf(" bits; c_proj output %d bits\n", quantized.attention->out_bits);
+    }
     std::printf("  compiled with %d-bit lookups: parameter set %s\n", a.max_lookup_bits, set.c_str());
     for (const circuit::NoiseAnalysis & na : noise)
         std::printf("    with %-24s worst bootstrap log2 p_fail %7.1f (%s), expected failures per run 2^%.1f%s\n",

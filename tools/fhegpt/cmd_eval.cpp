@@ -82,11 +82,10 @@ void run_eval(const EvalOptions & opt) {
     const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
     for (int bits : bit_list) {
         const auto start = std::chrono::steady_clock::now();
-        const quant::QuantizedHead head = quantize_part(model, part, opt.quant, calibration, bits);
+        const QuantizedPart quantized = quantize_part(model, part, opt.quant, calibration, bits);
         model::TopKAgreement total;
         ctx.reset();
-        ctx.set_head_attention(part.layer, part.head,
-                               std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::simulate));
+        quantized.install(ctx, circuit::Executor::simulate);
         for (size_t i = 0; i < prompts.size(); ++i) {
             ctx.reset();
             const auto logits = ctx.eval(tokens[i], model::Logits::all);
@@ -94,10 +93,10 @@ void run_eval(const EvalOptions & opt) {
         }
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
-                     part.text().c_str(), bits, head.lut_bits, total.top1(), total.top5(), total.top10(),
+                     part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
                      static_cast<long long>(total.positions), seconds);
         csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits)
-            << ',' << (opt.quant.per_channel ? 1 : 0) << ',' << head.lut_bits << ',' << total.positions << ','
+            << ',' << (opt.quant.per_channel ? 1 : 0) << ',' << quantized.lut_bits() << ',' << total.positions << ','
             << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
         for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
         panel.series[0].y.push_back(total.top1());

@@ -2,7 +2,6 @@
 // keys, runs the model on the prompt with the part's circuit evaluated on encrypted inputs
 // (progress on stderr), decrypts, and compares every value with the clear simulation.
 #include "circuit/analysis.h"
-#include "circuit/head_circuit.h"
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
 #include "common/error.h"
@@ -33,10 +32,10 @@ void run_encrypted(const RunOptions & opt) {
     std::vector<int32_t> tokens = tokenizer.encode(opt.prompt);
     if (tokens.empty()) fail("-p: the prompt is empty");
     if (tokens.size() > size_t(model.hparams.n_ctx)) fail("-p: {} tokens, the context holds {}", tokens.size(), model.hparams.n_ctx);
-    const quant::QuantizedHead head = calibrate_head(model, tokenizer, part, opt.quant, opt.n_bits);
+    const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
     // Default: the fastest production set whose noise keeps this circuit's failures negligible.
     const tfhe::TfheParameters * chosen = opt.params.empty()
-        ? circuit::choose_parameters(circuit::build_head_circuit(head, int32_t(tokens.size())))
+        ? circuit::choose_parameters(quantized.build_circuit(int32_t(tokens.size())))
         : &tfhe::parameters_by_name(opt.params);
     if (!chosen) fail("no production parameter set evaluates this circuit with negligible failures; try fewer bits");
     const tfhe::TfheParameters & params = *chosen;
@@ -56,15 +55,13 @@ void run_encrypted(const RunOptions & opt) {
                                                  std::string(size_t(width - filled), '.').c_str(), (long long)done, (long long)total);
                                     if (done == total) std::fprintf(stderr, "\n");
                                 }};
-    auto attention = std::make_unique<circuit::QuantizedHeadAttention>(head, circuit::Executor::encrypted, keys);
-    circuit::QuantizedHeadAttention * observer = attention.get();
     model::Gpt2Context ctx(model);
-    ctx.set_head_attention(part.layer, part.head, std::move(attention));
+    const std::vector<circuit::HeadRunRecord> & runs = quantized.install(ctx, circuit::Executor::encrypted, keys);
     const auto logits = ctx.eval(tokens);
     int32_t next = 0;
     for (int32_t t = 1; t < model.hparams.n_vocab; ++t)
         if (logits[t] > logits[next]) next = t;
-    const circuit::HeadRunRecord & run = observer->runs().back();
+    const circuit::HeadRunRecord & run = runs.back();
 
     nlohmann::json j;
     j["part"] = part.text();

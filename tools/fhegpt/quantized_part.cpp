@@ -1,5 +1,7 @@
 #include "quantized_part.h"
 
+#include "circuit/attention_circuit.h"
+#include "circuit/head_circuit.h"
 #include "common/error.h"
 
 #include <cerrno>
@@ -43,7 +45,8 @@ std::vector<std::string> read_prompt_lines(const std::string & path) {
 
 void add_quant_options(CLI::App & command, QuantOptions & o) {
     command.add_option("-m,--model", o.model_dir, "Hugging Face GPT-2 directory")->capture_default_str();
-    command.add_option("--part", o.part, "protected part: layerL.headH (one head)")->capture_default_str();
+    command.add_option("--part", o.part, "protected part: layerL.headH (one head) or layerL.attn (the attention block)")
+        ->capture_default_str();
     command.add_option("--calibration", o.calibration_path, "calibration prompts, one per line")->capture_default_str();
     command.add_flag("--per-channel", o.per_channel,
                      "power-of-two weight scales per output channel, where they cost no bootstrap (default: per tensor)");
@@ -57,26 +60,48 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
 
 circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
                                         const PartSpec & part, const QuantOptions & options) {
-    if (part.head < 0)
-        fail("--part {}: the encrypted whole-attention block is not implemented yet; use layer{}.headH", part.text(),
-             part.layer);
     return circuit::collect_layer_inputs(model, tokenizer, read_prompt_lines(options.calibration_path), part.layer);
 }
 
-quant::QuantizedHead quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
-                                   const circuit::LayerInputs & inputs, int n_bits) {
+QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
+                            const circuit::LayerInputs & inputs, int n_bits) {
     quant::HeadQuantConfig config;
     config.n_bits = n_bits;
     config.weight_bits = options.weight_bits;
     config.per_channel = options.per_channel;
     config.input_per_channel = !options.per_tensor_inputs;
     config.lut_bits = options.lut_bits;
-    return quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths, config);
+    QuantizedPart out;
+    out.part = part;
+    if (part.head >= 0)
+        out.head = quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths,
+                                        config);
+    else
+        out.attention = circuit::quantize_attention(model, part.layer, inputs.x, inputs.lengths, config);
+    return out;
 }
 
-quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
-                                    const PartSpec & part, const QuantOptions & options, int n_bits) {
+QuantizedPart calibrate_part(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                             const PartSpec & part, const QuantOptions & options, int n_bits) {
     return quantize_part(model, part, options, calibration_inputs(model, tokenizer, part, options), n_bits);
+}
+
+circuit::Circuit QuantizedPart::build_circuit(int32_t n) const {
+    return head ? circuit::build_head_circuit(*head, n) : circuit::build_attention_circuit(*attention, n);
+}
+
+const std::vector<circuit::HeadRunRecord> & QuantizedPart::install(model::Gpt2Context & ctx, circuit::Executor executor,
+                                                                    circuit::EncryptedKeys keys) const {
+    if (head) {
+        auto seam = std::make_unique<circuit::QuantizedHeadAttention>(*head, executor, std::move(keys));
+        const auto & runs = seam->runs();
+        ctx.set_head_attention(part.layer, part.head, std::move(seam));
+        return runs;
+    }
+    auto seam = std::make_unique<circuit::QuantizedLayerAttention>(*attention, executor, std::move(keys));
+    const auto & runs = seam->runs();
+    ctx.set_layer_attention(part.layer, std::move(seam));
+    return runs;
 }
 
 } // namespace fhegpt::cli

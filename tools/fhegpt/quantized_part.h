@@ -1,14 +1,16 @@
 // What the eval / compile / run-encrypted commands share: naming the protected part
-// (--part layerL.headH), reading prompt files, and calibrating its quantized form on the
+// (--part layerL.headH or layerL.attn), reading prompt files, and calibrating its quantized form on the
 // calibration prompts (never on the evaluation prompts).
 #pragma once
 
+#include "circuit/quantized_attention.h"
 #include "circuit/quantized_head_attention.h"
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 #include "quant/quantized_head.h"
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +40,24 @@ void add_quant_options(CLI::App & command, QuantOptions & options);
 // The part's inputs on the calibration prompts (the float model's ln_1 outputs).
 circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
                                         const PartSpec & part, const QuantOptions & options);
-// Quantizes a head of `model` at n_bits from those inputs.
-quant::QuantizedHead quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
-                                   const circuit::LayerInputs & inputs, int n_bits);
+// A quantized head or attention block, and what the commands do with either.
+struct QuantizedPart {
+    PartSpec part;
+    std::optional<quant::QuantizedHead> head;          // layerL.headH
+    std::optional<circuit::QuantizedAttention> attention; // layerL.attn
+
+    int lut_bits() const { return head ? head->lut_bits : attention->lut_bits; }
+    circuit::Circuit build_circuit(int32_t n) const;
+    // Installs the part behind the model's seam; returns its records of encrypted runs.
+    const std::vector<circuit::HeadRunRecord> & install(model::Gpt2Context & ctx, circuit::Executor executor,
+                                                         circuit::EncryptedKeys keys = {}) const;
+};
+
+// Quantizes the part of `model` at n_bits from those inputs.
+QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
+                            const circuit::LayerInputs & inputs, int n_bits);
 // Both at once.
-quant::QuantizedHead calibrate_head(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
-                                    const PartSpec & part, const QuantOptions & options, int n_bits);
+QuantizedPart calibrate_part(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                             const PartSpec & part, const QuantOptions & options, int n_bits);
 
 } // namespace fhegpt::cli

@@ -1,0 +1,103 @@
+#include "circuit/attention_circuit.h"
+
+#include "circuit/circuit_builder.h"
+#include "circuit/head_circuit.h"
+#include "circuit/head_reference.h"
+#include "circuit/head_tables.h"
+#include "common/error.h"
+
+#include <algorithm>
+
+namespace fhegpt::circuit {
+
+namespace {
+
+int out_scale(const QuantizedAttention & att) {
+    if (att.out_bits < 2 || att.out_bits > 62) fail("attention: output width {}", att.out_bits);
+    return 63 - att.out_bits;
+}
+
+// o for every bucket j of L bits: j - 2^(L-1), written at the output's scale.
+std::vector<uint64_t> context_table(const QuantizedAttention & att) {
+    std::vector<uint64_t> t(size_t{1} << att.lut_bits);
+    for (size_t j = 0; j < t.size(); ++j)
+        t[j] = encode_integer(int64_t(j) - (int64_t{1} << (att.lut_bits - 1)), out_scale(att));
+    return t;
+}
+
+void check(const QuantizedAttention & att, int32_t n) {
+    if (n <= 0 || n > 4096) fail("attention circuit: {} positions", n);
+    if (att.heads.size() != size_t(att.n_head) || att.context_shift.size() != size_t(att.n_head) ||
+        att.proj.values.size() != size_t(att.n_embd) * att.n_embd || att.proj_bias.size() != size_t(att.n_embd))
+        fail("attention circuit: inconsistent quantized attention");
+}
+
+} // namespace
+
+Circuit build_attention_circuit(const QuantizedAttention & att, int32_t n) {
+    check(att, n);
+    const int32_t n_embd = att.n_embd, d = att.head_dim;
+    int input_scale = 63;
+    for (const auto & head : att.heads) input_scale = std::min(input_scale, build_head_tables(head, n).encoding.input_scale);
+    CircuitBuilder b(att.heads[0].chunk_bits());
+    std::vector<ValueId> x(size_t(n) * n_embd);
+    for (auto & v : x) v = b.circuit().add_input(input_scale);
+
+    const int32_t table = b.table(att.lut_bits, context_table(att), "context.value");
+    std::vector<ValueId> o(size_t(n) * n_embd); // [n, n_embd]: head h, column c at h d + c
+    for (int32_t h = 0; h < att.n_head; ++h) {
+        const int width = att.context_width(h);
+        const std::vector<ValueId> context = add_head_circuit(b, att.heads[h], n, x, input_scale, width);
+        for (int32_t i = 0; i < n; ++i)
+            for (int32_t c = 0; c < d; ++c) {
+                const LinearTerm term[] = {{context[size_t(i) * d + c], 1}};
+                const ValueId u = b.linear(term, encode_integer(att.context_offset(h), 63 - width));
+                const ValueId bucket = b.remove_low_bits(u, width, att.context_shift[h], "context.requant");
+                o[size_t(i) * n_embd + h * d + c] = b.lookup(bucket, table);
+            }
+    }
+    const uint64_t unit = uint64_t{1} << out_scale(att);
+    for (int32_t i = 0; i < n; ++i)
+        for (int32_t j = 0; j < n_embd; ++j) {
+            std::vector<LinearTerm> terms;
+            for (int32_t r = 0; r < n_embd; ++r)
+                if (const int64_t w = att.proj.values[size_t(r) * n_embd + j]; w != 0)
+                    terms.push_back({o[size_t(i) * n_embd + r], w});
+            b.circuit().mark_output(b.linear(terms, uint64_t(att.proj_bias[j]) * unit), out_scale(att));
+        }
+    return b.take();
+}
+
+std::vector<int64_t> attention_reference_forward(const QuantizedAttention & att, std::span<const int64_t> x_int,
+                                                 int32_t n) {
+    check(att, n);
+    const int32_t n_embd = att.n_embd, d = att.head_dim;
+    if (x_int.size() != size_t(n) * n_embd) fail("attention: {} inputs for {} positions of {}", x_int.size(), n, n_embd);
+    const std::vector<uint64_t> table = context_table(att);
+    const int grid = 63 - att.lut_bits;
+    std::vector<uint64_t> o(size_t(n) * n_embd);
+    for (int32_t h = 0; h < att.n_head; ++h) {
+        const int width = att.context_width(h), scale = 63 - width;
+        const std::vector<int64_t> context = head_reference_forward(att.heads[h], x_int, n, width);
+        for (int32_t i = 0; i < n; ++i)
+            for (int32_t c = 0; c < d; ++c) {
+                const uint64_t u = encode_integer(context[size_t(i) * d + c] + att.context_offset(h), scale);
+                // Exact removal of the k low bits, then the table read (negacyclic above 2^L).
+                const uint64_t j = (u & ~((uint64_t{1} << (scale + att.context_shift[h])) - 1)) >> grid;
+                const uint64_t p = table.size();
+                o[size_t(i) * n_embd + h * d + c] = j < p ? table[j] : uint64_t{0} - table[j - p];
+            }
+    }
+    const uint64_t unit = uint64_t{1} << out_scale(att);
+    std::vector<int64_t> out(size_t(n) * n_embd);
+    for (int32_t i = 0; i < n; ++i)
+        for (int32_t j = 0; j < n_embd; ++j) {
+            uint64_t acc = uint64_t(att.proj_bias[j]) * unit;
+            for (int32_t r = 0; r < n_embd; ++r)
+                acc += uint64_t(att.proj.values[size_t(r) * n_embd + j]) * o[size_t(i) * n_embd + r];
+            out[size_t(i) * n_embd + j] = decode_integer(acc, out_scale(att));
+        }
+    return out;
+}
+
+} // namespace fhegpt::circuit
