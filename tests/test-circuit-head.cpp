@@ -463,10 +463,19 @@ TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
     const tfhe::TfheParameters * chosen = choose_parameters(c);
     ASSERT_NE(chosen, nullptr);
     EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_PBS_L2");
-    // A circuit of single lookups on fresh inputs needs nothing more than the cheap set.
+    // A circuit of single lookups on fresh inputs needs nothing more than the cheap set; its
+    // output must be decrypted at a unit well above a bootstrap's noise (2^49.2 there).
     Circuit small;
     const ValueId in = small.add_input(59);
-    small.mark_output(small.add_lookup(in, small.add_table(4, std::vector<uint64_t>(16, 0), "t")), 40);
+    small.mark_output(small.add_lookup(in, small.add_table(4, std::vector<uint64_t>(16, 0), "t")), 56);
+    ASSERT_NE(choose_parameters(small), nullptr);
+    EXPECT_EQ(choose_parameters(small)->name, "PARAM_4BIT_2M128");
+    Circuit fine_output;
+    const ValueId in2 = fine_output.add_input(59);
+    fine_output.mark_output(fine_output.add_lookup(in2, fine_output.add_table(4, std::vector<uint64_t>(16, 0), "t")), 49);
+    EXPECT_EQ(analyze_noise(fine_output, tfhe::parameters_by_name("PARAM_4BIT_2M128")).worst_kind, "output.decrypt");
+    ASSERT_NE(choose_parameters(fine_output), nullptr);
+    EXPECT_EQ(choose_parameters(fine_output)->name, "PARAM_4BIT_2M128_PBS_L2");
     ASSERT_NE(choose_parameters(small), nullptr);
     EXPECT_EQ(choose_parameters(small)->name, "PARAM_4BIT_2M128");
 }
