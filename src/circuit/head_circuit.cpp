@@ -53,7 +53,11 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
 
     const int32_t score_product = b.table(L, std::move(t.score_product), "qk.product");
     const int32_t output_product = b.table(L, std::move(t.output_product), "av.product");
+    const int32_t max_step = b.table(L, std::move(t.max_step), "softmax.max");
+    const int32_t window = b.table(L, std::move(t.window), "softmax.window");
     const int32_t exp_table = b.table(L, std::move(t.exp), "softmax.exp");
+    const uint64_t half_grid = encode_integer(int64_t{1} << head.value_bits, e.grid);
+    const int64_t to_fine = int64_t{1} << (e.fine_scale - e.score_scale);
     const int32_t log_table = b.table(L, std::move(t.log), "softmax.log");
     const int32_t attention_table = b.table(L, std::move(t.attention), "softmax.attention");
     const int32_t attention_square = b.table(L, std::move(t.attention_square), "softmax.attention_square");
@@ -61,19 +65,34 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
     std::vector<ValueId> buckets(static_cast<size_t>(n)), weights(static_cast<size_t>(n)),
         weight_squares(static_cast<size_t>(n));
     for (int32_t i = 0; i < n; ++i) {
-        // Scores S_ij = 2 q_i . k_j = sum_c (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q), buckets, exp.
-        std::vector<LinearTerm> denominator;
+        // Scores S_ij = 2 q_i . k_j = sum_c (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q), coarse buckets.
+        std::vector<ValueId> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {
-            std::vector<LinearTerm> score;
+            std::vector<LinearTerm> terms;
             for (int32_t c = 0; c < d; ++c) {
                 const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
                 const LinearTerm sum[] = {{bucket[quant::kQuery][qi], 1}, {bucket[quant::kKey][kj], 1}};
-                score.push_back({b.lookup(b.linear(sum), score_product), 1});
-                score.push_back({square[quant::kKey][kj], -1});
-                score.push_back({square[quant::kQuery][qi], -1});
+                terms.push_back({b.lookup(b.linear(sum), score_product), 1});
+                terms.push_back({square[quant::kKey][kj], -1});
+                terms.push_back({square[quant::kQuery][qi], -1});
             }
-            const ValueId u = b.linear(score, encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale));
-            buckets[j] = b.remove_low_bits(u, head.score_bits + 1, head.score_shift(), "score.requant");
+            score[j] = b.linear(terms, encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale));
+            coarse[j] = b.remove_low_bits(score[j], head.score_bits + 1, head.score_shift(), "score.requant");
+        }
+        // The row's best coarse bucket: top += max(c_j - top, 0).
+        ValueId top = coarse[0];
+        for (int32_t j = 1; j <= i; ++j) {
+            const LinearTerm diff[] = {{coarse[j], 1}, {top, -1}};
+            const LinearTerm next[] = {{top, 1}, {b.lookup(b.linear(diff, half_grid), max_step), 1}};
+            top = b.linear(next);
+        }
+        // Fine buckets of the scores relative to the top, exp values and their sum.
+        std::vector<LinearTerm> denominator;
+        for (int32_t j = 0; j <= i; ++j) {
+            const LinearTerm distance[] = {{top, 1}, {coarse[j], -1}};
+            const ValueId shifted = b.lookup(b.linear(distance), window);
+            const LinearTerm relative[] = {{score[j], to_fine}, {coarse[j], -to_fine}, {shifted, to_fine}};
+            buckets[j] = b.remove_low_bits(b.linear(relative), head.fine_width(), head.fine_shift(), "score.fine");
             denominator.push_back({b.lookup(buckets[j], exp_table), 1});
         }
         const ValueId sum = b.linear(denominator);

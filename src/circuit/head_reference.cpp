@@ -50,8 +50,11 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
     std::vector<int64_t> out(size_t(n) * d);
     std::vector<uint64_t> score_bucket(static_cast<size_t>(n)), a(static_cast<size_t>(n)), a_square(static_cast<size_t>(n));
     const uint64_t score_offset = encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale);
+    const uint64_t half_grid = encode_integer(int64_t{1} << head.value_bits, e.grid); // 2^V on the grid
+    const int to_fine = e.fine_scale - e.score_scale;
     for (int32_t i = 0; i < n; ++i) {
-        uint64_t denominator = 0;
+        // Scores, their coarse buckets and the row's best coarse bucket.
+        std::vector<uint64_t> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {
             uint64_t s = score_offset;
             for (int32_t c = 0; c < d; ++c) {
@@ -59,7 +62,16 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
                 s += read(t.score_product, bucket[quant::kQuery][qi] + bucket[quant::kKey][kj], e.grid);
                 s -= square[quant::kKey][kj] + square[quant::kQuery][qi];
             }
-            score_bucket[j] = clear_low_bits(s, e.score_scale, head.score_shift());
+            score[j] = s;
+            coarse[j] = clear_low_bits(s, e.score_scale, head.score_shift());
+        }
+        uint64_t top = coarse[0];
+        for (int32_t j = 1; j <= i; ++j) top += read(t.max_step, coarse[j] - top + half_grid, e.grid);
+        // Fine buckets of the scores relative to the row's top, their exp values and sum.
+        uint64_t denominator = 0;
+        for (int32_t j = 0; j <= i; ++j) {
+            const uint64_t relative = (score[j] - coarse[j] + read(t.window, top - coarse[j], e.grid)) << to_fine;
+            score_bucket[j] = clear_low_bits(relative, e.fine_scale, head.fine_shift());
             denominator += read(t.exp, score_bucket[j], e.grid);
         }
         const uint64_t log = read(t.log, clear_low_bits(denominator, e.denominator_scale, head.denominator_shift(n)), e.grid);

@@ -30,6 +30,7 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
         for (int32_t c = 0; c < head.head_dim; ++c) e.input_width = std::max(e.input_width, e.column_width(head, p, c));
     e.input_scale = 63 - e.input_width;
     e.score_scale = 63 - (head.score_bits + 1);
+    e.fine_scale = 63 - head.fine_width();
     e.denominator_scale = 63 - head.denominator_bits(n);
     e.output_scale = 63 - (output_width > 0 ? output_width : head.output_bits(n));
     if (e.input_scale < 0 || e.score_scale < 0 || e.denominator_scale < 0 || e.output_scale < 0)
@@ -41,6 +42,8 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
                                     [&](int64_t h) { return head.square_entry(p, h); });
     t.score_product = integer_table(L, e.score_scale, quant::QuantizedHead::product_entry);
     t.output_product = integer_table(L, e.output_scale, quant::QuantizedHead::product_entry);
+    t.max_step = integer_table(L, e.grid, [&](int64_t z) { return head.max_step_entry(z); });
+    t.window = integer_table(L, e.score_scale, [&](int64_t d) { return head.window_entry(d); });
     t.exp = integer_table(L, e.denominator_scale, [&](int64_t h) { return head.exp_value(h); });
     t.log = integer_table(L, e.grid, [&](int64_t h) { return value_offset - head.log_value(h, n); });
     t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_value(z); });

@@ -16,6 +16,7 @@ struct HeadEncoding {
     int input_width = 0;        // the widest accumulator encoding, headroom bit included
     int input_scale = 0;        // x: 63 - input_width
     int score_scale = 0;        // S, and the score square terms: 63 - (B_S + 1)
+    int fine_scale = 0;         // u' (the relative score): 63 - fine_width
     int denominator_scale = 0;  // D: 63 - denominator_bits(n)
     int output_scale = 0;       // O: 63 - output_bits(n) (or the width asked for)
     // Column c of projection p: encoding width (headroom bit included) and the power of two its
@@ -29,7 +30,9 @@ struct HeadTables {
     std::vector<uint64_t> square[3];       // per projection, from a bucket (q, k at score scale; v at output scale)
     std::vector<uint64_t> score_product;   // z^2 at the score scale, z = h_q + h_k
     std::vector<uint64_t> output_product;  // z^2 at the output scale, z = a + h_v
-    std::vector<uint64_t> exp;             // score bucket -> e at the denominator scale
+    std::vector<uint64_t> max_step;        // c - m + 2^V -> max(c - m, 0) on the grid (row maximum)
+    std::vector<uint64_t> window;          // d -> (K - min(d, K)) 2^s at the score scale
+    std::vector<uint64_t> exp;             // fine bucket -> e at the denominator scale
     std::vector<uint64_t> log;             // denominator bucket -> 2^(L-2) - Lg on the grid
     std::vector<uint64_t> attention;       // z -> a on the grid
     std::vector<uint64_t> attention_square;// z -> a^2 + 2^V a at the output scale

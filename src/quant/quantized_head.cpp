@@ -55,7 +55,7 @@ int64_t QuantizedHead::accumulator_offset(int p, int32_t c) const {
     return (int64_t{1} << (column_bits(p, c) - 1)) + (int64_t{1} << (column_shift(p, c) - 1));
 }
 
-double QuantizedHead::score_bucket_width() const { return std::ldexp(1.0, score_shift()) * score_unit; }
+double QuantizedHead::score_bucket_width() const { return std::ldexp(1.0, fine_shift()) * score_unit; }
 
 int QuantizedHead::denominator_bits(int32_t n) const {
     return std::max(bit_width_of(exp_max() * n), lut_bits);
@@ -88,9 +88,17 @@ int64_t QuantizedHead::square_entry(int p, int64_t h) const {
     }
 }
 
-int64_t QuantizedHead::exp_value(int64_t score_bucket) const {
-    const double s = bucket_centre(score_bucket, score_shift()) - std::ldexp(1.0, score_bits - 1);
-    const double e = double(exp_max()) * std::exp(s * score_unit - exp_reference);
+int64_t QuantizedHead::window_entry(int64_t d) const {
+    const int64_t K = (int64_t{1} << window_bits) - 1;
+    return (K - std::min(d, K)) * (int64_t{1} << score_shift());
+}
+
+double QuantizedHead::relative_score(int64_t fine_bucket) const {
+    return (bucket_centre(fine_bucket, fine_shift()) - std::ldexp(1.0, score_shift() + window_bits)) * score_unit;
+}
+
+int64_t QuantizedHead::exp_value(int64_t fine_bucket) const {
+    const double e = double(exp_max()) * std::exp(relative_score(fine_bucket) - exp_reference);
     return static_cast<int64_t>(round_clip(e, 0.0, double(exp_max())));
 }
 
@@ -103,9 +111,8 @@ int64_t QuantizedHead::log_value(int64_t denominator_bucket, int32_t n) const {
 }
 
 int64_t QuantizedHead::attention_value(int64_t z) const {
-    const int64_t diff = z - (int64_t{1} << (lut_bits - 2)); // h - Lg
-    const double offset = bucket_centre(0, score_shift()) - std::ldexp(1.0, score_bits - 1);
-    const double s = double(diff) * score_bucket_width() + offset * score_unit - exp_reference;
+    const int64_t diff = z - (int64_t{1} << (lut_bits - 2)); // g - Lg
+    const double s = double(diff) * score_bucket_width() + relative_score(0) - exp_reference;
     return static_cast<int64_t>(round_clip(double(exp_max()) * std::exp(s), 0.0, double(exp_max())));
 }
 
@@ -227,22 +234,34 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         offset += len;
     }
     head.score_bits = std::max(bit_width_of(score_absmax) + 1, lut_bits - 1);
-    // m: a high percentile over rows of the largest (bucketed) score, so that most rows keep
-    // their top attention weights inside the exp table's range without saturating.
+    // The window: enough coarse buckets above the aliased one that a score aliased up to it
+    // still gets a negligible weight (E exp(-K coarse) < 1/2), at least as fine as S itself.
+    const int s = head.score_shift();
+    const double coarse = std::ldexp(1.0, s) * head.score_unit;
+    head.window_bits = std::max(1, V - s);
+    while (head.window_bits < V && double((int64_t{1} << head.window_bits) - 1) * coarse < std::log(2.0 * double(head.exp_max())))
+        ++head.window_bits;
+    // m: a high percentile over rows of the largest relative score, so that most rows keep their
+    // top attention weights inside the exp table's range without saturating.
     std::vector<double> row_max;
     for (const auto & row : scores) {
+        std::vector<int64_t> u(row.size()), c(row.size());
+        int64_t top = 0;
+        for (size_t j = 0; j < row.size(); ++j) {
+            u[j] = row[j] + (int64_t{1} << (head.score_bits - 1));
+            c[j] = u[j] >> s;
+            top = std::max(top, c[j]);
+        }
         double best = -1e300;
-        for (int64_t s : row) {
-            const int64_t u = s + (int64_t{1} << (head.score_bits - 1));
-            const int64_t h = u >> head.score_shift();
-            const double centre = bucket_centre(h, head.score_shift()) - std::ldexp(1.0, head.score_bits - 1);
-            best = std::max(best, centre * head.score_unit);
+        for (size_t j = 0; j < row.size(); ++j) {
+            const int64_t fine = (u[j] - (c[j] << s) + head.window_entry(top - c[j])) >> head.fine_shift();
+            best = std::max(best, head.relative_score(fine));
         }
         row_max.push_back(best);
     }
-    // The 90th percentile: measured on fhegpt-tiny layer 0 (quantiles 0.1 .. 1.0), it keeps the
-    // best top-1 agreement from 4 to 8 bits; the maximum underflows typical rows, the median
-    // saturates too many.
+    // The 90th percentile: measured on fhegpt-tiny layer 0 (quantiles 0.1 .. 1.0) with absolute
+    // score buckets, it kept the best top-1 agreement from 4 to 8 bits; the maximum underflows
+    // typical rows, the median saturates too many.
     std::sort(row_max.begin(), row_max.end());
     head.exp_reference = row_max[std::min(row_max.size() - 1, size_t(0.9 * double(row_max.size())))];
     return head;

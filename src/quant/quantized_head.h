@@ -14,10 +14,14 @@
 //            w'_p 2^-e_pc (e_pc >= 0 extra bits where they cost no extra rounding bootstrap), with
 //            shift_pc = acc_bits[p] + e_pc - V, so that every column keeps the same value scale.
 //   S_ij     = 2 q_i . k_j (exact, via squares: (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q));
-//            u_S = S + 2^(B_S-1); bucket of L - 1 bits
-//   e_ij     = round(E exp(score - m)), E = 2^V - 1  (m: calibrated reference score)
-//   D_i      = sum_j e_ij; Lg_i = round(log(D_i / E) / w) (w: score bucket width)
-//   a_ij     = round(E exp(score_ij - m - Lg_i w)): normalized softmax, from h_ij - Lg_i alone
+//            u_S = S + 2^(B_S-1) on B_S + 1 bits; coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
+//   M_i      = max_j c_ij (a chain of relu lookups); d_ij = M_i - c_ij
+//   u'_ij    = (u_S - c_ij 2^s) + (K - min(d_ij, K)) 2^s, K = 2^k' - 1: the score relative to the
+//            top of the row's best coarse bucket, exact for d <= K (further below, where exp
+//            is negligible, it aliases to d = K); fine bucket g_ij = u' >> (s + k' - V) (V bits)
+//   e_ij     = round(E exp(r(g) - m)), E = 2^V - 1, r(g) the relative score of g (m: calibrated)
+//   D_i      = sum_j e_ij; Lg_i = round(log(D_i / E) / w) (w: fine bucket width)
+//   a_ij     = round(E exp(r(g_ij) - m - Lg_i w)): normalized softmax, from g_ij - Lg_i alone
 //   O_id     = 2 sum_j a_ij v_jd (exact, via squares: (a + h_v)^2 - h_v^2 - (a^2 + 2^V a));
 //            out = O s_v / (2 E)
 // Only pairs j <= i are computed (causal).
@@ -29,6 +33,7 @@
 #include "model/attention.h"
 #include "quant/quantizer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -58,7 +63,8 @@ struct QuantizedHead {
     double out_scale[3] = {1, 1, 1};           // real value of one unit of q, k, v
     int score_bits = 0;                        // B_S
     double score_unit = 1;                     // real score q.k / sqrt(d) of one unit of S
-    double exp_reference = 0;                  // m
+    int window_bits = 0;                       // k': the window spans 2^k' coarse buckets
+    double exp_reference = 0;                  // m, a relative score
 
     int64_t exp_max() const { return (int64_t{1} << value_bits) - 1; } // E
     // Column c of projection p: signed accumulator width, and the bits rounding removes.
@@ -68,8 +74,11 @@ struct QuantizedHead {
     int64_t accumulator_offset(int p, int32_t c) const;
     int64_t accumulator(int p, int32_t column, std::span<const int64_t> x_row) const;
     // u_S is encoded on B_S + 1 bits (a headroom bit) so that its bucket lands on lut_bits - 1 bits.
-    int score_shift() const { return score_bits + 1 - lut_bits; }
-    double score_bucket_width() const;  // w
+    int score_shift() const { return score_bits + 1 - lut_bits; }     // s
+    int fine_width() const { return score_shift() + window_bits + 1; } // u' encoding, headroom included
+    int fine_shift() const { return score_shift() + window_bits - value_bits; }
+    double score_bucket_width() const;  // w, of a fine bucket
+    double relative_score(int64_t fine_bucket) const; // r(g), real (nats)
     // Bits of D at n positions and how many of them are removed before the log table.
     int denominator_bits(int32_t n) const;
     int denominator_shift(int32_t n) const { return denominator_bits(n) - lut_bits; }
@@ -86,6 +95,10 @@ struct QuantizedHead {
     // Square terms of the products, from a q/k/v bucket h (value h - 2^(V-1)).
     int64_t square_entry(int p, int64_t h) const;
     static int64_t product_entry(int64_t z) { return z * z; }
+    // Row maximum step: m + max(z - 2^V, 0) for z = c - m + 2^V.
+    int64_t max_step_entry(int64_t z) const { return std::max<int64_t>(z - (int64_t{1} << value_bits), 0); }
+    // (K - min(d, K)) 2^s, in units of S.
+    int64_t window_entry(int64_t d) const;
     int64_t exp_value(int64_t score_bucket) const;
     // Lg in [-(2^(L-2)) + 1, 2^(L-2)].
     int64_t log_value(int64_t denominator_bucket, int32_t n) const;

@@ -2,7 +2,7 @@
 // measures it: over every token position of the evaluation prompts, is the float model's
 // top-1 prediction within the quantized model's top-1 / top-5 / top-10? The quantized part
 // runs through the circuit's clear simulation (bit-exact with the encrypted run). Writes a CSV
-// and an SVG plot.
+// and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side).
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
 #include "common/error.h"
@@ -54,10 +54,22 @@ std::vector<int> parse_bit_list(const std::string & text) {
     return bits;
 }
 
+// "layer0.head0,layer0.attn": one panel each.
+std::vector<PartSpec> parse_parts(const std::string & text, const model::Gpt2HParams & hp) {
+    std::vector<PartSpec> parts;
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t comma = std::min(text.find(',', start), text.size());
+        parts.push_back(parse_part(text.substr(start, comma - start), hp));
+        start = comma + 1;
+    }
+    return parts;
+}
+
 void run_eval(const EvalOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.quant.model_dir);
-    const PartSpec part = parse_part(opt.quant.part, model.hparams);
+    const std::vector<PartSpec> parts = parse_parts(opt.quant.part, model.hparams);
     const std::vector<int> bit_list = parse_bit_list(opt.n_bits);
     std::vector<std::string> prompts = read_prompt_lines(opt.prompts_path);
     if (opt.max_prompts > 0 && prompts.size() > size_t(opt.max_prompts)) prompts.resize(size_t(opt.max_prompts));
@@ -65,48 +77,54 @@ void run_eval(const EvalOptions & opt) {
     // Float logits of every prompt, once.
     std::vector<std::vector<int32_t>> tokens;
     std::vector<std::vector<float>> reference;
-    model::Gpt2Context ctx(model);
-    for (const std::string & p : prompts) {
-        tokens.push_back(tokenizer.encode(p));
-        if (tokens.back().size() > size_t(model.hparams.n_ctx)) tokens.back().resize(size_t(model.hparams.n_ctx));
-        ctx.reset();
-        const auto logits = ctx.eval(tokens.back(), model::Logits::all);
-        reference.emplace_back(logits.begin(), logits.end());
+    {
+        model::Gpt2Context ctx(model);
+        for (const std::string & p : prompts) {
+            tokens.push_back(tokenizer.encode(p));
+            if (tokens.back().size() > size_t(model.hparams.n_ctx)) tokens.back().resize(size_t(model.hparams.n_ctx));
+            ctx.reset();
+            const auto logits = ctx.eval(tokens.back(), model::Logits::all);
+            reference.emplace_back(logits.begin(), logits.end());
+        }
     }
 
     std::ofstream csv(opt.csv_path);
     if (!csv) fail("{}: cannot write", opt.csv_path);
     csv << "part,n_bits,weight_bits,per_channel,lut_bits,positions,top1,top5,top10\n";
-    PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
-                    "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
-    const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
-    for (int bits : bit_list) {
-        const auto start = std::chrono::steady_clock::now();
-        const QuantizedPart quantized = quantize_part(model, part, opt.quant, calibration, bits);
-        model::TopKAgreement total;
-        ctx.reset();
-        quantized.install(ctx, circuit::Executor::simulate);
-        for (size_t i = 0; i < prompts.size(); ++i) {
-            ctx.reset();
-            const auto logits = ctx.eval(tokens[i], model::Logits::all);
-            total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
+    std::vector<PlotPanel> panels;
+    for (const PartSpec & part : parts) {
+        PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
+                        "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
+        const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
+        for (int bits : bit_list) {
+            const auto start = std::chrono::steady_clock::now();
+            const QuantizedPart quantized = quantize_part(model, part, opt.quant, calibration, bits);
+            model::TopKAgreement total;
+            model::Gpt2Context ctx(model);
+            quantized.install(ctx, circuit::Executor::simulate);
+            for (size_t i = 0; i < prompts.size(); ++i) {
+                ctx.reset();
+                const auto logits = ctx.eval(tokens[i], model::Logits::all);
+                total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
+            }
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
+                         part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
+                         static_cast<long long>(total.positions), seconds);
+            csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits) << ','
+                << (opt.quant.per_channel ? 1 : 0) << ',' << quantized.lut_bits() << ',' << total.positions << ','
+                << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
+            for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
+            panel.series[0].y.push_back(total.top1());
+            panel.series[1].y.push_back(total.top5());
+            panel.series[2].y.push_back(total.top10());
         }
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
-                     part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
-                     static_cast<long long>(total.positions), seconds);
-        csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits)
-            << ',' << (opt.quant.per_channel ? 1 : 0) << ',' << quantized.lut_bits() << ',' << total.positions << ','
-            << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
-        for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
-        panel.series[0].y.push_back(total.top1());
-        panel.series[1].y.push_back(total.top5());
-        panel.series[2].y.push_back(total.top10());
+        panels.push_back(std::move(panel));
     }
     if (!csv.flush()) fail("{}: write error", opt.csv_path);
     std::ofstream svg(opt.plot_path);
-    svg << render_svg_line_panels({panel}, "fhegpt: top-k agreement of the quantized model with the float model (" +
-                                               opt.quant.model_dir + ")");
+    svg << render_svg_line_panels(panels, "fhegpt: top-k agreement of the quantized model with the float model (" +
+                                              opt.quant.model_dir + ")");
     if (!svg.flush()) fail("{}: write error", opt.plot_path);
     std::printf("wrote %s and %s\n", opt.csv_path.c_str(), opt.plot_path.c_str());
 }
@@ -116,7 +134,7 @@ void run_eval(const EvalOptions & opt) {
 void add_eval_command(CLI::App & app) {
     auto opt = std::make_shared<EvalOptions>();
     CLI::App * cmd = app.add_subcommand("eval", "Top-k agreement of a quantized part with the float model");
-    add_quant_options(*cmd, opt->quant);
+    add_quant_options(*cmd, opt->quant); // --part may list several parts, comma-separated: one panel each
     cmd->add_option("--n-bits", opt->n_bits, "bit widths: B, B1,B2,... or LO..HI (2..11)")->capture_default_str();
     cmd->add_option("--prompts", opt->prompts_path, "evaluation prompts, one per line")->capture_default_str();
     cmd->add_option("--csv", opt->csv_path, "CSV output")->capture_default_str();
