@@ -73,6 +73,10 @@ std::vector<TfheParameters> build_sets() {
          -128.607, false},
         {"PARAM_6BIT_2M128", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128", 6, 1077, 1, 8192,
          N::t_uniform(41), N::t_uniform(3), 15, 2, 4, 5, kCentered, 9, 128, -128.992, false},
+        // The 6-bit set with a 3-level blind rotation (base 2^11 instead of 2^15, 2 levels): same keys
+        // and noise distributions, so the same security; output noise 2^43.4 -> 2^40.1.
+        {"PARAM_6BIT_2M128_PBS_L3", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128, PBS base log 11 level 3 (fhegpt)",
+         6, 1077, 1, 8192, N::t_uniform(41), N::t_uniform(3), 11, 3, 4, 5, kCentered, 9, 128, -128.992, false},
         {"PARAM_2BIT_2M64", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_1_CARRY_1_KS_PBS_TUNIFORM_2M64 (= V1_1_...)", 2, 839, 4,
          512, N::t_uniform(47), N::t_uniform(17), 23, 1, 4, 3, kStandard, 3, 128, -72.226, false},
         {"PARAM_4BIT_2M64", "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M64 (= V1_1_...)", 4, 879, 1,
