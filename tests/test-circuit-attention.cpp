@@ -3,6 +3,7 @@
 // head circuits plus the context rounding, at high precision it follows the float block, its
 // noise analysis picks the level-2 set, and on ciphertexts (INSECURE_TEST_4BIT_PBS_L2) it gives
 // the simulated values bit for bit, directly and behind the model's layer seam.
+#include "circuit-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/encrypted_executor.h"
@@ -33,33 +34,15 @@ namespace {
 using namespace fhegpt;
 using namespace fhegpt::circuit;
 
-model::Gpt2HParams block_hparams() {
-    model::Gpt2HParams hp;
-    hp.n_vocab = 64;
-    hp.n_ctx = 16;
-    hp.n_embd = 64;
-    hp.n_head = 2; // head_dim 32
-    hp.n_layer = 1;
-    return hp;
-}
-
 const model::Gpt2Model & block_model() {
-    static const model::Gpt2Model m = model::make_random_gpt2_model(block_hparams(), 99, 0.1f);
+    static const model::Gpt2Model m = model::make_random_gpt2_model(test::small_attention_hparams(), 99, 0.1f);
     return m;
-}
-
-std::vector<float> normal_x(size_t count, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> x(count);
-    for (float & v : x) v = normal(rng);
-    return x;
 }
 
 // 20 sequences of 15 positions, so that fresh sequences mostly stay in the calibrated ranges.
 struct Calibration {
     std::vector<int32_t> lengths = std::vector<int32_t>(20, 15);
-    std::vector<float> x = normal_x(size_t(20 * 15) * 64, 5);
+    std::vector<float> x = test::normal_x(size_t(20 * 15) * 64, 5);
 };
 
 QuantizedAttention make_attention(int n_bits) {
@@ -87,7 +70,7 @@ TEST(AttentionCircuit, SimulationEqualsReference) {
             ASSERT_EQ(c.inputs().size(), size_t(n) * att.n_embd);
             ASSERT_EQ(c.outputs().size(), size_t(n) * att.n_embd);
             for (uint32_t seed = 0; seed < 3; ++seed) {
-                const std::vector<int64_t> typical = att.quantize_inputs(normal_x(size_t(n) * att.n_embd, 10 * n + seed));
+                const std::vector<int64_t> typical = att.quantize_inputs(test::normal_x(size_t(n) * att.n_embd, 10 * n + seed));
                 const std::vector<int64_t> extreme = extreme_inputs(att, n, 20 * n + seed);
                 for (const auto * x : {&typical, &extreme})
                     EXPECT_EQ(simulate(c, *x), attention_reference_forward(att, *x, n))
@@ -122,7 +105,7 @@ TEST(AttentionCircuit, HighPrecisionFollowsTheFloatBlock) {
     const int32_t n = 6, n_embd = att.n_embd;
     double diff = 0, norm = 0, diff_doubled = 0;
     for (uint32_t s = 0; s < 10; ++s) {
-        const std::vector<float> x = normal_x(size_t(n) * n_embd, 300 + s);
+        const std::vector<float> x = test::normal_x(size_t(n) * n_embd, 300 + s);
         model::FloatLayerAttention reference(block_model(), 0);
         std::vector<float> expected(size_t(n) * n_embd);
         reference.forward(x, n, 0, expected);
@@ -165,7 +148,7 @@ TEST(AttentionCircuitEncrypted, EqualsSimulationBitForBit) {
     const TestKeys keys;
     EXPECT_LT(analyze_noise(c, keys.client.parameters).log2_expected_failures, -20.0);
     for (uint32_t seed : {1u, 2u}) {
-        const std::vector<int64_t> x = seed == 1 ? att.quantize_inputs(normal_x(size_t(n) * att.n_embd, 77))
+        const std::vector<int64_t> x = seed == 1 ? att.quantize_inputs(test::normal_x(size_t(n) * att.n_embd, 77))
                                                  : extreme_inputs(att, n, 78);
         const std::vector<int64_t> simulated = simulate(c, x);
         ExecutionStats stats;

@@ -5,6 +5,7 @@
 // level-2 set; and on ciphertexts (INSECURE_TEST_4BIT_PBS_L2) it gives the simulated values bit
 // for bit, in range or not, directly and behind the model's attention seam
 // (QuantizedHeadAttention).
+#include "circuit-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/encrypted_executor.h"
@@ -37,34 +38,16 @@ namespace {
 using namespace fhegpt;
 using namespace fhegpt::circuit;
 
-model::Gpt2HParams head_hparams() {
-    model::Gpt2HParams hp;
-    hp.n_vocab = 64;
-    hp.n_ctx = 16;
-    hp.n_embd = 64;
-    hp.n_head = 2; // head_dim 32
-    hp.n_layer = 1;
-    return hp;
-}
-
 // Weights large enough (0.2) that the attention is far from uniform.
 const model::Gpt2Model & head_model() {
-    static const model::Gpt2Model m = model::make_random_gpt2_model(head_hparams(), 1234, 0.2f);
+    static const model::Gpt2Model m = model::make_random_gpt2_model(test::small_attention_hparams(), 1234, 0.2f);
     return m;
-}
-
-std::vector<float> normal_x(size_t count, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> x(count);
-    for (float & v : x) v = normal(rng);
-    return x;
 }
 
 const std::vector<int32_t> kCalibrationLengths = {5, 7, 3};
 
 const std::vector<float> & calibration_x() {
-    static const std::vector<float> x = normal_x(size_t(5 + 7 + 3) * 64, 7);
+    static const std::vector<float> x = test::normal_x(size_t(5 + 7 + 3) * 64, 7);
     return x;
 }
 
@@ -80,7 +63,7 @@ quant::QuantizedHead make_head(int n_bits, bool per_channel, int lut_bits = 0) {
 // Quantized inputs of n positions: fresh standard-normal x (typical), or uniform over the whole
 // quantizer range (accumulators past the calibrated range: the negacyclic reads).
 std::vector<int64_t> typical_inputs(const quant::QuantizedHead & head, int32_t n, uint32_t seed) {
-    const std::vector<float> x = normal_x(size_t(n) * head.n_embd, seed);
+    const std::vector<float> x = test::normal_x(size_t(n) * head.n_embd, seed);
     return head.quantize_inputs(x);
 }
 
@@ -198,13 +181,13 @@ TEST(HeadCircuit, ValuesAreRoundedAccumulators) {
 // the 15 calibration positions of the other tests, or weights of 0.2, those rows dominate even
 // at 10 bits: pooled errors of 0.4 to 0.6.)
 struct FloatComparison {
-    model::Gpt2Model model = model::make_random_gpt2_model(head_hparams(), 1234, 0.1f);
+    model::Gpt2Model model = model::make_random_gpt2_model(test::small_attention_hparams(), 1234, 0.1f);
     std::vector<int32_t> lengths;
     std::vector<float> calibration;
     FloatComparison() {
         for (int r = 0; r < 20; ++r)
             for (int32_t len : kCalibrationLengths) lengths.push_back(len);
-        calibration = normal_x(size_t(20 * 15) * 64, 17);
+        calibration = test::normal_x(size_t(20 * 15) * 64, 17);
     }
     quant::QuantizedHead head(int n_bits, bool per_channel) const {
         quant::HeadQuantConfig config;
@@ -222,7 +205,7 @@ struct FloatComparison {
         std::vector<double> per_sequence;
         for (uint32_t s = 0; s < 20; ++s) {
             const int32_t n = 6, d = head.head_dim;
-            const std::vector<float> x = normal_x(size_t(n) * head.n_embd, 500 + s);
+            const std::vector<float> x = test::normal_x(size_t(n) * head.n_embd, 500 + s);
             model::FloatHeadAttention reference(model, 0, 1);
             std::vector<float> expected(size_t(n) * d);
             reference.forward(x, n, 0, expected);

@@ -2,6 +2,7 @@
 // analysis picks (PARAM_4BIT_2M128_PBS_L2): the decrypted outputs equal the clear simulation bit
 // for bit (a tiny head: n_embd 64, head_dim 32, n = 3, about 1,400 bootstraps, 10 s on two
 // cores). CTest label `slow`.
+#include "circuit-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/encrypted_executor.h"
@@ -18,7 +19,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <vector>
 
 namespace {
@@ -26,24 +26,11 @@ namespace {
 using namespace fhegpt;
 using namespace fhegpt::circuit;
 
-std::vector<float> normal_x(size_t count, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    std::vector<float> x(count);
-    for (float & v : x) v = normal(rng);
-    return x;
-}
-
 TEST(HeadCircuitProduction, EncryptedEqualsSimulated4Bit) {
-    model::Gpt2HParams hp;
-    hp.n_vocab = 64;
-    hp.n_ctx = 16;
-    hp.n_embd = 64;
-    hp.n_head = 2; // head_dim 32
-    hp.n_layer = 1;
+    const model::Gpt2HParams hp = test::small_attention_hparams();
     const model::Gpt2Model m = model::make_random_gpt2_model(hp, 4321, 0.2f);
     const std::vector<int32_t> lengths = {5, 7, 3};
-    const std::vector<float> calibration = normal_x(size_t(15) * hp.n_embd, 7);
+    const std::vector<float> calibration = test::normal_x(size_t(15) * hp.n_embd, 7);
     quant::HeadQuantConfig config;
     config.n_bits = 4;
     const quant::QuantizedHead head = quant::quantize_head(model::head_qkv_weights(m, 0, 1), calibration, lengths, config);

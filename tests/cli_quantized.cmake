@@ -1,0 +1,34 @@
+# The quantized-part commands end to end on the bundled model, run as a user would (from the
+# source tree, so that models/ and data/ resolve): compile, eval and run-encrypted for one head
+# and the whole attention block, and their errors. (JSON keys come out sorted, hence the order
+# in the patterns.)
+set(FHEGPT_CLI $<TARGET_FILE:fhegpt>)
+
+add_test(NAME cli.compile.attn_json
+         COMMAND ${FHEGPT_CLI} compile --part layer0.attn --n-bits 4 --seq-len 3 --json
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.compile.attn_json PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"max_bit_width\": 4.*\"parameter_set\": \"PARAM_4BIT_2M128_PBS_L2\".*\"pbs_total\": [1-9][0-9]+.*\"context_by_head\"")
+
+add_test(NAME cli.eval.head_and_attn
+         COMMAND ${FHEGPT_CLI} eval --part layer0.head0,layer0.attn --n-bits 4,6 --max-prompts 3
+                 --csv ${CMAKE_CURRENT_BINARY_DIR}/cli-eval.csv --plot ${CMAKE_CURRENT_BINARY_DIR}/cli-eval.svg
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.eval.head_and_attn PROPERTIES PASS_REGULAR_EXPRESSION
+  "layer0.head0 n_bits  4 [^\n]*top-1 0\\.[0-9]+.*layer0.attn n_bits  6 [^\n]*top-1 (0\\.[0-9]+|1\\.0000).*wrote")
+
+add_test(NAME cli.run_encrypted.head_insecure
+         COMMAND ${FHEGPT_CLI} run-encrypted --part layer0.head0 --n-bits 4 -p "The king said"
+                 --params INSECURE_TEST_4BIT_PBS_L2 --json
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.run_encrypted.head_insecure PROPERTIES LABELS slow PASS_REGULAR_EXPRESSION
+  "insecure test parameter set.*\"mismatches\": 0,.*\"pbs_total\": [1-9][0-9]+.*\"values\": 192")
+
+add_test(NAME cli.errors.part_out_of_range
+         COMMAND ${FHEGPT_CLI} compile --part layer9.attn --n-bits 4
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.errors.part_out_of_range PROPERTIES WILL_FAIL TRUE)
+add_test(NAME cli.errors.part_message
+         COMMAND ${FHEGPT_CLI} compile --part layer9.attn --n-bits 4
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.errors.part_message PROPERTIES PASS_REGULAR_EXPRESSION "the model has 4 layers")
