@@ -32,3 +32,9 @@ add_test(NAME cli.errors.part_message
          COMMAND ${FHEGPT_CLI} compile --part layer9.attn --n-bits 4
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.errors.part_message PROPERTIES PASS_REGULAR_EXPRESSION "the model has 4 layers")
+
+# Generation with the head on ciphertexts equals generation with its simulation, token for token.
+add_test(NAME cli.generate.encrypted_equals_simulated
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli-generate-encrypted.sh ${FHEGPT_CLI}
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.generate.encrypted_equals_simulated PROPERTIES LABELS slow)

@@ -1,17 +1,24 @@
 // fhegpt generate: continues a prompt with a GPT-2 checkpoint directory (config.json,
 // model.safetensors, vocab.json, merges.txt). The continuation streams to stdout token by
-// token; the prompt size and the prefill / decode speeds go to stderr.
+// token; the prompt size and the prefill / decode speeds go to stderr. With --simulate PART or
+// --encrypt PART, that part (a head or an attention block) runs quantized through the
+// circuit's clear simulation, or on ciphertexts under fresh local keys.
+#include "circuit/analysis.h"
 #include "commands.h"
 #include "common/error.h"
+#include "common/thread_pool.h"
 #include "model/generate.h"
 #include "model/gpt2_forward.h"
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
+#include "quantized_part.h"
+#include "tfhe/tfhe.h"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +37,11 @@ struct GenerateOptions {
     int32_t threads = 0;
     int32_t n_ctx = 0;
     bool ignore_eot = false;
+    // A quantized part: at most one of the two.
+    std::string simulate_part, encrypt_part;
+    int n_bits = 4;
+    std::string params;
+    std::string calibration_path = "data/calibration_prompts.txt";
 };
 
 // "must be >= 0" without CLI11's NonNegativeNumber message, which prints DBL_MAX in full.
@@ -72,6 +84,38 @@ void run_generate(const GenerateOptions & opt) {
     if (prompt.size() > static_cast<size_t>(ctx.n_ctx()))
         fail("the prompt has {} tokens, longer than the context of {} tokens", prompt.size(), ctx.n_ctx());
 
+    // The quantized part, its keys (they must outlive ctx's use of them) and its records.
+    const bool encrypted = !opt.encrypt_part.empty();
+    std::optional<tfhe::ClientKey> client;
+    std::optional<tfhe::ServerKey> server;
+    const std::vector<circuit::HeadRunRecord> * runs = nullptr;
+    if (encrypted || !opt.simulate_part.empty()) {
+        if (encrypted && !opt.simulate_part.empty()) fail("--simulate and --encrypt: choose one");
+        QuantOptions quant;
+        quant.model_dir = opt.model_dir;
+        quant.part = encrypted ? opt.encrypt_part : opt.simulate_part;
+        quant.calibration_path = opt.calibration_path;
+        const PartSpec part = parse_part(quant.part, model.hparams);
+        const QuantizedPart quantized = calibrate_part(model, tokenizer, part, quant, opt.n_bits);
+        circuit::EncryptedKeys keys;
+        if (encrypted) {
+            const int32_t longest = std::min<int32_t>(ctx.n_ctx(), int32_t(prompt.size()) + opt.n_predict);
+            const tfhe::TfheParameters * params = opt.params.empty()
+                ? circuit::choose_parameters(quantized.build_circuit(longest))
+                : &tfhe::parameters_by_name(opt.params);
+            if (!params) fail("no production parameter set evaluates {} at {} bits with negligible failures", quant.part, opt.n_bits);
+            if (params->insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params->name.c_str());
+            client = tfhe::generate_client_key(*params);
+            server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(*client));
+            keys = {&*client, &*server, &ThreadPool::global(), {}};
+            std::fprintf(stderr, "%s at %d bits on ciphertexts (%s, keys generated here)\n", quant.part.c_str(), opt.n_bits,
+                         params->name.c_str());
+        } else {
+            std::fprintf(stderr, "%s at %d bits, clear simulation of its circuit\n", quant.part.c_str(), opt.n_bits);
+        }
+        runs = &quantized.install(ctx, encrypted ? circuit::Executor::encrypted : circuit::Executor::simulate, keys);
+    }
+
     model::GenerateParams gen;
     gen.n_predict = opt.n_predict;
     gen.stop_token = opt.ignore_eot ? -1 : tokenizer.eot_token();
@@ -84,6 +128,11 @@ void run_generate(const GenerateOptions & opt) {
         if (token >= tokenizer.vocab_size())
             fail("the model chose token {}, which the tokenizer ({} tokens) cannot write", token, tokenizer.vocab_size());
         write_bytes(tokenizer.token_bytes(token));
+        if (runs && !runs->empty()) {
+            const circuit::HeadRunRecord & run = runs->back();
+            std::fprintf(stderr, "  [%d positions: %lld bootstraps in %.1f s, %lld differ from the simulation]\n", run.n,
+                         (long long)run.bootstraps, run.seconds, (long long)run.mismatches);
+        }
         return true;
     });
     write_bytes("\n");
@@ -93,6 +142,18 @@ void run_generate(const GenerateOptions & opt) {
     std::fprintf(stderr, "generated: %zu tokens, decode %.1f tokens/s (%d steps, %.1f ms), stop: %s\n",
                  result.tokens.size(), result.decode_tokens_per_second(), result.n_decode, result.decode_seconds * 1e3,
                  model::stop_reason_name(result.stop));
+    if (runs && encrypted) {
+        int64_t bootstraps = 0, mismatches = 0;
+        double seconds = 0;
+        for (const circuit::HeadRunRecord & run : *runs) {
+            bootstraps += run.bootstraps;
+            mismatches += run.mismatches;
+            seconds += run.seconds;
+        }
+        std::fprintf(stderr, "encrypted part: %zu evaluations, %lld bootstraps in %.1f s, %lld values differ from the simulation\n",
+                     runs->size(), (long long)bootstraps, seconds, (long long)mismatches);
+        if (mismatches != 0) fail("{} encrypted values differ from the simulation", mismatches);
+    }
 }
 
 } // namespace
@@ -127,6 +188,13 @@ void add_generate_command(CLI::App & app) {
         ->capture_default_str()
         ->check(kNonNegative);
     cmd->add_flag("--ignore-eot", opt->ignore_eot, "Keep generating after <|endoftext|> instead of stopping");
+    cmd->add_option("--simulate", opt->simulate_part,
+                    "Run this part quantized, through its circuit's clear simulation: layerL.headH or layerL.attn");
+    cmd->add_option("--encrypt", opt->encrypt_part,
+                    "Run this part quantized on ciphertexts, with keys generated here: layerL.headH or layerL.attn");
+    cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part")->check(CLI::Range(2, 11))->capture_default_str();
+    cmd->add_option("--params", opt->params, "TFHE parameter set for --encrypt (default: chosen by the noise analysis)");
+    cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
     cmd->callback([opt] { run_generate(*opt); });
 }
 
