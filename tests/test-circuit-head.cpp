@@ -9,6 +9,7 @@
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/encrypted_executor.h"
+#include "circuit/head_calibration.h"
 #include "circuit/head_circuit.h"
 #include "circuit/head_reference.h"
 #include "circuit/quantized_head_attention.h"
@@ -130,6 +131,43 @@ TEST(HeadCircuit, SimulationEqualsReference) {
                         head.acc_bits[1], head.acc_bits[2], head.score_bits, head.value_bits);
         }
     }
+}
+
+TEST(HeadCircuit, PrefixConsistent) {
+    // Row i depends on positions 0..i only, whatever follows: evaluating a prefix gives the
+    // same rows as evaluating the whole sequence (what an incremental, cached evaluation needs).
+    for (int n_bits : {3, 4, 6}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const int32_t n = 9, d = head.head_dim;
+        for (uint32_t seed = 0; seed < 3; ++seed) {
+            const std::vector<int64_t> x = seed == 2 ? extreme_inputs(head, n, 31) : typical_inputs(head, n, 30 + seed);
+            const std::vector<int64_t> whole = head_reference_forward(head, x, n);
+            for (int32_t m = 1; m < n; ++m) {
+                const std::vector<int64_t> prefix = head_reference_forward(head, std::span(x).first(size_t(m) * head.n_embd), m);
+                EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), whole.begin()))
+                    << "n_bits " << n_bits << " seed " << seed << " prefix " << m;
+            }
+            EXPECT_EQ(simulate(build_head_circuit(head, 4), std::span(x).first(size_t(4) * head.n_embd)),
+                      std::vector<int64_t>(whole.begin(), whole.begin() + 4 * d));
+        }
+    }
+}
+
+TEST(HeadCircuit, CalibratedOutputWidth) {
+    // quantize_head_for_circuit sizes O from the calibration outputs: narrower than the worst
+    // case at n positions and independent of n; in range, the outputs do not change.
+    quant::HeadQuantConfig config;
+    config.n_bits = 4;
+    const quant::QuantizedHead worst = make_head(4, false);
+    const quant::QuantizedHead calibrated = quantize_head_for_circuit(
+        model::head_qkv_weights(head_model(), 0, 1), calibration_x(), kCalibrationLengths, config);
+    EXPECT_EQ(worst.output_width, 0);
+    ASSERT_GT(calibrated.output_width, 1);
+    EXPECT_LT(calibrated.output_bits(64), worst.output_bits(64));
+    EXPECT_EQ(calibrated.output_bits(6), calibrated.output_bits(200));
+    const std::vector<int64_t> x = calibration_inputs(calibrated, 5, 0);
+    EXPECT_EQ(head_reference_forward(calibrated, x, 5), head_reference_forward(worst, x, 5));
+    EXPECT_EQ(simulate(build_head_circuit(calibrated, 5), x), head_reference_forward(calibrated, x, 5));
 }
 
 TEST(HeadCircuit, SaturatedAccumulatorsFollowTheTables) {
@@ -370,10 +408,11 @@ TEST(HeadCircuit, SimulatedExecutorBehindTheSeam) {
     const int32_t n = 5, d = head.head_dim, n_embd = head.n_embd;
     const std::span<const float> x = std::span(calibration_x()).first(size_t(n) * n_embd);
     const std::vector<int64_t> x_int = head.quantize_inputs(x);
-    // Positions 0..2 come from the circuit of 3 positions, 3..4 from that of 5 (the quantized
-    // head is not prefix-consistent: the denominator's width depends on n).
+    // Positions 0..2 come from the circuit of 3 positions, 3..4 from that of 5: the same values
+    // as the whole sequence at once (PrefixConsistent).
     const std::vector<int64_t> o3 = head_reference_forward(head, std::span(x_int).first(size_t(3) * n_embd), 3);
     const std::vector<int64_t> o5 = head_reference_forward(head, x_int, n);
+    EXPECT_TRUE(std::equal(o3.begin(), o3.end(), o5.begin()));
     std::vector<float> out(size_t(n) * d);
     attention.forward(x.first(size_t(3) * n_embd), 3, 0, std::span(out).first(size_t(3) * d));
     attention.forward(x.subspan(size_t(3) * n_embd), 2, 3, std::span(out).subspan(size_t(3) * d));

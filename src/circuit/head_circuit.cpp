@@ -55,10 +55,8 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
     const int32_t output_product = b.table(L, std::move(t.output_product), "av.product");
     const int32_t max_step = b.table(L, std::move(t.max_step), "softmax.max");
     const int32_t window = b.table(L, std::move(t.window), "softmax.window");
-    const int32_t exp_table = b.table(L, std::move(t.exp), "softmax.exp");
     const uint64_t half_grid = encode_integer(int64_t{1} << head.value_bits, e.grid);
     const int64_t to_fine = int64_t{1} << (e.fine_scale - e.score_scale);
-    const int32_t log_table = b.table(L, std::move(t.log), "softmax.log");
     const int32_t attention_table = b.table(L, std::move(t.attention), "softmax.attention");
     const int32_t attention_square = b.table(L, std::move(t.attention_square), "softmax.attention_square");
 
@@ -87,6 +85,9 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
             top = b.linear(next);
         }
         // Fine buckets of the scores relative to the top, exp values and their sum.
+        RowTables row = build_row_tables(head, i + 1);
+        const int32_t exp_table = b.table(L, std::move(row.exp), "softmax.exp");
+        const int32_t log_table = b.table(L, std::move(row.log), "softmax.log");
         std::vector<LinearTerm> denominator;
         for (int32_t j = 0; j <= i; ++j) {
             const LinearTerm distance[] = {{top, 1}, {coarse[j], -1}};
@@ -97,7 +98,7 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
         }
         const ValueId sum = b.linear(denominator);
         const ValueId sum_bucket =
-            b.remove_low_bits(sum, head.denominator_bits(n), head.denominator_shift(n), "softmax.requant");
+            b.remove_low_bits(sum, row.denominator_bits, row.denominator_shift, "softmax.requant");
         const ValueId log = b.lookup(sum_bucket, log_table);
         for (int32_t j = 0; j <= i; ++j) {
             const LinearTerm z[] = {{buckets[j], 1}, {log, 1}};

@@ -68,13 +68,14 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
         uint64_t top = coarse[0];
         for (int32_t j = 1; j <= i; ++j) top += read(t.max_step, coarse[j] - top + half_grid, e.grid);
         // Fine buckets of the scores relative to the row's top, their exp values and sum.
+        const RowTables row = build_row_tables(head, i + 1);
         uint64_t denominator = 0;
         for (int32_t j = 0; j <= i; ++j) {
             const uint64_t relative = (score[j] - coarse[j] + read(t.window, top - coarse[j], e.grid)) << to_fine;
             score_bucket[j] = clear_low_bits(relative, e.fine_scale, head.fine_shift());
-            denominator += read(t.exp, score_bucket[j], e.grid);
+            denominator += read(row.exp, score_bucket[j], e.grid);
         }
-        const uint64_t log = read(t.log, clear_low_bits(denominator, e.denominator_scale, head.denominator_shift(n)), e.grid);
+        const uint64_t log = read(row.log, clear_low_bits(denominator, row.denominator_scale, row.denominator_shift), e.grid);
         for (int32_t j = 0; j <= i; ++j) {
             a[j] = read(t.attention, score_bucket[j] + log, e.grid);
             a_square[j] = read(t.attention_square, score_bucket[j] + log, e.grid);

@@ -31,12 +31,10 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
     e.input_scale = 63 - e.input_width;
     e.score_scale = 63 - (head.score_bits + 1);
     e.fine_scale = 63 - head.fine_width();
-    e.denominator_scale = 63 - head.denominator_bits(n);
     e.output_scale = 63 - (output_width > 0 ? output_width : head.output_bits(n));
-    if (e.input_scale < 0 || e.score_scale < 0 || e.denominator_scale < 0 || e.output_scale < 0)
+    if (e.input_scale < 0 || e.score_scale < 0 || e.output_scale < 0)
         fail("head circuit: a value needs more than 63 bits at {} positions", n);
 
-    const int64_t value_offset = int64_t{1} << (L - 2);
     for (int p = 0; p < 3; ++p)
         t.square[p] = integer_table(L, p == quant::kValue ? e.output_scale : e.score_scale,
                                     [&](int64_t h) { return head.square_entry(p, h); });
@@ -44,10 +42,20 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
     t.output_product = integer_table(L, e.output_scale, quant::QuantizedHead::product_entry);
     t.max_step = integer_table(L, e.grid, [&](int64_t z) { return head.max_step_entry(z); });
     t.window = integer_table(L, e.score_scale, [&](int64_t d) { return head.window_entry(d); });
-    t.exp = integer_table(L, e.denominator_scale, [&](int64_t h) { return head.exp_value(h); });
-    t.log = integer_table(L, e.grid, [&](int64_t h) { return value_offset - head.log_value(h, n); });
     t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_value(z); });
     t.attention_square = integer_table(L, e.output_scale, [&](int64_t z) { return head.attention_square_entry(z); });
+    return t;
+}
+
+RowTables build_row_tables(const quant::QuantizedHead & head, int32_t row_length) {
+    if (row_length <= 0 || row_length > 4096) fail("head circuit: a row of {} positions", row_length);
+    const int L = head.lut_bits;
+    RowTables t;
+    t.denominator_bits = head.denominator_bits(row_length);
+    t.denominator_shift = head.denominator_shift(row_length);
+    t.denominator_scale = 63 - t.denominator_bits;
+    t.exp = integer_table(L, t.denominator_scale, [&](int64_t h) { return head.exp_value(h); });
+    t.log = integer_table(L, 63 - L, [&](int64_t h) { return (int64_t{1} << (L - 2)) - head.log_value(h, row_length); });
     return t;
 }
 

@@ -62,6 +62,7 @@ int QuantizedHead::denominator_bits(int32_t n) const {
 }
 
 int QuantizedHead::output_bits(int32_t n) const {
+    if (output_width > 0) return output_width;
     return bit_width_of(2 * int64_t{n} * exp_max() * (int64_t{1} << (value_bits - 1))) + 1;
 }
 

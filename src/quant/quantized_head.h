@@ -65,6 +65,7 @@ struct QuantizedHead {
     double score_unit = 1;                     // real score q.k / sqrt(d) of one unit of S
     int window_bits = 0;                       // k': the window spans 2^k' coarse buckets
     double exp_reference = 0;                  // m, a relative score
+    int output_width = 0;                      // O's encoding, headroom included; 0: output_bits(n)
 
     int64_t exp_max() const { return (int64_t{1} << value_bits) - 1; } // E
     // Column c of projection p: signed accumulator width, and the bits rounding removes.
@@ -79,10 +80,14 @@ struct QuantizedHead {
     int fine_shift() const { return score_shift() + window_bits - value_bits; }
     double score_bucket_width() const;  // w, of a fine bucket
     double relative_score(int64_t fine_bucket) const; // r(g), real (nats)
-    // Bits of D at n positions and how many of them are removed before the log table.
+    // Bits of the row sum D of a row of n positions (row n - 1), and how many of them are
+    // removed before the log table: per row, so that a row's result does not depend on how
+    // many positions follow it (an incremental evaluation equals a whole-sequence one).
     int denominator_bits(int32_t n) const;
     int denominator_shift(int32_t n) const { return denominator_bits(n) - lut_bits; }
-    int output_bits(int32_t n) const;   // signed width of O (with a headroom bit)
+    // Signed width of O with a headroom bit: the calibrated output_width, or the worst case at
+    // n positions (circuit::calibrate_output_width sets the former).
+    int output_bits(int32_t n) const;
     int chunk_bits() const { return config.rounding_chunk_bits ? config.rounding_chunk_bits : lut_bits; }
 
     int64_t quantize_input(float x, int32_t channel) const {

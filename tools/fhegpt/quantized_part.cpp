@@ -1,6 +1,7 @@
 #include "quantized_part.h"
 
 #include "circuit/attention_circuit.h"
+#include "circuit/head_calibration.h"
 #include "circuit/head_circuit.h"
 #include "common/error.h"
 
@@ -74,8 +75,8 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
     QuantizedPart out;
     out.part = part;
     if (part.head >= 0)
-        out.head = quant::quantize_head(model::head_qkv_weights(model, part.layer, part.head), inputs.x, inputs.lengths,
-                                        config);
+        out.head = circuit::quantize_head_for_circuit(model::head_qkv_weights(model, part.layer, part.head), inputs.x,
+                                                      inputs.lengths, config);
     else
         out.attention = circuit::quantize_attention(model, part.layer, inputs.x, inputs.lengths, config);
     return out;
