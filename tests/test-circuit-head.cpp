@@ -393,7 +393,7 @@ TEST(HeadCircuitEncrypted, BehindTheAttentionSeam) {
         EXPECT_EQ(run.n, int32_t(r + 2));
         EXPECT_EQ(run.mismatches, 0) << "run " << r;
         EXPECT_EQ(run.encrypted, run.simulated) << "run " << r;
-        EXPECT_EQ(run.bootstraps, analyze(seam->circuit_for(run.n)).bootstraps);
+        EXPECT_EQ(run.bootstraps, analyze(seam->circuit_for(0, run.n)).bootstraps);
         std::printf("seam run n %d: %lld bootstraps in %.2f s\n", run.n, static_cast<long long>(run.bootstraps),
                     run.seconds);
     }
@@ -469,6 +469,117 @@ TEST(HeadCircuit, BuildRejectsBadLengths) {
     EXPECT_THROW(build_head_circuit(head, -1), Error);
     const std::vector<int64_t> x(size_t(head.n_embd), 0);
     EXPECT_THROW(head_reference_forward(head, x, 2), Error);
+}
+
+// The circuit of rows first..n-1 on a cache of the keys and values of earlier positions
+// (the encrypted KV cache): chained, row circuits give the rows of the whole-sequence circuit,
+// and a row's bootstraps grow linearly with its position.
+struct CachedRun {
+    std::vector<int64_t> outputs;                       // O of every row so far
+    std::vector<int64_t> cache[4];                      // key buckets, key squares, value buckets, value squares
+    // Evaluates rows first..n-1 by simulation; x: inputs of those positions.
+    void rows(const Circuit & c, std::span<const int64_t> x, int32_t first, int32_t n, int32_t d) {
+        std::vector<int64_t> inputs(x.begin(), x.end());
+        for (const auto & part : cache) inputs.insert(inputs.end(), part.begin(), part.end());
+        const std::vector<int64_t> out = simulate(c, inputs);
+        const size_t rows = size_t(n - first) * d;
+        ASSERT_EQ(out.size(), rows * 5);
+        outputs.insert(outputs.end(), out.begin(), out.begin() + ptrdiff_t(rows));
+        for (int part = 0; part < 4; ++part)
+            cache[part].insert(cache[part].end(), out.begin() + ptrdiff_t(rows * (part + 1)),
+                               out.begin() + ptrdiff_t(rows * (part + 2)));
+    }
+};
+
+TEST(HeadCircuitCache, RowCircuitsEqualTheWholeSequence) {
+    for (int n_bits : {3, 4, 6}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const int32_t n = 7, d = head.head_dim, n_embd = head.n_embd;
+        const int width = head.output_bits(n); // fixed for every call
+        for (uint32_t seed = 0; seed < 2; ++seed) {
+            const std::vector<int64_t> x = seed == 1 ? extreme_inputs(head, n, 41) : typical_inputs(head, n, 40);
+            const std::vector<int64_t> whole = head_reference_forward(head, x, n);
+            // A prefill of 3 positions, then one position at a time.
+            CachedRun run;
+            run.rows(build_head_row_circuit(head, 0, 3, width), std::span(x).first(size_t(3) * n_embd), 0, 3, d);
+            for (int32_t i = 3; i < n; ++i)
+                run.rows(build_head_row_circuit(head, i, i + 1, width),
+                         std::span(x).subspan(size_t(i) * n_embd, size_t(n_embd)), i, i + 1, d);
+            EXPECT_EQ(run.outputs, whole) << "n_bits " << n_bits << " seed " << seed;
+        }
+    }
+}
+
+TEST(HeadCircuitCache, BootstrapsPerTokenGrowLinearly) {
+    const quant::QuantizedHead head = make_head(4, false);
+    const int width = head.output_bits(64);
+    std::vector<int64_t> per_row;
+    for (int32_t i : {3, 7, 15, 31}) per_row.push_back(analyze(build_head_row_circuit(head, i, i + 1, width)).bootstraps);
+    // Position i: q/k/v of one position, 2 d (i + 1) products, a few softmax lookups per pair.
+    const int64_t step1 = per_row[1] - per_row[0], step2 = per_row[3] - per_row[2];
+    EXPECT_GT(step1, 0);
+    EXPECT_EQ(step2 * 1, step1 * 4) << "4 positions more, then 16 more: linear growth";
+    const int64_t whole = analyze(build_head_circuit(head, 32)).bootstraps;
+    std::printf("row 31 on the cache: %lld bootstraps; the whole 32-position circuit: %lld\n",
+                static_cast<long long>(per_row[3]), static_cast<long long>(whole));
+    EXPECT_LT(per_row[3] * 8, whole);
+    EXPECT_THROW(build_head_row_circuit(head, 2, 2, width), Error);
+    EXPECT_THROW(build_head_row_circuit(head, 0, 2, 0), Error);
+}
+
+// Greedy-style incremental evaluation behind the seam: a prefill, then one position at a time.
+std::vector<std::vector<float>> incremental_logits(model::Gpt2Context & ctx, std::span<const int32_t> tokens) {
+    std::vector<std::vector<float>> out;
+    const auto first = ctx.eval(tokens.first(3));
+    out.emplace_back(first.begin(), first.end());
+    for (size_t i = 3; i < tokens.size(); ++i) {
+        const auto next = ctx.eval(tokens.subspan(i, 1));
+        out.emplace_back(next.begin(), next.end());
+    }
+    return out;
+}
+
+quant::QuantizedHead cached_head(int n_bits) {
+    quant::HeadQuantConfig config;
+    config.n_bits = n_bits;
+    return quantize_head_for_circuit(model::head_qkv_weights(head_model(), 0, 1), calibration_x(), kCalibrationLengths,
+                                     config);
+}
+
+TEST(HeadCircuitCache, SeamWithCacheEqualsRecompute) {
+    const quant::QuantizedHead head = cached_head(4);
+    const std::vector<int32_t> tokens = {5, 17, 42, 8, 33, 2, 60};
+    model::Gpt2Context cached(head_model()), recomputed(head_model());
+    cached.set_head_attention(0, 1, std::make_unique<QuantizedHeadAttention>(head, Executor::simulate, EncryptedKeys{}, true));
+    recomputed.set_head_attention(0, 1, std::make_unique<QuantizedHeadAttention>(head, Executor::simulate));
+    EXPECT_EQ(incremental_logits(cached, tokens), incremental_logits(recomputed, tokens));
+    // After a reset, the cache starts again.
+    cached.reset();
+    recomputed.reset();
+    EXPECT_EQ(incremental_logits(cached, tokens), incremental_logits(recomputed, tokens));
+    // A head without a calibrated output width cannot be cached.
+    EXPECT_THROW(QuantizedHeadAttention(make_head(4, false), Executor::simulate, EncryptedKeys{}, true), Error);
+}
+
+TEST(HeadCircuitCache, EncryptedCacheEqualsSimulation) {
+    const quant::QuantizedHead head = cached_head(4);
+    const TestKeys & keys = test_keys();
+    const std::vector<int32_t> tokens = {5, 17, 42, 8, 33};
+    model::Gpt2Context encrypted(head_model()), simulated(head_model());
+    auto seam = std::make_unique<QuantizedHeadAttention>(head, Executor::encrypted,
+                                                         EncryptedKeys{&keys.client, &keys.server, nullptr, {}}, true);
+    const QuantizedHeadAttention * observer = seam.get();
+    encrypted.set_head_attention(0, 1, std::move(seam));
+    simulated.set_head_attention(0, 1, std::make_unique<QuantizedHeadAttention>(head, Executor::simulate));
+    EXPECT_EQ(incremental_logits(encrypted, tokens), incremental_logits(simulated, tokens));
+    ASSERT_EQ(observer->runs().size(), 3u);
+    for (const HeadRunRecord & run : observer->runs()) {
+        EXPECT_EQ(run.mismatches, 0) << "rows " << run.first << ".." << run.n - 1;
+        EXPECT_EQ(run.encrypted, run.simulated);
+    }
+    // The last call evaluated one row on the cache: far fewer bootstraps than the prefill.
+    EXPECT_EQ(observer->runs()[2].first, 4);
+    EXPECT_LT(observer->runs()[2].bootstraps, observer->runs()[0].bootstraps);
 }
 
 TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {

@@ -16,21 +16,59 @@ Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n) {
 
 std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
                                       std::span<const ValueId> x, int input_scale, int output_width) {
+    HeadCache cache;
+    return add_head_rows(b, head, 0, n, x, input_scale, cache, output_width);
+}
+
+HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width) {
+    const HeadEncoding e = build_head_tables(head, 1, output_width).encoding;
+    return {e.grid, e.score_scale, e.grid, e.output_scale};
+}
+
+Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width) {
+    if (first < 0 || first >= n) fail("head row circuit: rows {}..{}", first, n - 1);
+    if (output_width <= 0) fail("head row circuit: a cached evaluation needs a fixed output width");
+    const HeadEncoding e = build_head_tables(head, n, output_width).encoding;
+    const HeadCacheScales scales = head_cache_scales(head, output_width);
+    const int32_t d = head.head_dim;
+    CircuitBuilder b(head.chunk_bits());
+    std::vector<ValueId> x(size_t(n - first) * head.n_embd);
+    for (auto & v : x) v = b.circuit().add_input(e.input_scale);
+    HeadCache cache;
+    const int cache_scales[4] = {scales.key_bucket, scales.key_square, scales.value_bucket, scales.value_square};
+    std::vector<ValueId> * cache_parts[4] = {&cache.key_bucket, &cache.key_square, &cache.value_bucket, &cache.value_square};
+    for (int part = 0; part < 4; ++part)
+        for (size_t k = 0; k < size_t(first) * d; ++k) cache_parts[part]->push_back(b.circuit().add_input(cache_scales[part]));
+    for (ValueId o : add_head_rows(b, head, first, n, x, e.input_scale, cache, output_width))
+        b.circuit().mark_output(o, e.output_scale);
+    for (int part = 0; part < 4; ++part)
+        for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k)
+            b.circuit().mark_output((*cache_parts[part])[k], cache_scales[part]);
+    return b.take();
+}
+
+std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t first, int32_t n,
+                                   std::span<const ValueId> x, int input_scale, HeadCache & cache, int output_width) {
     HeadTables t = build_head_tables(head, n, output_width);
     const HeadEncoding e = t.encoding;
     const int L = head.lut_bits;
     const int32_t d = head.head_dim, n_embd = head.n_embd;
-    if (x.size() != size_t(n) * n_embd) fail("head circuit: {} inputs for {} positions of {}", x.size(), n, n_embd);
+    if (first < 0 || first >= n) fail("head circuit: rows {}..{}", first, n - 1);
+    if (x.size() != size_t(n - first) * n_embd)
+        fail("head circuit: {} inputs for {} positions of {}", x.size(), n - first, n_embd);
     if (input_scale > e.input_scale) fail("head circuit: inputs at 2^{} above the head's 2^{}", input_scale, e.input_scale);
+    for (const auto * part : {&cache.key_bucket, &cache.key_square, &cache.value_bucket, &cache.value_square})
+        if (part->size() != size_t(first) * d) fail("head circuit: a cache of {} values for {} positions", part->size(), first);
     std::vector<ValueId> outputs;
-    outputs.reserve(size_t(n) * d);
+    outputs.reserve(size_t(n - first) * d);
 
-    // Projections: the rounded bucket h (on the grid; the value is h - 2^(V-1)) and its square term.
+    // Projections of the new positions: the rounded bucket h (on the grid; the value is
+    // h - 2^(V-1)) and its square term. Keys and values of earlier positions come from the cache.
     std::vector<ValueId> bucket[3], square[3];
     const char * names[3] = {"q", "k", "v"};
     for (int p = 0; p < 3; ++p) {
-        bucket[p].resize(size_t(n) * d);
-        square[p].resize(size_t(n) * d);
+        bucket[p].resize(size_t(n) * d, -1);
+        square[p].resize(size_t(n) * d, -1);
         const int32_t square_table = b.table(L, std::move(t.square[p]), std::string(names[p]) + ".square");
         for (int32_t c = 0; c < d; ++c) {
             const int width = e.column_width(head, p, c), scale = e.column_scale(head, p, c);
@@ -40,15 +78,27 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
                 if (w != 0) terms.push_back({ValueId(r), w * (int64_t{1} << (scale - input_scale))});
             }
             const uint64_t constant = encode_integer(head.bias[p][c] + head.accumulator_offset(p, c), scale);
-            for (int32_t i = 0; i < n; ++i) {
+            for (int32_t i = first; i < n; ++i) {
                 std::vector<LinearTerm> row = terms;
-                for (LinearTerm & term : row) term.value = x[size_t(i) * n_embd + term.value];
+                for (LinearTerm & term : row) term.value = x[size_t(i - first) * n_embd + term.value];
                 const ValueId acc = b.linear(row, constant);
                 const ValueId h = b.remove_low_bits(acc, width, head.column_shift(p, c), "qkv.requant");
                 bucket[p][size_t(i) * d + c] = h;
                 square[p][size_t(i) * d + c] = b.lookup(h, square_table);
             }
         }
+    }
+    for (size_t k = 0; k < size_t(first) * d; ++k) {
+        bucket[quant::kKey][k] = cache.key_bucket[k];
+        square[quant::kKey][k] = cache.key_square[k];
+        bucket[quant::kValue][k] = cache.value_bucket[k];
+        square[quant::kValue][k] = cache.value_square[k];
+    }
+    for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k) {
+        cache.key_bucket.push_back(bucket[quant::kKey][k]);
+        cache.key_square.push_back(square[quant::kKey][k]);
+        cache.value_bucket.push_back(bucket[quant::kValue][k]);
+        cache.value_square.push_back(square[quant::kValue][k]);
     }
 
     const int32_t score_product = b.table(L, std::move(t.score_product), "qk.product");
@@ -62,7 +112,7 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
 
     std::vector<ValueId> buckets(static_cast<size_t>(n)), weights(static_cast<size_t>(n)),
         weight_squares(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; ++i) {
+    for (int32_t i = first; i < n; ++i) {
         // Scores S_ij = 2 q_i . k_j = sum_c (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q), coarse buckets.
         std::vector<ValueId> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {

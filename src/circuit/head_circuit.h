@@ -27,4 +27,28 @@ Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n);
 std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
                                       std::span<const ValueId> x, int input_scale, int output_width = 0);
 
+// The key/value cache of a head: for every position so far, its key bucket and square term
+// and its value bucket and square term ([positions, head_dim] each), which later rows read.
+struct HeadCache {
+    std::vector<ValueId> key_bucket, key_square, value_bucket, value_square;
+};
+// Their encodings (log2 scales), fixed for a head and output width.
+struct HeadCacheScales {
+    int key_bucket, key_square, value_bucket, value_square;
+};
+HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width);
+
+// Rows first..n-1 only: x holds the inputs of positions first..n-1 and `cache` the keys and
+// values of positions 0..first-1; the new positions' keys and values are appended to it.
+// Returns their O. Rows depend only on earlier positions, so the result equals that of the
+// whole sequence.
+std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t first, int32_t n,
+                                   std::span<const ValueId> x, int input_scale, HeadCache & cache, int output_width = 0);
+
+// A circuit for rows first..n-1 with the cache as inputs: inputs x of the new positions, then
+// the cache (key buckets, key squares, value buckets, value squares, each [first, head_dim]);
+// outputs O of the new rows, then their cache entries in the same order. output_width must be
+// fixed (> 0) so that cached squares keep their scale from one call to the next.
+Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width);
+
 } // namespace fhegpt::circuit

@@ -10,75 +10,121 @@
 
 namespace fhegpt::circuit {
 
-CircuitRunner::CircuitRunner(Executor executor, EncryptedKeys keys, int32_t n_embd, Build build, Quantize quantize)
-    : executor_(executor), keys_(std::move(keys)), n_embd_(n_embd), build_(std::move(build)),
-      quantize_(std::move(quantize)) {
+CircuitRunner::CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize)
+    : executor_(executor), keys_(std::move(keys)), shape_(shape), build_(std::move(build)), quantize_(std::move(quantize)),
+      cache_(size_t(shape.cache_parts)), encrypted_cache_(size_t(shape.cache_parts)) {
     if (executor_ == Executor::encrypted && (!keys_.client || !keys_.server))
         fail("quantized attention: the encrypted executor needs a client and a server key");
 }
 
-const Circuit & CircuitRunner::circuit_for(int32_t n) {
-    auto it = circuits_.find(n);
-    if (it == circuits_.end()) it = circuits_.emplace(n, std::make_unique<Circuit>(build_(n))).first;
+void CircuitRunner::reset() {
+    n_past_ = 0;
+    x_int_.clear();
+    for (auto & part : cache_) part.clear();
+    for (auto & part : encrypted_cache_) part.clear();
+}
+
+const Circuit & CircuitRunner::circuit_for(int32_t first, int32_t n) {
+    auto it = circuits_.find({first, n});
+    if (it == circuits_.end()) it = circuits_.emplace(std::make_pair(first, n), std::make_unique<Circuit>(build_(first, n))).first;
     return *it->second;
 }
 
 std::vector<int64_t> CircuitRunner::run(std::span<const float> x, int32_t n_new, int32_t n_past) {
-    if (n_past != static_cast<int32_t>(x_int_.size() / size_t(n_embd_)))
-        fail("quantized attention: called at position {} after {} positions", n_past, x_int_.size() / size_t(n_embd_));
-    if (n_new <= 0 || x.size() < size_t(n_new) * n_embd_) fail("quantized attention: bad shapes for {} new positions", n_new);
-    const std::vector<int64_t> x_new = quantize_(x.first(size_t(n_new) * n_embd_));
-    x_int_.insert(x_int_.end(), x_new.begin(), x_new.end());
-    const int32_t n = n_past + n_new;
-    const Circuit & circuit = circuit_for(n);
-    std::vector<int64_t> values = simulate(circuit, x_int_);
+    if (n_past != n_past_) fail("quantized attention: called at position {} after {} positions", n_past, n_past_);
+    if (n_new <= 0 || x.size() < size_t(n_new) * shape_.n_embd)
+        fail("quantized attention: bad shapes for {} new positions", n_new);
+    const std::vector<int64_t> x_new = quantize_(x.first(size_t(n_new) * shape_.n_embd));
+    const bool cached = shape_.cache_parts > 0;
+    const int32_t n = n_past + n_new, first = cached ? n_past : 0;
+    const Circuit & circuit = circuit_for(first, n);
+
+    // Inputs: the new positions (all positions without a cache), then the cache.
+    if (!cached) x_int_.insert(x_int_.end(), x_new.begin(), x_new.end());
+    std::vector<int64_t> inputs = cached ? x_new : x_int_;
+    for (const auto & part : cache_) inputs.insert(inputs.end(), part.begin(), part.end());
+    const std::vector<int64_t> simulated = simulate(circuit, inputs);
+    const size_t row_begin = size_t(n_past - first) * shape_.output_cols, rows = size_t(n_new) * shape_.output_cols;
+    std::vector<int64_t> values(simulated.begin() + ptrdiff_t(row_begin), simulated.begin() + ptrdiff_t(row_begin + rows));
+    const size_t state = size_t(n_new) * shape_.cache_cols; // new cache values per part
+    auto keep_cache = [&](auto & parts, const auto & outputs) {
+        for (size_t part = 0; part < parts.size(); ++part) {
+            const auto begin = outputs.begin() + ptrdiff_t(row_begin + rows + part * state);
+            parts[part].insert(parts[part].end(), begin, begin + ptrdiff_t(state));
+        }
+    };
+
     if (executor_ == Executor::encrypted) {
         HeadRunRecord record;
+        record.first = n_past;
         record.n = n;
         ExecutionStats stats;
         ThreadPool & pool = keys_.pool ? *keys_.pool : ThreadPool::global();
-        const auto inputs = encrypt_inputs(circuit, *keys_.client, x_int_);
-        const auto outputs = run_encrypted(circuit, *keys_.server, inputs, pool, keys_.progress, &stats);
-        record.encrypted = decrypt_outputs(circuit, *keys_.client, outputs);
+        // The client encrypts only the new positions' inputs (all positions without a cache);
+        // the cache is already ciphertexts.
+        std::vector<tfhe::LweCiphertext> encrypted_inputs;
+        {
+            const size_t fresh = cached ? x_new.size() : x_int_.size();
+            tfhe::RandomGenerator secret = tfhe::RandomGenerator::from_os();
+            for (size_t k = 0; k < fresh; ++k)
+                encrypted_inputs.push_back(tfhe::allocate_and_encrypt_new_lwe_ciphertext(
+                    keys_.client->big_lwe_secret_key, encode_integer(inputs[k], circuit.inputs()[k].delta_log2),
+                    keys_.client->parameters.glwe_noise, secret));
+        }
+        for (const auto & part : encrypted_cache_) encrypted_inputs.insert(encrypted_inputs.end(), part.begin(), part.end());
+        const auto outputs = run_encrypted(circuit, *keys_.server, encrypted_inputs, pool, keys_.progress, &stats);
+        std::vector<tfhe::LweCiphertext> new_rows(outputs.begin() + ptrdiff_t(row_begin),
+                                                  outputs.begin() + ptrdiff_t(row_begin + rows));
+        record.encrypted.reserve(rows);
+        for (size_t k = 0; k < rows; ++k)
+            record.encrypted.push_back(decode_integer(tfhe::decrypt_phase(*keys_.client, new_rows[k]),
+                                                      circuit.outputs()[row_begin + k].delta_log2));
         record.simulated = values;
         record.bootstraps = stats.bootstraps;
         record.seconds = stats.seconds;
-        for (size_t i = 0; i < values.size(); ++i) record.mismatches += record.encrypted[i] != values[i];
+        for (size_t k = 0; k < rows; ++k) record.mismatches += record.encrypted[k] != values[k];
         values = record.encrypted;
         runs_.push_back(std::move(record));
+        keep_cache(encrypted_cache_, outputs);
     }
+    keep_cache(cache_, simulated);
+    n_past_ = n;
     return values;
 }
 
-QuantizedHeadAttention::QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys)
-    : head_(std::move(head)),
-      runner_(executor, std::move(keys), head_.n_embd, [this](int32_t n) { return build_head_circuit(head_, n); },
-              [this](std::span<const float> x) { return head_.quantize_inputs(x); }) {}
+QuantizedHeadAttention::QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys,
+                                               bool kv_cache)
+    : head_(std::move(head)), kv_cache_(kv_cache),
+      runner_(executor, std::move(keys),
+              {head_.n_embd, head_.head_dim, kv_cache ? 4 : 0, kv_cache ? head_.head_dim : 0},
+              [this](int32_t first, int32_t n) {
+                  return kv_cache_ ? build_head_row_circuit(head_, first, n, head_.output_width)
+                                   : build_head_circuit(head_, n);
+              },
+              [this](std::span<const float> x) { return head_.quantize_inputs(x); }) {
+    if (kv_cache && head_.output_width <= 0)
+        fail("quantized head: a KV cache needs a calibrated output width (circuit::quantize_head_for_circuit)");
+}
 
 void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
     const int32_t d = head_.head_dim;
     if (out.size() < size_t(n_new) * d) fail("quantized head: bad shapes for {} new positions", n_new);
     const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
     const double scale = head_.output_scale();
-    for (int32_t i = 0; i < n_new; ++i)
-        for (int32_t c = 0; c < d; ++c)
-            out[size_t(i) * d + c] = static_cast<float>(double(values[size_t(n_past + i) * d + c]) * scale);
+    for (size_t k = 0; k < size_t(n_new) * d; ++k) out[k] = static_cast<float>(double(values[k]) * scale);
 }
 
 QuantizedLayerAttention::QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys)
     : attention_(std::move(attention)),
-      runner_(executor, std::move(keys), attention_.n_embd,
-              [this](int32_t n) { return build_attention_circuit(attention_, n); },
+      runner_(executor, std::move(keys), {attention_.n_embd, attention_.n_embd, 0, 0},
+              [this](int32_t, int32_t n) { return build_attention_circuit(attention_, n); },
               [this](std::span<const float> x) { return attention_.quantize_inputs(x); }) {}
 
 void QuantizedLayerAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
     const int32_t n_embd = attention_.n_embd;
     if (out.size() < size_t(n_new) * n_embd) fail("quantized attention: bad shapes for {} new positions", n_new);
     const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
-    for (int32_t i = 0; i < n_new; ++i)
-        for (int32_t j = 0; j < n_embd; ++j)
-            out[size_t(i) * n_embd + j] =
-                static_cast<float>(double(values[size_t(n_past + i) * n_embd + j]) * attention_.out_unit);
+    for (size_t k = 0; k < size_t(n_new) * n_embd; ++k) out[k] = static_cast<float>(double(values[k]) * attention_.out_unit);
 }
 
 namespace {

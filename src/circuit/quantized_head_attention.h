@@ -31,42 +31,58 @@ struct EncryptedKeys {
 };
 
 struct HeadRunRecord {
-    int32_t n = 0;
+    int32_t first = 0, n = 0;   // the rows evaluated: first..n-1
     int64_t bootstraps = 0;
     double seconds = 0;
-    int64_t mismatches = 0; // encrypted outputs that differ from the simulation
-    std::vector<int64_t> encrypted, simulated;
+    int64_t mismatches = 0;     // encrypted outputs that differ from the simulation
+    std::vector<int64_t> encrypted, simulated; // the outputs of rows first..n-1
 };
 
-// What both seams share: the quantized inputs so far, one circuit per sequence length, and
-// one evaluation of the whole sequence (with an encrypted run, a record).
+// What both seams share: the quantized inputs so far, one circuit per (first row, length),
+// and one evaluation per call (with an encrypted run, a record). Without a cache, every call
+// evaluates the whole sequence and keeps the new rows. With one (cache_parts > 0), a call
+// evaluates only the new rows: the circuit's inputs are the new positions' x and then the
+// cache, its outputs the new rows and then their cache entries (build_head_row_circuit); the
+// runner keeps the cache, as ciphertexts for the encrypted executor (next to the simulated
+// integers it checks them against).
 class CircuitRunner {
 public:
-    using Build = std::function<Circuit(int32_t n)>;
+    using Build = std::function<Circuit(int32_t first, int32_t n)>;
     using Quantize = std::function<std::vector<int64_t>(std::span<const float> x)>;
-    CircuitRunner(Executor executor, EncryptedKeys keys, int32_t n_embd, Build build, Quantize quantize);
+    struct Shape {
+        int32_t n_embd = 0;        // inputs per position
+        int32_t output_cols = 0;   // outputs per row
+        int32_t cache_parts = 0;   // 0: no cache
+        int32_t cache_cols = 0;    // values per position in each part
+    };
+    CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize);
 
-    // Appends positions n_past.. (x: [n_new, n_embd]) and returns the circuit's outputs for
-    // the whole sequence.
+    // Appends positions n_past.. (x: [n_new, n_embd]) and returns their rows' outputs
+    // [n_new, output_cols].
     std::vector<int64_t> run(std::span<const float> x, int32_t n_new, int32_t n_past);
-    void reset() { x_int_.clear(); }
+    void reset();
     const std::vector<HeadRunRecord> & runs() const { return runs_; }
-    const Circuit & circuit_for(int32_t n);
+    const Circuit & circuit_for(int32_t first, int32_t n);
 
 private:
     Executor executor_;
     EncryptedKeys keys_;
-    int32_t n_embd_;
+    Shape shape_;
     Build build_;
     Quantize quantize_;
-    std::vector<int64_t> x_int_;
-    std::map<int32_t, std::unique_ptr<Circuit>> circuits_;
+    int32_t n_past_ = 0;
+    std::vector<int64_t> x_int_;                          // without a cache: every position so far
+    std::vector<std::vector<int64_t>> cache_;             // [part][position * cols], simulated
+    std::vector<std::vector<tfhe::LweCiphertext>> encrypted_cache_; // the same, encrypted
+    std::map<std::pair<int32_t, int32_t>, std::unique_ptr<Circuit>> circuits_;
     std::vector<HeadRunRecord> runs_;
 };
 
 class QuantizedHeadAttention final : public model::HeadAttention {
 public:
-    QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys = {});
+    // kv_cache: evaluate only the new rows on a cache of earlier keys and values (needs a
+    // calibrated head.output_width, see head_calibration.h); otherwise recompute the sequence.
+    QuantizedHeadAttention(quant::QuantizedHead head, Executor executor, EncryptedKeys keys = {}, bool kv_cache = false);
     QuantizedHeadAttention(const QuantizedHeadAttention &) = delete; // the runner points back here
     QuantizedHeadAttention & operator=(const QuantizedHeadAttention &) = delete;
 
@@ -76,10 +92,11 @@ public:
     const quant::QuantizedHead & head() const { return head_; }
     // One record per encrypted evaluation.
     const std::vector<HeadRunRecord> & runs() const { return runner_.runs(); }
-    const Circuit & circuit_for(int32_t n) { return runner_.circuit_for(n); }
+    const Circuit & circuit_for(int32_t first, int32_t n) { return runner_.circuit_for(first, n); }
 
 private:
     quant::QuantizedHead head_;
+    bool kv_cache_;
     CircuitRunner runner_;
 };
 
@@ -94,7 +111,7 @@ public:
 
     const QuantizedAttention & attention() const { return attention_; }
     const std::vector<HeadRunRecord> & runs() const { return runner_.runs(); }
-    const Circuit & circuit_for(int32_t n) { return runner_.circuit_for(n); }
+    const Circuit & circuit_for(int32_t first, int32_t n) { return runner_.circuit_for(first, n); }
 
 private:
     QuantizedAttention attention_;
