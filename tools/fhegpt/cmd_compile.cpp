@@ -2,6 +2,7 @@
 // the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
 // estimated from this engine's measured bootstrap speed.
 #include "circuit/analysis.h"
+#include "circuit/head_circuit.h"
 #include "commands.h"
 #include "common/error.h"
 #include "quantized_part.h"
@@ -21,6 +22,7 @@ struct CompileOptions {
     int32_t seq_len = 6;
     int32_t threads = 0;
     bool json = false;
+    bool kv_cache = false;
 };
 
 // CPU seconds per bootstrap (key switch included) on the 2-core EPYC this project is measured
@@ -47,7 +49,11 @@ void run_compile(const CompileOptions & opt) {
     const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
     // Widths are reported for the (first) head; a block adds its context rounding and output.
     const quant::QuantizedHead & head = quantized.head ? *quantized.head : quantized.attention->heads[0];
-    const circuit::Circuit circuit = quantized.build_circuit(opt.seq_len);
+    if (opt.kv_cache && !quantized.head) fail("--kv-cache: only a head has a KV cache so far");
+    // With --kv-cache: the circuit of one new token at position seq_len - 1 on the cache.
+    const circuit::Circuit circuit = opt.kv_cache
+        ? circuit::build_head_row_circuit(*quantized.head, opt.seq_len - 1, opt.seq_len, quantized.head->output_width)
+        : quantized.build_circuit(opt.seq_len);
     const circuit::CircuitAnalysis a = circuit::analyze(circuit);
 
     const tfhe::TfheParameters * chosen = circuit::choose_parameters(circuit);
@@ -67,6 +73,7 @@ void run_compile(const CompileOptions & opt) {
     j["part"] = part.text();
     j["n_bits"] = opt.n_bits;
     j["seq_len"] = opt.seq_len;
+    j["kv_cache"] = opt.kv_cache;
     j["max_bit_width"] = a.max_lookup_bits;
     j["pbs_total"] = a.bootstraps;
     j["pbs_by_kind"] = a.bootstraps_by_kind;
@@ -108,8 +115,8 @@ void run_compile(const CompileOptions & opt) {
         std::printf("%s\n", j.dump(2).c_str());
         return;
     }
-    std::printf("%s of %s at n_bits %d, %d positions\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
-                opt.seq_len);
+    std::printf("%s of %s at n_bits %d, %d positions%s\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
+                opt.seq_len, opt.kv_cache ? " (one new token on the KV cache)" : "");
     std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
                 head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1], head.acc_bits[2],
                 head.value_bits, head.score_bits, head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
@@ -142,6 +149,8 @@ void add_compile_command(CLI::App & app) {
     cmd->add_option("--seq-len", opt->seq_len, "positions")->capture_default_str();
     cmd->add_option("-t,--threads", opt->threads, "threads for the estimate (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--json", opt->json, "print one JSON object");
+    cmd->add_flag("--kv-cache", opt->kv_cache,
+                  "the cost of one new token at position seq-len - 1 with the encrypted KV cache (a head)");
     cmd->callback([opt] { run_compile(*opt); });
 }
 

@@ -2,7 +2,8 @@
 // model.safetensors, vocab.json, merges.txt). The continuation streams to stdout token by
 // token; the prompt size and the prefill / decode speeds go to stderr. With --simulate PART or
 // --encrypt PART, that part (a head or an attention block) runs quantized through the
-// circuit's clear simulation, or on ciphertexts under fresh local keys.
+// circuit's clear simulation, or on ciphertexts under fresh local keys; a head keeps its
+// (encrypted) keys and values, so that each token evaluates only its own row.
 #include "circuit/analysis.h"
 #include "commands.h"
 #include "common/error.h"
@@ -42,6 +43,7 @@ struct GenerateOptions {
     int n_bits = 4;
     std::string params;
     std::string calibration_path = "data/calibration_prompts.txt";
+    bool no_kv_cache = false;
 };
 
 // "must be >= 0" without CLI11's NonNegativeNumber message, which prints DBL_MAX in full.
@@ -113,7 +115,9 @@ void run_generate(const GenerateOptions & opt) {
         } else {
             std::fprintf(stderr, "%s at %d bits, clear simulation of its circuit\n", quant.part.c_str(), opt.n_bits);
         }
-        runs = &quantized.install(ctx, encrypted ? circuit::Executor::encrypted : circuit::Executor::simulate, keys);
+        const bool kv_cache = !opt.no_kv_cache && quantized.head.has_value();
+        if (!opt.no_kv_cache && !kv_cache) std::fprintf(stderr, "note: %s has no KV cache yet: each token recomputes the sequence\n", quant.part.c_str());
+        runs = &quantized.install(ctx, encrypted ? circuit::Executor::encrypted : circuit::Executor::simulate, keys, kv_cache);
     }
 
     model::GenerateParams gen;
@@ -130,8 +134,8 @@ void run_generate(const GenerateOptions & opt) {
         write_bytes(tokenizer.token_bytes(token));
         if (runs && !runs->empty()) {
             const circuit::HeadRunRecord & run = runs->back();
-            std::fprintf(stderr, "  [%d positions: %lld bootstraps in %.1f s, %lld differ from the simulation]\n", run.n,
-                         (long long)run.bootstraps, run.seconds, (long long)run.mismatches);
+            std::fprintf(stderr, "  [rows %d..%d: %lld bootstraps in %.1f s, %lld differ from the simulation]\n", run.first,
+                         run.n - 1, (long long)run.bootstraps, run.seconds, (long long)run.mismatches);
         }
         return true;
     });
@@ -195,6 +199,8 @@ void add_generate_command(CLI::App & app) {
     cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part")->check(CLI::Range(2, 11))->capture_default_str();
     cmd->add_option("--params", opt->params, "TFHE parameter set for --encrypt (default: chosen by the noise analysis)");
     cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
+    cmd->add_flag("--no-kv-cache", opt->no_kv_cache,
+                  "Recompute the quantized head over the whole sequence at each token instead of keeping its keys and values");
     cmd->callback([opt] { run_generate(*opt); });
 }
 

@@ -92,9 +92,9 @@ circuit::Circuit QuantizedPart::build_circuit(int32_t n) const {
 }
 
 const std::vector<circuit::HeadRunRecord> & QuantizedPart::install(model::Gpt2Context & ctx, circuit::Executor executor,
-                                                                    circuit::EncryptedKeys keys) const {
+                                                                    circuit::EncryptedKeys keys, bool kv_cache) const {
     if (head) {
-        auto seam = std::make_unique<circuit::QuantizedHeadAttention>(*head, executor, std::move(keys));
+        auto seam = std::make_unique<circuit::QuantizedHeadAttention>(*head, executor, std::move(keys), kv_cache);
         const auto & runs = seam->runs();
         ctx.set_head_attention(part.layer, part.head, std::move(seam));
         return runs;
