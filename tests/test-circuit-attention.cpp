@@ -134,6 +134,31 @@ TEST(AttentionCircuit, RejectsBadShapes) {
     EXPECT_THROW(quantize_attention(block_model(), 1, std::vector<float>(64, 0.0f), std::vector<int32_t>{1}, {}), Error);
 }
 
+TEST(AttentionCircuitCache, RowCircuitsEqualTheWholeSequence) {
+    // A prefill of 2 positions, then one at a time, on the heads' key/value caches.
+    const QuantizedAttention att = make_attention(4);
+    const int32_t n = 5, n_embd = att.n_embd, parts = 4 * att.n_head;
+    const std::vector<int64_t> x = att.quantize_inputs(test::normal_x(size_t(n) * n_embd, 90));
+    const std::vector<int64_t> whole = attention_reference_forward(att, x, n);
+    std::vector<int64_t> rows;
+    std::vector<std::vector<int64_t>> cache(static_cast<size_t>(parts));
+    int32_t first = 0;
+    for (int32_t next : {2, 3, 4, 5}) {
+        std::vector<int64_t> inputs(x.begin() + ptrdiff_t(first) * n_embd, x.begin() + ptrdiff_t(next) * n_embd);
+        for (const auto & part : cache) inputs.insert(inputs.end(), part.begin(), part.end());
+        const std::vector<int64_t> out = simulate(build_attention_row_circuit(att, first, next), inputs);
+        const size_t row_values = size_t(next - first) * n_embd, state = size_t(next - first) * att.head_dim;
+        ASSERT_EQ(out.size(), row_values + state * size_t(parts));
+        rows.insert(rows.end(), out.begin(), out.begin() + ptrdiff_t(row_values));
+        for (int32_t p = 0; p < parts; ++p)
+            cache[p].insert(cache[p].end(), out.begin() + ptrdiff_t(row_values + state * p),
+                            out.begin() + ptrdiff_t(row_values + state * (p + 1)));
+        first = next;
+    }
+    EXPECT_EQ(rows, whole);
+    EXPECT_THROW(build_attention_row_circuit(att, 3, 3), Error);
+}
+
 struct TestKeys {
     tfhe::ClientKey client;
     tfhe::ServerKey server;
@@ -160,12 +185,13 @@ TEST(AttentionCircuitEncrypted, EqualsSimulationBitForBit) {
     }
 }
 
-TEST(AttentionCircuitEncrypted, BehindTheLayerSeam) {
+TEST(AttentionCircuitEncrypted, BehindTheLayerSeamWithCache) {
+    // The encrypted seam keeps every head's key/value cache; the simulated one recomputes.
     const QuantizedAttention att = make_attention(4);
     const TestKeys keys;
     model::Gpt2Context encrypted(block_model()), simulated(block_model());
     auto seam = std::make_unique<QuantizedLayerAttention>(att, Executor::encrypted,
-                                                          EncryptedKeys{&keys.client, &keys.server, nullptr, {}});
+                                                          EncryptedKeys{&keys.client, &keys.server, nullptr, {}}, true);
     const QuantizedLayerAttention * observer = seam.get();
     encrypted.set_layer_attention(0, std::move(seam));
     simulated.set_layer_attention(0, std::make_unique<QuantizedLayerAttention>(att, Executor::simulate));
@@ -183,7 +209,9 @@ TEST(AttentionCircuitEncrypted, BehindTheLayerSeam) {
         EXPECT_EQ(run.mismatches, 0) << "n " << run.n;
         EXPECT_EQ(run.encrypted, run.simulated);
     }
+    EXPECT_EQ(observer->runs()[1].first, 2);
     EXPECT_EQ(observer->runs()[1].n, 3);
+    EXPECT_LT(observer->runs()[1].bootstraps, observer->runs()[0].bootstraps);
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 #include "common/error.h"
 
 #include <algorithm>
+#include <array>
 
 namespace fhegpt::circuit {
 
@@ -34,21 +35,25 @@ void check(const QuantizedAttention & att, int32_t n) {
 
 } // namespace
 
-Circuit build_attention_circuit(const QuantizedAttention & att, int32_t n) {
-    check(att, n);
-    const int32_t n_embd = att.n_embd, d = att.head_dim;
-    int input_scale = 63;
-    for (const auto & head : att.heads) input_scale = std::min(input_scale, build_head_tables(head, n).encoding.input_scale);
-    CircuitBuilder b(att.heads[0].chunk_bits());
-    std::vector<ValueId> x(size_t(n) * n_embd);
-    for (auto & v : x) v = b.circuit().add_input(input_scale);
+namespace {
 
+int shared_input_scale(const QuantizedAttention & att) {
+    int input_scale = 63;
+    for (const auto & head : att.heads) input_scale = std::min(input_scale, build_head_tables(head, 1).encoding.input_scale);
+    return input_scale;
+}
+
+// Rows first..n-1 of the block on the heads' caches (extended with the new positions); x: the
+// new positions' inputs. Marks the rows' outputs.
+void add_attention_rows(CircuitBuilder & b, const QuantizedAttention & att, int32_t first, int32_t n,
+                        std::span<const ValueId> x, int input_scale, std::vector<HeadCache> & caches) {
+    const int32_t n_embd = att.n_embd, d = att.head_dim, rows = n - first;
     const int32_t table = b.table(att.lut_bits, context_table(att), "context.value");
-    std::vector<ValueId> o(size_t(n) * n_embd); // [n, n_embd]: head h, column c at h d + c
+    std::vector<ValueId> o(size_t(rows) * n_embd); // [rows, n_embd]: head h, column c at h d + c
     for (int32_t h = 0; h < att.n_head; ++h) {
         const int width = att.context_width(h);
-        const std::vector<ValueId> context = add_head_circuit(b, att.heads[h], n, x, input_scale, width);
-        for (int32_t i = 0; i < n; ++i)
+        const std::vector<ValueId> context = add_head_rows(b, att.heads[h], first, n, x, input_scale, caches[h], width);
+        for (int32_t i = 0; i < rows; ++i)
             for (int32_t c = 0; c < d; ++c) {
                 const LinearTerm term[] = {{context[size_t(i) * d + c], 1}};
                 const ValueId u = b.linear(term, encode_integer(att.context_offset(h), 63 - width));
@@ -57,7 +62,7 @@ Circuit build_attention_circuit(const QuantizedAttention & att, int32_t n) {
             }
     }
     const uint64_t unit = uint64_t{1} << out_scale(att);
-    for (int32_t i = 0; i < n; ++i)
+    for (int32_t i = 0; i < rows; ++i)
         for (int32_t j = 0; j < n_embd; ++j) {
             std::vector<LinearTerm> terms;
             for (int32_t r = 0; r < n_embd; ++r)
@@ -65,6 +70,47 @@ Circuit build_attention_circuit(const QuantizedAttention & att, int32_t n) {
                     terms.push_back({o[size_t(i) * n_embd + r], w});
             b.circuit().mark_output(b.linear(terms, uint64_t(att.proj_bias[j]) * unit), out_scale(att));
         }
+}
+
+} // namespace
+
+Circuit build_attention_circuit(const QuantizedAttention & att, int32_t n) {
+    check(att, n);
+    const int input_scale = shared_input_scale(att);
+    CircuitBuilder b(att.heads[0].chunk_bits());
+    std::vector<ValueId> x(size_t(n) * att.n_embd);
+    for (auto & v : x) v = b.circuit().add_input(input_scale);
+    std::vector<HeadCache> caches(size_t(att.n_head));
+    add_attention_rows(b, att, 0, n, x, input_scale, caches);
+    return b.take();
+}
+
+Circuit build_attention_row_circuit(const QuantizedAttention & att, int32_t first, int32_t n) {
+    check(att, n);
+    if (first < 0 || first >= n) fail("attention row circuit: rows {}..{}", first, n - 1);
+    const int input_scale = shared_input_scale(att);
+    const int32_t d = att.head_dim;
+    CircuitBuilder b(att.heads[0].chunk_bits());
+    std::vector<ValueId> x(size_t(n - first) * att.n_embd);
+    for (auto & v : x) v = b.circuit().add_input(input_scale);
+    std::vector<HeadCache> caches(size_t(att.n_head));
+    std::vector<std::array<int, 4>> scales;
+    for (int32_t h = 0; h < att.n_head; ++h) {
+        const HeadCacheScales s = head_cache_scales(att.heads[h], att.context_width(h));
+        scales.push_back({s.key_bucket, s.key_square, s.value_bucket, s.value_square});
+        std::vector<ValueId> * parts[4] = {&caches[h].key_bucket, &caches[h].key_square, &caches[h].value_bucket,
+                                           &caches[h].value_square};
+        for (int part = 0; part < 4; ++part)
+            for (size_t k = 0; k < size_t(first) * d; ++k) parts[part]->push_back(b.circuit().add_input(scales[h][part]));
+    }
+    add_attention_rows(b, att, first, n, x, input_scale, caches);
+    for (int32_t h = 0; h < att.n_head; ++h) {
+        const std::vector<ValueId> * parts[4] = {&caches[h].key_bucket, &caches[h].key_square, &caches[h].value_bucket,
+                                                 &caches[h].value_square};
+        for (int part = 0; part < 4; ++part)
+            for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k)
+                b.circuit().mark_output((*parts[part])[k], scales[h][part]);
+    }
     return b.take();
 }
 

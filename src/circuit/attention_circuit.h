@@ -14,6 +14,11 @@ namespace fhegpt::circuit {
 
 Circuit build_attention_circuit(const QuantizedAttention & attention, int32_t n);
 
+// Rows first..n-1 on the heads' key/value caches (see build_head_row_circuit): inputs x of the
+// new positions, then for every head its four cache parts ([first, head_dim] each); outputs out
+// of the new rows, then for every head its four parts for the new positions.
+Circuit build_attention_row_circuit(const QuantizedAttention & attention, int32_t first, int32_t n);
+
 std::vector<int64_t> attention_reference_forward(const QuantizedAttention & attention, std::span<const int64_t> x_int,
                                                  int32_t n);
 

@@ -114,10 +114,14 @@ void QuantizedHeadAttention::forward(std::span<const float> x, int32_t n_new, in
     for (size_t k = 0; k < size_t(n_new) * d; ++k) out[k] = static_cast<float>(double(values[k]) * scale);
 }
 
-QuantizedLayerAttention::QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys)
-    : attention_(std::move(attention)),
-      runner_(executor, std::move(keys), {attention_.n_embd, attention_.n_embd, 0, 0},
-              [this](int32_t, int32_t n) { return build_attention_circuit(attention_, n); },
+QuantizedLayerAttention::QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys,
+                                                 bool kv_cache)
+    : attention_(std::move(attention)), kv_cache_(kv_cache),
+      runner_(executor, std::move(keys),
+              {attention_.n_embd, attention_.n_embd, kv_cache ? 4 * attention_.n_head : 0, kv_cache ? attention_.head_dim : 0},
+              [this](int32_t first, int32_t n) {
+                  return kv_cache_ ? build_attention_row_circuit(attention_, first, n) : build_attention_circuit(attention_, n);
+              },
               [this](std::span<const float> x) { return attention_.quantize_inputs(x); }) {}
 
 void QuantizedLayerAttention::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {

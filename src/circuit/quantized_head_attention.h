@@ -102,7 +102,8 @@ private:
 
 class QuantizedLayerAttention final : public model::LayerAttention {
 public:
-    QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys = {});
+    // kv_cache: evaluate only the new rows on every head's key/value cache.
+    QuantizedLayerAttention(QuantizedAttention attention, Executor executor, EncryptedKeys keys = {}, bool kv_cache = false);
     QuantizedLayerAttention(const QuantizedLayerAttention &) = delete; // the runner points back here
     QuantizedLayerAttention & operator=(const QuantizedLayerAttention &) = delete;
 
@@ -115,6 +116,7 @@ public:
 
 private:
     QuantizedAttention attention_;
+    bool kv_cache_;
     CircuitRunner runner_;
 };
 

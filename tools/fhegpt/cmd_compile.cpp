@@ -2,6 +2,7 @@
 // the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
 // estimated from this engine's measured bootstrap speed.
 #include "circuit/analysis.h"
+#include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
 #include "commands.h"
 #include "common/error.h"
@@ -49,11 +50,11 @@ void run_compile(const CompileOptions & opt) {
     const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
     // Widths are reported for the (first) head; a block adds its context rounding and output.
     const quant::QuantizedHead & head = quantized.head ? *quantized.head : quantized.attention->heads[0];
-    if (opt.kv_cache && !quantized.head) fail("--kv-cache: only a head has a KV cache so far");
     // With --kv-cache: the circuit of one new token at position seq_len - 1 on the cache.
-    const circuit::Circuit circuit = opt.kv_cache
-        ? circuit::build_head_row_circuit(*quantized.head, opt.seq_len - 1, opt.seq_len, quantized.head->output_width)
-        : quantized.build_circuit(opt.seq_len);
+    const circuit::Circuit circuit = !opt.kv_cache ? quantized.build_circuit(opt.seq_len)
+        : quantized.head ? circuit::build_head_row_circuit(*quantized.head, opt.seq_len - 1, opt.seq_len,
+                                                           quantized.head->output_width)
+                         : circuit::build_attention_row_circuit(*quantized.attention, opt.seq_len - 1, opt.seq_len);
     const circuit::CircuitAnalysis a = circuit::analyze(circuit);
 
     const tfhe::TfheParameters * chosen = circuit::choose_parameters(circuit);
@@ -150,7 +151,7 @@ void add_compile_command(CLI::App & app) {
     cmd->add_option("-t,--threads", opt->threads, "threads for the estimate (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--json", opt->json, "print one JSON object");
     cmd->add_flag("--kv-cache", opt->kv_cache,
-                  "the cost of one new token at position seq-len - 1 with the encrypted KV cache (a head)");
+                  "the cost of one new token at position seq-len - 1 with the encrypted KV cache");
     cmd->callback([opt] { run_compile(*opt); });
 }
 

@@ -2,8 +2,8 @@
 // model.safetensors, vocab.json, merges.txt). The continuation streams to stdout token by
 // token; the prompt size and the prefill / decode speeds go to stderr. With --simulate PART or
 // --encrypt PART, that part (a head or an attention block) runs quantized through the
-// circuit's clear simulation, or on ciphertexts under fresh local keys; a head keeps its
-// (encrypted) keys and values, so that each token evaluates only its own row.
+// circuit's clear simulation, or on ciphertexts under fresh local keys; the part keeps its
+// heads' (encrypted) keys and values, so that each token evaluates only its own row.
 #include "circuit/analysis.h"
 #include "commands.h"
 #include "common/error.h"
@@ -115,9 +115,8 @@ void run_generate(const GenerateOptions & opt) {
         } else {
             std::fprintf(stderr, "%s at %d bits, clear simulation of its circuit\n", quant.part.c_str(), opt.n_bits);
         }
-        const bool kv_cache = !opt.no_kv_cache && quantized.head.has_value();
-        if (!opt.no_kv_cache && !kv_cache) std::fprintf(stderr, "note: %s has no KV cache yet: each token recomputes the sequence\n", quant.part.c_str());
-        runs = &quantized.install(ctx, encrypted ? circuit::Executor::encrypted : circuit::Executor::simulate, keys, kv_cache);
+        runs = &quantized.install(ctx, encrypted ? circuit::Executor::encrypted : circuit::Executor::simulate, keys,
+                                  !opt.no_kv_cache);
     }
 
     model::GenerateParams gen;
@@ -200,7 +199,7 @@ void add_generate_command(CLI::App & app) {
     cmd->add_option("--params", opt->params, "TFHE parameter set for --encrypt (default: chosen by the noise analysis)");
     cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
     cmd->add_flag("--no-kv-cache", opt->no_kv_cache,
-                  "Recompute the quantized head over the whole sequence at each token instead of keeping its keys and values");
+                  "Recompute the quantized part over the whole sequence at each token instead of keeping its keys and values");
     cmd->callback([opt] { run_generate(*opt); });
 }
 

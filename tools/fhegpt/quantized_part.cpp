@@ -99,7 +99,7 @@ const std::vector<circuit::HeadRunRecord> & QuantizedPart::install(model::Gpt2Co
         ctx.set_head_attention(part.layer, part.head, std::move(seam));
         return runs;
     }
-    auto seam = std::make_unique<circuit::QuantizedLayerAttention>(*attention, executor, std::move(keys));
+    auto seam = std::make_unique<circuit::QuantizedLayerAttention>(*attention, executor, std::move(keys), kv_cache);
     const auto & runs = seam->runs();
     ctx.set_layer_attention(part.layer, std::move(seam));
     return runs;

@@ -49,8 +49,7 @@ struct QuantizedPart {
     int lut_bits() const { return head ? head->lut_bits : attention->lut_bits; }
     circuit::Circuit build_circuit(int32_t n) const;
     // Installs the part behind the model's seam; returns its records of encrypted runs.
-    // kv_cache: a head evaluates only new rows on its (encrypted) key/value cache; a block
-    // recomputes the sequence either way (its cache is not built yet).
+    // kv_cache: evaluate only new rows on the (encrypted) key/value cache of every head.
     const std::vector<circuit::HeadRunRecord> & install(model::Gpt2Context & ctx, circuit::Executor executor,
                                                          circuit::EncryptedKeys keys = {}, bool kv_cache = false) const;
 };
