@@ -38,3 +38,10 @@ add_test(NAME cli.generate.encrypted_equals_simulated
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli-generate-encrypted.sh ${FHEGPT_CLI}
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.generate.encrypted_equals_simulated PROPERTIES LABELS slow)
+
+# A parameter set too narrow for the part's lookups is refused before any key is made.
+add_test(NAME cli.errors.narrow_params
+         COMMAND ${FHEGPT_CLI} run-encrypted --part layer0.head0 --n-bits 4 -p "The king" --params PARAM_2BIT_2M128
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.errors.narrow_params PROPERTIES PASS_REGULAR_EXPRESSION
+  "--params PARAM_2BIT_2M128: 2 message bits, the part's lookups read 4")

@@ -106,6 +106,9 @@ void run_generate(const GenerateOptions & opt) {
                 ? circuit::choose_parameters(quantized.build_circuit(longest))
                 : &tfhe::parameters_by_name(opt.params);
             if (!params) fail("no production parameter set evaluates {} at {} bits with negligible failures", quant.part, opt.n_bits);
+            if (int(params->message_bits) < quantized.lut_bits())
+                fail("--params {}: {} message bits, the part's lookups read {}", params->name, params->message_bits,
+                     quantized.lut_bits());
             if (params->insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params->name.c_str());
             client = tfhe::generate_client_key(*params);
             server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(*client));

@@ -39,6 +39,8 @@ void run_encrypted(const RunOptions & opt) {
         : &tfhe::parameters_by_name(opt.params);
     if (!chosen) fail("no production parameter set evaluates this circuit with negligible failures; try fewer bits");
     const tfhe::TfheParameters & params = *chosen;
+    if (int(params.message_bits) < quantized.lut_bits())
+        fail("--params {}: {} message bits, the part's lookups read {}", params.name, params.message_bits, quantized.lut_bits());
     if (params.insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params.name.c_str());
 
     const auto key_start = std::chrono::steady_clock::now();
