@@ -4,10 +4,10 @@
 #include "circuit/head_circuit.h"
 #include "circuit/head_reference.h"
 #include "circuit/head_tables.h"
+#include "circuit/simulate.h"
 #include "common/error.h"
 
 #include <algorithm>
-#include <array>
 
 namespace fhegpt::circuit {
 
@@ -39,7 +39,7 @@ namespace {
 
 int shared_input_scale(const QuantizedAttention & att) {
     int input_scale = 63;
-    for (const auto & head : att.heads) input_scale = std::min(input_scale, build_head_tables(head, 1).encoding.input_scale);
+    for (const auto & head : att.heads) input_scale = std::min(input_scale, head_encoding(head, 1).input_scale);
     return input_scale;
 }
 
@@ -89,28 +89,18 @@ Circuit build_attention_row_circuit(const QuantizedAttention & att, int32_t firs
     check(att, n);
     if (first < 0 || first >= n) fail("attention row circuit: rows {}..{}", first, n - 1);
     const int input_scale = shared_input_scale(att);
-    const int32_t d = att.head_dim;
     CircuitBuilder b(att.heads[0].chunk_bits());
     std::vector<ValueId> x(size_t(n - first) * att.n_embd);
     for (auto & v : x) v = b.circuit().add_input(input_scale);
-    std::vector<HeadCache> caches(size_t(att.n_head));
-    std::vector<std::array<int, 4>> scales;
+    std::vector<HeadCache> caches;
+    std::vector<HeadCacheScales> scales;
+    const size_t cached = size_t(first) * att.head_dim;
     for (int32_t h = 0; h < att.n_head; ++h) {
-        const HeadCacheScales s = head_cache_scales(att.heads[h], att.context_width(h));
-        scales.push_back({s.key_bucket, s.key_square, s.value_bucket, s.value_square});
-        std::vector<ValueId> * parts[4] = {&caches[h].key_bucket, &caches[h].key_square, &caches[h].value_bucket,
-                                           &caches[h].value_square};
-        for (int part = 0; part < 4; ++part)
-            for (size_t k = 0; k < size_t(first) * d; ++k) parts[part]->push_back(b.circuit().add_input(scales[h][part]));
+        scales.push_back(head_cache_scales(att.heads[h], att.context_width(h)));
+        caches.push_back(add_cache_inputs(b, scales[h], cached));
     }
     add_attention_rows(b, att, first, n, x, input_scale, caches);
-    for (int32_t h = 0; h < att.n_head; ++h) {
-        const std::vector<ValueId> * parts[4] = {&caches[h].key_bucket, &caches[h].key_square, &caches[h].value_bucket,
-                                                 &caches[h].value_square};
-        for (int part = 0; part < 4; ++part)
-            for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k)
-                b.circuit().mark_output((*parts[part])[k], scales[h][part]);
-    }
+    for (int32_t h = 0; h < att.n_head; ++h) mark_cache_outputs(b, caches[h], scales[h], cached);
     return b.take();
 }
 
@@ -129,9 +119,7 @@ std::vector<int64_t> attention_reference_forward(const QuantizedAttention & att,
             for (int32_t c = 0; c < d; ++c) {
                 const uint64_t u = encode_integer(context[size_t(i) * d + c] + att.context_offset(h), scale);
                 // Exact removal of the k low bits, then the table read (negacyclic above 2^L).
-                const uint64_t j = (u & ~((uint64_t{1} << (scale + att.context_shift[h])) - 1)) >> grid;
-                const uint64_t p = table.size();
-                o[size_t(i) * n_embd + h * d + c] = j < p ? table[j] : uint64_t{0} - table[j - p];
+                o[size_t(i) * n_embd + h * d + c] = read_entries(table, clear_low_bits(u, scale, att.context_shift[h]) >> grid);
             }
     }
     const uint64_t unit = uint64_t{1} << out_scale(att);

@@ -113,6 +113,13 @@ std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const t
                                                 std::span<const int64_t> inputs) {
     if (inputs.size() != circuit.inputs().size())
         fail("encrypt_inputs: {} values for {} circuit inputs", inputs.size(), circuit.inputs().size());
+    return encrypt_leading_inputs(circuit, key, inputs);
+}
+
+std::vector<tfhe::LweCiphertext> encrypt_leading_inputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                                        std::span<const int64_t> inputs) {
+    if (inputs.size() > circuit.inputs().size())
+        fail("encrypt_inputs: {} values for {} circuit inputs", inputs.size(), circuit.inputs().size());
     tfhe::RandomGenerator secret = tfhe::RandomGenerator::from_os();
     std::vector<tfhe::LweCiphertext> out;
     out.reserve(inputs.size());
@@ -127,10 +134,17 @@ std::vector<int64_t> decrypt_outputs(const Circuit & circuit, const tfhe::Client
                                      std::span<const tfhe::LweCiphertext> outputs) {
     if (outputs.size() != circuit.outputs().size())
         fail("decrypt_outputs: {} ciphertexts for {} circuit outputs", outputs.size(), circuit.outputs().size());
+    return decrypt_output_range(circuit, key, outputs, 0);
+}
+
+std::vector<int64_t> decrypt_output_range(const Circuit & circuit, const tfhe::ClientKey & key,
+                                          std::span<const tfhe::LweCiphertext> outputs, size_t first) {
+    if (first > circuit.outputs().size() || outputs.size() > circuit.outputs().size() - first)
+        fail("decrypt_outputs: outputs {}..{} of a circuit of {}", first, first + outputs.size(), circuit.outputs().size());
     std::vector<int64_t> out;
     out.reserve(outputs.size());
     for (size_t i = 0; i < outputs.size(); ++i)
-        out.push_back(decode_integer(tfhe::decrypt_phase(key, outputs[i]), circuit.outputs()[i].delta_log2));
+        out.push_back(decode_integer(tfhe::decrypt_phase(key, outputs[i]), circuit.outputs()[first + i].delta_log2));
     return out;
 }
 

@@ -36,5 +36,11 @@ std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const t
                                                 std::span<const int64_t> inputs);
 std::vector<int64_t> decrypt_outputs(const Circuit & circuit, const tfhe::ClientKey & key,
                                      std::span<const tfhe::LweCiphertext> outputs);
+// The same for the first inputs.size() inputs only (the rest arrive as ciphertexts, e.g. a KV
+// cache), and for outputs first..first + outputs.size() - 1.
+std::vector<tfhe::LweCiphertext> encrypt_leading_inputs(const Circuit & circuit, const tfhe::ClientKey & key,
+                                                        std::span<const int64_t> inputs);
+std::vector<int64_t> decrypt_output_range(const Circuit & circuit, const tfhe::ClientKey & key,
+                                          std::span<const tfhe::LweCiphertext> outputs, size_t first);
 
 } // namespace fhegpt::circuit

@@ -3,10 +3,13 @@
 #include "circuit/head_tables.h"
 #include "common/error.h"
 
+#include <array>
+#include <utility>
+
 namespace fhegpt::circuit {
 
 Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n) {
-    const HeadEncoding e = build_head_tables(head, n).encoding;
+    const HeadEncoding e = head_encoding(head, n);
     CircuitBuilder b(head.chunk_bits());
     std::vector<ValueId> x(size_t(n) * head.n_embd);
     for (auto & v : x) v = b.circuit().add_input(e.input_scale);
@@ -21,29 +24,47 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
 }
 
 HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width) {
-    const HeadEncoding e = build_head_tables(head, 1, output_width).encoding;
+    const HeadEncoding e = head_encoding(head, 1, output_width);
     return {e.grid, e.score_scale, e.grid, e.output_scale};
+}
+
+namespace {
+
+// The cache's parts in circuit order, with their scales.
+std::array<std::pair<std::vector<ValueId> *, int>, 4> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
+    return {{{&cache.key_bucket, s.key_bucket},
+             {&cache.key_square, s.key_square},
+             {&cache.value_bucket, s.value_bucket},
+             {&cache.value_square, s.value_square}}};
+}
+
+} // namespace
+
+HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count) {
+    HeadCache cache;
+    for (auto [part, scale] : cache_parts(cache, scales))
+        for (size_t k = 0; k < count; ++k) part->push_back(b.circuit().add_input(scale));
+    return cache;
+}
+
+void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from) {
+    for (auto [part, scale] : cache_parts(cache, scales))
+        for (size_t k = from; k < part->size(); ++k) b.circuit().mark_output((*part)[k], scale);
 }
 
 Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width) {
     if (first < 0 || first >= n) fail("head row circuit: rows {}..{}", first, n - 1);
     if (output_width <= 0) fail("head row circuit: a cached evaluation needs a fixed output width");
-    const HeadEncoding e = build_head_tables(head, n, output_width).encoding;
+    const HeadEncoding e = head_encoding(head, n, output_width);
     const HeadCacheScales scales = head_cache_scales(head, output_width);
-    const int32_t d = head.head_dim;
+    const size_t cached = size_t(first) * head.head_dim;
     CircuitBuilder b(head.chunk_bits());
     std::vector<ValueId> x(size_t(n - first) * head.n_embd);
     for (auto & v : x) v = b.circuit().add_input(e.input_scale);
-    HeadCache cache;
-    const int cache_scales[4] = {scales.key_bucket, scales.key_square, scales.value_bucket, scales.value_square};
-    std::vector<ValueId> * cache_parts[4] = {&cache.key_bucket, &cache.key_square, &cache.value_bucket, &cache.value_square};
-    for (int part = 0; part < 4; ++part)
-        for (size_t k = 0; k < size_t(first) * d; ++k) cache_parts[part]->push_back(b.circuit().add_input(cache_scales[part]));
+    HeadCache cache = add_cache_inputs(b, scales, cached);
     for (ValueId o : add_head_rows(b, head, first, n, x, e.input_scale, cache, output_width))
         b.circuit().mark_output(o, e.output_scale);
-    for (int part = 0; part < 4; ++part)
-        for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k)
-            b.circuit().mark_output((*cache_parts[part])[k], cache_scales[part]);
+    mark_cache_outputs(b, cache, scales, cached);
     return b.take();
 }
 

@@ -37,6 +37,10 @@ struct HeadCacheScales {
     int key_bucket, key_square, value_bucket, value_square;
 };
 HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width);
+// A cache of `count` values per part as circuit inputs, in the order of build_head_row_circuit.
+HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count);
+// Marks every part's values from index `from` on as outputs, in the same order.
+void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from);
 
 // Rows first..n-1 only: x holds the inputs of positions first..n-1 and `cache` the keys and
 // values of positions 0..first-1; the new positions' keys and values are appended to it.

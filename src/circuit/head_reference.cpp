@@ -2,20 +2,15 @@
 
 #include "circuit/circuit.h"
 #include "circuit/head_tables.h"
+#include "circuit/simulate.h"
 #include "common/error.h"
 
 namespace fhegpt::circuit {
 
 namespace {
 
-// A bootstrap's read of x on the grid: message j in [0, 2p), negacyclic above p.
-uint64_t read(const std::vector<uint64_t> & table, uint64_t x, int grid) {
-    const uint64_t j = x >> grid, p = table.size();
-    return j < p ? table[j] : uint64_t{0} - table[j - p];
-}
-
-// What CircuitBuilder::remove_low_bits computes: x with its bits below 2^(scale + shift) cleared.
-uint64_t clear_low_bits(uint64_t x, int scale, int shift) { return x & ~((uint64_t{1} << (scale + shift)) - 1); }
+// A bootstrap's read of x on the grid (simulate.h).
+uint64_t read(const std::vector<uint64_t> & table, uint64_t x, int grid) { return read_entries(table, x >> grid); }
 
 } // namespace
 

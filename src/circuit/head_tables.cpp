@@ -19,11 +19,10 @@ std::vector<uint64_t> integer_table(int bits, int scale_log2, const std::functio
 
 } // namespace
 
-HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width) {
+HeadEncoding head_encoding(const quant::QuantizedHead & head, int32_t n, int output_width) {
     if (n <= 0 || n > 4096) fail("head circuit: {} positions", n);
     const int L = head.lut_bits;
-    HeadTables t;
-    HeadEncoding & e = t.encoding;
+    HeadEncoding e;
     e.lut_bits = L;
     e.grid = 63 - L;
     for (int p = 0; p < 3; ++p)
@@ -34,7 +33,14 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
     e.output_scale = 63 - (output_width > 0 ? output_width : head.output_bits(n));
     if (e.input_scale < 0 || e.score_scale < 0 || e.output_scale < 0)
         fail("head circuit: a value needs more than 63 bits at {} positions", n);
+    return e;
+}
 
+HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width) {
+    const int L = head.lut_bits;
+    HeadTables t;
+    t.encoding = head_encoding(head, n, output_width);
+    const HeadEncoding & e = t.encoding;
     for (int p = 0; p < 3; ++p)
         t.square[p] = integer_table(L, p == quant::kValue ? e.output_scale : e.score_scale,
                                     [&](int64_t h) { return head.square_entry(p, h); });

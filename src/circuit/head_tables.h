@@ -37,6 +37,7 @@ struct HeadTables {
 
 // output_width: the signed width of O's encoding, headroom included (0: head.output_bits(n));
 // a whole attention block (attention_circuit.h) encodes O at its own rounding width.
+HeadEncoding head_encoding(const quant::QuantizedHead & head, int32_t n, int output_width = 0);
 HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width = 0);
 
 // What depends on the row: row i sums i + 1 exp values, so its sum D has its own width.

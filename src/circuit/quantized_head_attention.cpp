@@ -62,23 +62,12 @@ std::vector<int64_t> CircuitRunner::run(std::span<const float> x, int32_t n_new,
         ThreadPool & pool = keys_.pool ? *keys_.pool : ThreadPool::global();
         // The client encrypts only the new positions' inputs (all positions without a cache);
         // the cache is already ciphertexts.
-        std::vector<tfhe::LweCiphertext> encrypted_inputs;
-        {
-            const size_t fresh = cached ? x_new.size() : x_int_.size();
-            tfhe::RandomGenerator secret = tfhe::RandomGenerator::from_os();
-            for (size_t k = 0; k < fresh; ++k)
-                encrypted_inputs.push_back(tfhe::allocate_and_encrypt_new_lwe_ciphertext(
-                    keys_.client->big_lwe_secret_key, encode_integer(inputs[k], circuit.inputs()[k].delta_log2),
-                    keys_.client->parameters.glwe_noise, secret));
-        }
+        std::vector<tfhe::LweCiphertext> encrypted_inputs =
+            encrypt_leading_inputs(circuit, *keys_.client, std::span(inputs).first(cached ? x_new.size() : x_int_.size()));
         for (const auto & part : encrypted_cache_) encrypted_inputs.insert(encrypted_inputs.end(), part.begin(), part.end());
         const auto outputs = run_encrypted(circuit, *keys_.server, encrypted_inputs, pool, keys_.progress, &stats);
-        std::vector<tfhe::LweCiphertext> new_rows(outputs.begin() + ptrdiff_t(row_begin),
-                                                  outputs.begin() + ptrdiff_t(row_begin + rows));
-        record.encrypted.reserve(rows);
-        for (size_t k = 0; k < rows; ++k)
-            record.encrypted.push_back(decode_integer(tfhe::decrypt_phase(*keys_.client, new_rows[k]),
-                                                      circuit.outputs()[row_begin + k].delta_log2));
+        record.encrypted =
+            decrypt_output_range(circuit, *keys_.client, std::span(outputs).subspan(row_begin, rows), row_begin);
         record.simulated = values;
         record.bootstraps = stats.bootstraps;
         record.seconds = stats.seconds;

@@ -4,10 +4,14 @@
 
 namespace fhegpt::circuit {
 
-uint64_t read_table(const Table & table, uint64_t j) {
-    const uint64_t p = uint64_t{1} << table.bits;
-    return j < p ? table.outputs[j] : uint64_t{0} - table.outputs[j - p];
+uint64_t read_entries(std::span<const uint64_t> entries, uint64_t j) {
+    const uint64_t p = entries.size();
+    return j < p ? entries[j] : uint64_t{0} - entries[j - p];
 }
+
+uint64_t read_table(const Table & table, uint64_t j) { return read_entries(table.outputs, j); }
+
+uint64_t clear_low_bits(uint64_t x, int scale, int shift) { return x & ~((uint64_t{1} << (scale + shift)) - 1); }
 
 std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<const uint64_t> inputs) {
     if (inputs.size() != circuit.inputs().size())

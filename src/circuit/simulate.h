@@ -18,7 +18,11 @@ std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<con
 // Encodes the integer inputs at their ports, simulates, decodes the outputs.
 std::vector<int64_t> simulate(const Circuit & circuit, std::span<const int64_t> inputs);
 
-// table.outputs[j] for j < p, -table.outputs[j - p] for j in [p, 2p): what a bootstrap reads.
+// entries[j] for j < p, -entries[j - p] for j in [p, 2p) (p = entries.size()): what a
+// bootstrap reads.
+uint64_t read_entries(std::span<const uint64_t> entries, uint64_t message_with_padding);
 uint64_t read_table(const Table & table, uint64_t message_with_padding);
+// What CircuitBuilder::remove_low_bits computes: x with its bits below 2^(scale + shift) cleared.
+uint64_t clear_low_bits(uint64_t x, int scale, int shift);
 
 } // namespace fhegpt::circuit
