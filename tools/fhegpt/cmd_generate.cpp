@@ -4,7 +4,6 @@
 // --encrypt PART, that part (a head or an attention block) runs quantized through the
 // circuit's clear simulation, or on ciphertexts under fresh local keys; the part keeps its
 // heads' (encrypted) keys and values, so that each token evaluates only its own row.
-#include "circuit/analysis.h"
 #include "commands.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
@@ -102,19 +101,12 @@ void run_generate(const GenerateOptions & opt) {
         circuit::EncryptedKeys keys;
         if (encrypted) {
             const int32_t longest = std::min<int32_t>(ctx.n_ctx(), int32_t(prompt.size()) + opt.n_predict);
-            const tfhe::TfheParameters * params = opt.params.empty()
-                ? circuit::choose_parameters(quantized.build_circuit(longest))
-                : &tfhe::parameters_by_name(opt.params);
-            if (!params) fail("no production parameter set evaluates {} at {} bits with negligible failures", quant.part, opt.n_bits);
-            if (int(params->message_bits) < quantized.lut_bits())
-                fail("--params {}: {} message bits, the part's lookups read {}", params->name, params->message_bits,
-                     quantized.lut_bits());
-            if (params->insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params->name.c_str());
-            client = tfhe::generate_client_key(*params);
+            const tfhe::TfheParameters & params = quantized.parameters(longest, opt.params);
+            client = tfhe::generate_client_key(params);
             server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(*client));
             keys = {&*client, &*server, &ThreadPool::global(), {}};
             std::fprintf(stderr, "%s at %d bits on ciphertexts (%s, keys generated here)\n", quant.part.c_str(), opt.n_bits,
-                         params->name.c_str());
+                         params.name.c_str());
         } else {
             std::fprintf(stderr, "%s at %d bits, clear simulation of its circuit\n", quant.part.c_str(), opt.n_bits);
         }

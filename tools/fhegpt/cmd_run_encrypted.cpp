@@ -1,7 +1,6 @@
 // fhegpt run-encrypted: the protected part on real ciphertexts, on this machine. Generates
 // keys, runs the model on the prompt with the part's circuit evaluated on encrypted inputs
 // (progress on stderr), decrypts, and compares every value with the clear simulation.
-#include "circuit/analysis.h"
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
 #include "common/error.h"
@@ -33,15 +32,7 @@ void run_encrypted(const RunOptions & opt) {
     if (tokens.empty()) fail("-p: the prompt is empty");
     if (tokens.size() > size_t(model.hparams.n_ctx)) fail("-p: {} tokens, the context holds {}", tokens.size(), model.hparams.n_ctx);
     const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
-    // Default: the fastest production set whose noise keeps this circuit's failures negligible.
-    const tfhe::TfheParameters * chosen = opt.params.empty()
-        ? circuit::choose_parameters(quantized.build_circuit(int32_t(tokens.size())))
-        : &tfhe::parameters_by_name(opt.params);
-    if (!chosen) fail("no production parameter set evaluates this circuit with negligible failures; try fewer bits");
-    const tfhe::TfheParameters & params = *chosen;
-    if (int(params.message_bits) < quantized.lut_bits())
-        fail("--params {}: {} message bits, the part's lookups read {}", params.name, params.message_bits, quantized.lut_bits());
-    if (params.insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", params.name.c_str());
+    const tfhe::TfheParameters & params = quantized.parameters(int32_t(tokens.size()), opt.params);
 
     const auto key_start = std::chrono::steady_clock::now();
     const tfhe::ClientKey client = tfhe::generate_client_key(params);

@@ -1,11 +1,13 @@
 #include "quantized_part.h"
 
+#include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/head_calibration.h"
 #include "circuit/head_circuit.h"
 #include "common/error.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -89,6 +91,17 @@ QuantizedPart calibrate_part(const model::Gpt2Model & model, const model::Gpt2To
 
 circuit::Circuit QuantizedPart::build_circuit(int32_t n) const {
     return head ? circuit::build_head_circuit(*head, n) : circuit::build_attention_circuit(*attention, n);
+}
+
+const tfhe::TfheParameters & QuantizedPart::parameters(int32_t n, const std::string & name) const {
+    const tfhe::TfheParameters * chosen =
+        name.empty() ? circuit::choose_parameters(build_circuit(n)) : &tfhe::parameters_by_name(name);
+    if (!chosen)
+        fail("no production parameter set evaluates {} with negligible failures at {} positions; try fewer bits", part.text(), n);
+    if (int(chosen->message_bits) < lut_bits())
+        fail("--params {}: {} message bits, the part's lookups read {}", chosen->name, chosen->message_bits, lut_bits());
+    if (chosen->insecure) std::fprintf(stderr, "warning: %s is an insecure test parameter set\n", chosen->name.c_str());
+    return *chosen;
 }
 
 const std::vector<circuit::HeadRunRecord> & QuantizedPart::install(model::Gpt2Context & ctx, circuit::Executor executor,

@@ -48,6 +48,10 @@ struct QuantizedPart {
 
     int lut_bits() const { return head ? head->lut_bits : attention->lut_bits; }
     circuit::Circuit build_circuit(int32_t n) const;
+    // The parameter set for n positions on ciphertexts: `name`, or (empty) the fastest
+    // production set whose noise analysis keeps failures negligible. Refuses a set narrower
+    // than the part's lookups; warns on stderr about an insecure one.
+    const tfhe::TfheParameters & parameters(int32_t n, const std::string & name) const;
     // Installs the part behind the model's seam; returns its records of encrypted runs.
     // kv_cache: evaluate only new rows on the (encrypted) key/value cache of every head.
     const std::vector<circuit::HeadRunRecord> & install(model::Gpt2Context & ctx, circuit::Executor executor,
