@@ -11,14 +11,22 @@ namespace fhegpt::circuit {
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress, ExecutionStats * stats) {
+    std::vector<const tfhe::LweCiphertext *> pointers;
+    pointers.reserve(inputs.size());
+    for (const auto & ct : inputs) pointers.push_back(&ct);
+    return run_encrypted(circuit, key, pointers, pool, progress, stats);
+}
+
+std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
+                                               std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
+                                               const ProgressCallback & progress, ExecutionStats * stats) {
     const auto start = std::chrono::steady_clock::now();
     const tfhe::TfheParameters & params = key.parameters;
     if (inputs.size() != circuit.inputs().size())
         fail("run_encrypted: {} ciphertexts for {} circuit inputs", inputs.size(), circuit.inputs().size());
-    const size_t dimension = inputs.empty() ? 0 : inputs[0].data.size();
-    for (const auto & ct : inputs)
-        if (ct.data.size() != dimension || dimension != params.big_lwe_dimension().value + 1)
-            fail("run_encrypted: an input ciphertext has dimension {}, the key expects {}", ct.data.size() - 1,
+    for (const tfhe::LweCiphertext * ct : inputs)
+        if (ct->data.size() != params.big_lwe_dimension().value + 1)
+            fail("run_encrypted: an input ciphertext has dimension {}, the key expects {}", ct->data.size() - 1,
                  params.big_lwe_dimension().value);
 
     // Tables as bootstrap accumulators.
@@ -57,7 +65,7 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     }
 
     std::vector<tfhe::LweCiphertext> value(nodes.size());
-    for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = inputs[i];
+    for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = *inputs[i];
     tfhe::BootstrapWorkspace workspace = tfhe::allocate_bootstrap_workspace(key, pool);
     int64_t done = 0;
     std::vector<const tfhe::LweCiphertext *> in_ptrs;

@@ -30,6 +30,10 @@ using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr);
+// The same with inputs that live in several places (a request's ciphertexts and a cache).
+std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
+                                               std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
+                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr);
 
 // Client side: encrypts integer inputs at their ports, decrypts and decodes outputs.
 std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const tfhe::ClientKey & key,

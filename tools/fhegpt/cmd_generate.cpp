@@ -3,7 +3,10 @@
 // token; the prompt size and the prefill / decode speeds go to stderr. With --simulate PART or
 // --encrypt PART, that part (a head or an attention block) runs quantized through the
 // circuit's clear simulation, or on ciphertexts under fresh local keys; the part keeps its
-// heads' (encrypted) keys and values, so that each token evaluates only its own row.
+// heads' (encrypted) keys and values, so that each token evaluates only its own row. With
+// --server URL, --encrypt PART runs on a part server (fhegpt-server) instead: the keys are
+// generated here, the evaluation keys uploaded, and each token sends only its own encrypted
+// hidden state (the server keeps the encrypted key/value cache).
 #include "commands.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
@@ -12,6 +15,7 @@
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 #include "quantized_part.h"
+#include "remote_generation.h"
 #include "tfhe/tfhe.h"
 
 #include <cerrno>
@@ -40,7 +44,9 @@ struct GenerateOptions {
     // A quantized part: at most one of the two.
     std::string simulate_part, encrypt_part;
     int n_bits = 4;
+    bool n_bits_given = false;
     std::string params;
+    std::string server_url;
     std::string calibration_path = "data/calibration_prompts.txt";
     bool no_kv_cache = false;
 };
@@ -90,7 +96,13 @@ void run_generate(const GenerateOptions & opt) {
     std::optional<tfhe::ClientKey> client;
     std::optional<tfhe::ServerKey> server;
     const std::vector<circuit::HeadRunRecord> * runs = nullptr;
-    if (encrypted || !opt.simulate_part.empty()) {
+    std::unique_ptr<net::RemotePart> remote;
+    if (!opt.server_url.empty()) {
+        if (!encrypted) fail("--server: name the part it serves with --encrypt PART");
+        if (!opt.simulate_part.empty()) fail("--simulate and --encrypt: choose one");
+        if (!opt.params.empty()) fail("--params: the server chooses the parameter set");
+        remote = install_remote_part(ctx, model, opt.server_url, opt.encrypt_part, opt.n_bits_given ? opt.n_bits : 0, true);
+    } else if (encrypted || !opt.simulate_part.empty()) {
         if (encrypted && !opt.simulate_part.empty()) fail("--simulate and --encrypt: choose one");
         QuantOptions quant;
         quant.model_dir = opt.model_dir;
@@ -152,6 +164,7 @@ void run_generate(const GenerateOptions & opt) {
                      runs->size(), (long long)bootstraps, seconds, (long long)mismatches);
         if (mismatches != 0) fail("{} encrypted values differ from the simulation", mismatches);
     }
+    if (remote) print_remote_summary(*remote);
 }
 
 } // namespace
@@ -190,7 +203,12 @@ void add_generate_command(CLI::App & app) {
                     "Run this part quantized, through its circuit's clear simulation: layerL.headH or layerL.attn");
     cmd->add_option("--encrypt", opt->encrypt_part,
                     "Run this part quantized on ciphertexts, with keys generated here: layerL.headH or layerL.attn");
-    cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part")->check(CLI::Range(2, 11))->capture_default_str();
+    cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part (with --server: checked against the server's)")
+        ->check(CLI::Range(2, 11))
+        ->capture_default_str()
+        ->each([opt](const std::string &) { opt->n_bits_given = true; });
+    cmd->add_option("--server", opt->server_url,
+                    "Run the --encrypt part on this part server (http://HOST:PORT, see fhegpt-server); keys stay here");
     cmd->add_option("--params", opt->params, "TFHE parameter set for --encrypt (default: chosen by the noise analysis)");
     cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
     cmd->add_flag("--no-kv-cache", opt->no_kv_cache,

@@ -13,5 +13,6 @@ void add_bench_command(CLI::App & app);
 void add_eval_command(CLI::App & app);
 void add_compile_command(CLI::App & app);
 void add_run_encrypted_command(CLI::App & app);
+void add_demo_command(CLI::App & app);
 
 } // namespace fhegpt::cli

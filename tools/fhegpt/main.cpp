@@ -18,6 +18,7 @@ int main(int argc, char ** argv) {
     fhegpt::cli::add_eval_command(app);
     fhegpt::cli::add_compile_command(app);
     fhegpt::cli::add_run_encrypted_command(app);
+    fhegpt::cli::add_demo_command(app);
 
     try {
         app.parse(argc, argv);

@@ -1,0 +1,192 @@
+#include "net/part_client.h"
+
+#include "circuit/circuit.h"
+#include "common/error.h"
+#include "tfhe/algorithms/lwe_encryption.h"
+#include "tfhe/serialization/serialization.h"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+namespace fhegpt::net {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+std::span<const uint8_t> as_bytes(const std::string & body) {
+    return {reinterpret_cast<const uint8_t *>(body.data()), body.size()};
+}
+
+// The response, or an error naming the server and what it said.
+httplib::Response checked(httplib::Result && result, const std::string & url, const char * what) {
+    if (!result) fail("{}: {} failed: {}", url, what, httplib::to_string(result.error()));
+    if (result->status >= 400) {
+        const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
+        const std::string message =
+            j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : result->body.substr(0, 200);
+        fail("{}: {}: HTTP {}: {}", url, what, result->status, message);
+    }
+    return std::move(*result);
+}
+
+} // namespace
+
+PartClient::PartClient(const std::string & url, double read_timeout_seconds)
+    : url_(url), http_(std::make_unique<httplib::Client>(url)) {
+    if (!http_->is_valid()) fail("--server {}: expected http://HOST:PORT", url);
+    http_->set_connection_timeout(10, 0);
+    http_->set_read_timeout(time_t(read_timeout_seconds), 0);
+    http_->set_write_timeout(600, 0);
+    http_->set_keep_alive(true);
+}
+
+PartClient::~PartClient() {
+    try {
+        close_session();
+    } catch (const std::exception &) { // the server may be gone already
+    }
+}
+
+PartManifest PartClient::info() {
+    const httplib::Response res = checked(http_->Get("/v1/info"), url_, "GET /v1/info");
+    bytes_received_ += res.body.size();
+    return PartManifest::from_json(res.body);
+}
+
+void PartClient::open_session(const tfhe::CompressedServerKey & key) {
+    close_session();
+    const std::string body = encode(KeyUpload{tfhe::serialize_compressed_server_key(key)});
+    bytes_sent_ += body.size();
+    const httplib::Response res =
+        checked(http_->Post("/v1/sessions", body, "application/octet-stream"), url_, "POST /v1/sessions (key upload)");
+    bytes_received_ += res.body.size();
+    const nlohmann::json j = nlohmann::json::parse(res.body, nullptr, false);
+    if (!j.is_object() || !j.contains("session") || !j["session"].is_string() || j["session"].get<std::string>().empty())
+        fail("{}: the server answered the key upload without a session token", url_);
+    token_ = j["session"].get<std::string>();
+}
+
+EvalResponse PartClient::eval(const EvalRequest & request) {
+    if (token_.empty()) fail("{}: no session", url_);
+    const std::string body = encode(request);
+    bytes_sent_ += body.size();
+    const httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
+    const httplib::Response res = checked(http_->Post("/v1/eval", headers, body, "application/octet-stream"), url_, "POST /v1/eval");
+    bytes_received_ += res.body.size();
+    return decode_eval_response(as_bytes(res.body));
+}
+
+void PartClient::close_session() {
+    if (token_.empty()) return;
+    const httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
+    token_.clear();
+    checked(http_->Delete("/v1/session", headers), url_, "DELETE /v1/session");
+}
+
+RemotePart::RemotePart(const std::string & url, const std::string & expected_part, int expected_bits, int32_t n_embd)
+    : client_(url) {
+    manifest_ = client_.info();
+    if (!expected_part.empty() && manifest_.part != expected_part)
+        fail("{} serves {}, not {}", url, manifest_.part, expected_part);
+    if (expected_bits != 0 && manifest_.n_bits != expected_bits)
+        fail("{} serves {} at {} bits, not {}", url, manifest_.part, manifest_.n_bits, expected_bits);
+    if (manifest_.n_embd != n_embd) fail("{} serves a part of width {}, the model has {}", url, manifest_.n_embd, n_embd);
+    const tfhe::TfheParameters & params = manifest_.parameters();
+
+    auto start = Clock::now();
+    key_ = tfhe::generate_client_key(params);
+    const tfhe::CompressedServerKey server_key = tfhe::generate_compressed_server_key(*key_);
+    keygen_seconds_ = seconds_since(start);
+    start = Clock::now();
+    const uint64_t sent_before = client_.bytes_sent();
+    client_.open_session(server_key);
+    key_upload_bytes_ = client_.bytes_sent() - sent_before;
+    upload_seconds_ = seconds_since(start);
+}
+
+std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, int32_t n_past) {
+    if (n_past != 0 && n_past != n_past_) fail("remote part: called at position {} after {} positions", n_past, n_past_);
+    if (n_new <= 0 || x.size() < size_t(n_new) * size_t(manifest_.n_embd))
+        fail("remote part: bad shapes for {} new positions", n_new);
+    if (n_past + n_new > manifest_.max_positions)
+        fail("{}: the server holds at most {} positions per session, this needs {}", client_.url(), manifest_.max_positions,
+             n_past + n_new);
+    const auto start = Clock::now();
+    const uint64_t sent_before = client_.bytes_sent(), received_before = client_.bytes_received();
+    const tfhe::TfheParameters & params = key_->parameters;
+
+    // Seeded encryption: one fresh public seed, stream i for input i, noise from the OS CSPRNG.
+    const std::vector<int64_t> x_int = manifest_.quantize_inputs(x.first(size_t(n_new) * size_t(manifest_.n_embd)));
+    const tfhe::Seed seed = tfhe::Seed::from_os();
+    tfhe::RandomGenerator noise = tfhe::RandomGenerator::from_os();
+    std::vector<tfhe::SeededLweCiphertext> inputs;
+    inputs.reserve(x_int.size());
+    for (size_t i = 0; i < x_int.size(); ++i)
+        inputs.push_back(tfhe::encrypt_seeded_lwe_ciphertext(key_->big_lwe_secret_key,
+                                                             circuit::encode_integer(x_int[i], manifest_.input_delta_log2),
+                                                             params.glwe_noise, seed, i, noise));
+    EvalRequest request;
+    request.n_past = uint32_t(n_past);
+    request.n_new = uint32_t(n_new);
+    request.inputs = tfhe::serialize_seeded_lwe_ciphertext_vector(inputs, params);
+    const EvalResponse response = client_.eval(request);
+
+    if (response.first != uint32_t(n_past) || response.n_new != uint32_t(n_new))
+        fail("{}: answered rows {}..+{} for rows {}..+{}", client_.url(), response.first, response.n_new, n_past, n_new);
+    const auto outputs =
+        tfhe::deserialize_lwe_ciphertext_vector(response.outputs, params, tfhe::LweKeyChoice::Big, "<eval response>");
+    if (outputs.size() != size_t(n_new) * size_t(manifest_.output_cols))
+        fail("{}: {} output ciphertexts for {} rows of {}", client_.url(), outputs.size(), n_new, manifest_.output_cols);
+    std::vector<int64_t> values(outputs.size());
+    for (size_t k = 0; k < outputs.size(); ++k)
+        values[k] = circuit::decode_integer(tfhe::decrypt_lwe_ciphertext(key_->big_lwe_secret_key, outputs[k]),
+                                            manifest_.output_delta_log2);
+    n_past_ = n_past + n_new;
+
+    RemoteRunRecord record;
+    record.first = n_past;
+    record.n = n_past + n_new;
+    record.bootstraps = response.bootstraps;
+    record.server_seconds = response.seconds;
+    record.seconds = seconds_since(start);
+    record.bytes_sent = client_.bytes_sent() - sent_before;
+    record.bytes_received = client_.bytes_received() - received_before;
+    runs_.push_back(record);
+    if (on_run) on_run(record);
+    return values;
+}
+
+namespace {
+
+// The seams: the part's rows, scaled to reals.
+template <typename Seam>
+class RemoteSeam final : public Seam {
+public:
+    explicit RemoteSeam(RemotePart & part) : part_(part) {}
+    void forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) override {
+        const PartManifest & m = part_.manifest();
+        if (out.size() < size_t(n_new) * size_t(m.output_cols)) fail("remote part: bad shapes for {} new positions", n_new);
+        const std::vector<int64_t> values = part_.run(x, n_new, n_past);
+        for (size_t k = 0; k < values.size(); ++k) out[k] = static_cast<float>(double(values[k]) * m.output_unit);
+    }
+    void reset() override {} // the next run starts at position 0, which drops the server's cache
+
+private:
+    RemotePart & part_;
+};
+
+} // namespace
+
+std::unique_ptr<model::HeadAttention> RemotePart::head_seam() {
+    return std::make_unique<RemoteSeam<model::HeadAttention>>(*this);
+}
+
+std::unique_ptr<model::LayerAttention> RemotePart::layer_seam() {
+    return std::make_unique<RemoteSeam<model::LayerAttention>>(*this);
+}
+
+} // namespace fhegpt::net

@@ -1,0 +1,121 @@
+// fhegpt-server: serves one protected part of a GPT-2 model (a quantized head or attention
+// block) on ciphertexts to many clients (net/protocol.h). Its weights stay in this process;
+// clients receive only the public manifest (input quantizer, encodings, parameter set).
+// Prints "listening on http://HOST:PORT" on stdout once it accepts connections (--port 0 picks
+// a free port), one log line per request on stderr; SIGINT / SIGTERM stop it.
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "net/part_server.h"
+#include "net/served_part.h"
+#include "quantized_part.h"
+#include "tfhe/serialization/serialization.h"
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <pthread.h>
+#include <thread>
+
+namespace {
+
+struct ServerCommand {
+    fhegpt::cli::QuantOptions quant;
+    int n_bits = 4;
+    std::string params;
+    fhegpt::net::ServerOptions server;
+    bool quiet = false;
+};
+
+double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
+
+void run_server(const ServerCommand & cmd) {
+    using namespace fhegpt;
+    const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(cmd.quant.model_dir);
+    const cli::PartSpec spec = cli::parse_part(cmd.quant.part, model.hparams);
+    if (cmd.server.max_positions > model.hparams.n_ctx)
+        fail("--max-positions {}: the model's context holds {}", cmd.server.max_positions, model.hparams.n_ctx);
+    std::fprintf(stderr, "fhegpt-server: calibrating %s at %d bits on %s\n", spec.text().c_str(), cmd.n_bits,
+                 cmd.quant.calibration_path.c_str());
+    const cli::QuantizedPart quantized = cli::calibrate_part(model, tokenizer, spec, cmd.quant, cmd.n_bits);
+    // The parameter set must keep failures negligible at the longest sequence a session holds.
+    const tfhe::TfheParameters & params = quantized.parameters(cmd.server.max_positions, cmd.params);
+    net::ServedPart part = quantized.head ? net::served_head(*quantized.head, spec.text(), cmd.n_bits, params)
+                                          : net::served_attention(*quantized.attention, spec.text(), cmd.n_bits, params);
+
+    net::ServerOptions options = cmd.server;
+    options.log = !cmd.quiet;
+    net::PartServer server(std::move(part), options, ThreadPool::global());
+    const int port = server.bind();
+    const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
+    std::fprintf(stderr,
+                 "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
+                 "(encrypted cache %.2f MiB per position), idle timeout %.0f s, %zu threads\n",
+                 spec.text().c_str(), cmd.n_bits, params.name.c_str(),
+                 mib(keys.bootstrap_key_compressed_bytes + keys.keyswitch_key_compressed_bytes), options.max_sessions,
+                 options.max_positions, mib(server.cache_bytes_per_position()), options.idle_timeout_seconds,
+                 ThreadPool::global().size());
+    std::printf("listening on http://%s:%d\n", options.host.c_str(), port);
+    std::fflush(stdout);
+
+    // Signals are taken by a thread of their own (blocked everywhere else), which stops the
+    // server: httplib's stop() is not async-signal-safe.
+    std::thread signals([&server] {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        int signal = 0;
+        sigwait(&set, &signal);
+        if (signal != 0) server.stop();
+    });
+    server.serve();
+    std::fprintf(stderr, "fhegpt-server: stopped\n");
+    pthread_kill(signals.native_handle(), SIGTERM); // when serve() ended on its own
+    signals.join();
+}
+
+} // namespace
+
+int main(int argc, char ** argv) {
+    // Before any thread exists, so that every thread inherits the mask.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN); // a client that hangs up must not kill the server
+
+    CLI::App app{"fhegpt-server: evaluates a protected GPT-2 part on clients' ciphertexts"};
+    app.set_version_flag("--version", "fhegpt-server 0.1.0 (protocol 1)");
+    ServerCommand cmd;
+    cmd.quant.part = "layer0.head0";
+    fhegpt::cli::add_quant_options(app, cmd.quant);
+    app.add_option("--n-bits", cmd.n_bits, "bits of the quantized part")->check(CLI::Range(2, 11))->capture_default_str();
+    app.add_option("--params", cmd.params, "TFHE parameter set (default: chosen by the noise analysis)");
+    app.add_option("--host", cmd.server.host, "address to listen on")->capture_default_str();
+    app.add_option("--port", cmd.server.port, "port; 0: any free port")->check(CLI::Range(0, 65535))->capture_default_str();
+    app.add_option("--max-sessions", cmd.server.max_sessions, "sessions at once")->check(CLI::Range(1, 1024))->capture_default_str();
+    app.add_option("--idle-timeout", cmd.server.idle_timeout_seconds, "seconds before an idle session is dropped")
+        ->check(CLI::Range(1.0, 1e6))
+        ->capture_default_str();
+    app.add_option("--max-positions", cmd.server.max_positions, "positions per session (sequence length)")
+        ->check(CLI::Range(1, 1 << 16))
+        ->capture_default_str();
+    app.add_flag("-q,--quiet", cmd.quiet, "no log line per request");
+    app.callback([&] { run_server(cmd); });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    } catch (const fhegpt::Error & e) {
+        std::fprintf(stderr, "fhegpt-server: error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception & e) {
+        std::fprintf(stderr, "fhegpt-server: internal error: %s\n", e.what());
+        return 2;
+    }
+    return 0;
+}
