@@ -23,7 +23,12 @@ std::span<const uint8_t> as_bytes(const std::string & body) {
 
 // The response, or an error naming the server and what it said.
 httplib::Response checked(httplib::Result && result, const std::string & url, const char * what) {
-    if (!result) fail("{}: {} failed: {}", url, what, httplib::to_string(result.error()));
+    if (!result) {
+        const httplib::Error error = result.error();
+        if (error == httplib::Error::Connection)
+            fail("{}: {} failed: cannot connect (is fhegpt-server running there?)", url, what);
+        fail("{}: {} failed: {} error", url, what, httplib::to_string(error));
+    }
     if (result->status >= 400) {
         const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
         const std::string message =
@@ -33,10 +38,30 @@ httplib::Response checked(httplib::Result && result, const std::string & url, co
     return std::move(*result);
 }
 
+// http(s)://HOST[:PORT][/]: cpp-httplib takes anything else for a host name.
+bool is_server_url(const std::string & url) {
+    const size_t scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return false;
+    const std::string scheme = url.substr(0, scheme_end);
+    std::string rest = url.substr(scheme_end + 3);
+    if (scheme != "http" && scheme != "https") return false;
+    if (!rest.empty() && rest.back() == '/') rest.pop_back();
+    const size_t colon = rest.rfind(':');
+    const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+    if (host.empty() || host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != std::string::npos)
+        return false;
+    if (colon == std::string::npos) return true;
+    const std::string port = rest.substr(colon + 1);
+    return !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+           std::stoi(port) >= 1 && std::stoi(port) <= 65535;
+}
+
 } // namespace
 
 PartClient::PartClient(const std::string & url, double read_timeout_seconds)
-    : url_(url), http_(std::make_unique<httplib::Client>(url)) {
+    : url_(url) {
+    if (!is_server_url(url)) fail("--server {}: expected http://HOST:PORT", url);
+    http_ = std::make_unique<httplib::Client>(url);
     if (!http_->is_valid()) fail("--server {}: expected http://HOST:PORT", url);
     http_->set_connection_timeout(10, 0);
     http_->set_read_timeout(time_t(read_timeout_seconds), 0);
@@ -87,8 +112,9 @@ void PartClient::close_session() {
     checked(http_->Delete("/v1/session", headers), url_, "DELETE /v1/session");
 }
 
-RemotePart::RemotePart(const std::string & url, const std::string & expected_part, int expected_bits, int32_t n_embd)
-    : client_(url) {
+RemotePart::RemotePart(const std::string & url, const std::string & expected_part, int expected_bits, int32_t n_embd,
+                       bool recompute)
+    : client_(url), recompute_(recompute) {
     manifest_ = client_.info();
     if (!expected_part.empty() && manifest_.part != expected_part)
         fail("{} serves {}, not {}", url, manifest_.part, expected_part);
@@ -119,8 +145,16 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
     const uint64_t sent_before = client_.bytes_sent(), received_before = client_.bytes_received();
     const tfhe::TfheParameters & params = key_->parameters;
 
+    // Without the server's cache, the request starts at position 0 and brings every position.
+    const std::span<const float> x_new = x.first(size_t(n_new) * size_t(manifest_.n_embd));
+    if (recompute_) {
+        if (n_past == 0) x_history_.clear();
+        x_history_.insert(x_history_.end(), x_new.begin(), x_new.end());
+    }
+    const int32_t send_from = recompute_ ? 0 : n_past, send_count = recompute_ ? n_past + n_new : n_new;
+
     // Seeded encryption: one fresh public seed, stream i for input i, noise from the OS CSPRNG.
-    const std::vector<int64_t> x_int = manifest_.quantize_inputs(x.first(size_t(n_new) * size_t(manifest_.n_embd)));
+    const std::vector<int64_t> x_int = manifest_.quantize_inputs(recompute_ ? std::span<const float>(x_history_) : x_new);
     const tfhe::Seed seed = tfhe::Seed::from_os();
     tfhe::RandomGenerator noise = tfhe::RandomGenerator::from_os();
     std::vector<tfhe::SeededLweCiphertext> inputs;
@@ -130,20 +164,24 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
                                                              circuit::encode_integer(x_int[i], manifest_.input_delta_log2),
                                                              params.glwe_noise, seed, i, noise));
     EvalRequest request;
-    request.n_past = uint32_t(n_past);
-    request.n_new = uint32_t(n_new);
+    request.n_past = uint32_t(send_from);
+    request.n_new = uint32_t(send_count);
     request.inputs = tfhe::serialize_seeded_lwe_ciphertext_vector(inputs, params);
     const EvalResponse response = client_.eval(request);
 
-    if (response.first != uint32_t(n_past) || response.n_new != uint32_t(n_new))
-        fail("{}: answered rows {}..+{} for rows {}..+{}", client_.url(), response.first, response.n_new, n_past, n_new);
+    if (response.first != uint32_t(send_from) || response.n_new != uint32_t(send_count))
+        fail("{}: answered rows {}..+{} for rows {}..+{}", client_.url(), response.first, response.n_new, send_from,
+             send_count);
     const auto outputs =
         tfhe::deserialize_lwe_ciphertext_vector(response.outputs, params, tfhe::LweKeyChoice::Big, "<eval response>");
-    if (outputs.size() != size_t(n_new) * size_t(manifest_.output_cols))
-        fail("{}: {} output ciphertexts for {} rows of {}", client_.url(), outputs.size(), n_new, manifest_.output_cols);
-    std::vector<int64_t> values(outputs.size());
-    for (size_t k = 0; k < outputs.size(); ++k)
-        values[k] = circuit::decode_integer(tfhe::decrypt_lwe_ciphertext(key_->big_lwe_secret_key, outputs[k]),
+    const size_t cols = size_t(manifest_.output_cols);
+    if (outputs.size() != size_t(send_count) * cols)
+        fail("{}: {} output ciphertexts for {} rows of {}", client_.url(), outputs.size(), send_count, cols);
+    // The new rows are the last n_new.
+    const size_t skip = size_t(send_count - n_new) * cols;
+    std::vector<int64_t> values(size_t(n_new) * cols);
+    for (size_t k = 0; k < values.size(); ++k)
+        values[k] = circuit::decode_integer(tfhe::decrypt_lwe_ciphertext(key_->big_lwe_secret_key, outputs[skip + k]),
                                             manifest_.output_delta_log2);
     n_past_ = n_past + n_new;
 

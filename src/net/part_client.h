@@ -63,7 +63,10 @@ class RemotePart {
 public:
     // Connects to `url`, checks its manifest against `expected_part` and `expected_bits`
     // (empty / 0: anything) and the model's width, generates keys and opens a session.
-    RemotePart(const std::string & url, const std::string & expected_part, int expected_bits, int32_t n_embd);
+    // recompute: send every position at every call and have the server evaluate the whole
+    // sequence again (n_past = 0), as the founding document's design does; for comparison.
+    RemotePart(const std::string & url, const std::string & expected_part, int expected_bits, int32_t n_embd,
+               bool recompute = false);
 
     const PartManifest & manifest() const { return manifest_; }
     uint64_t key_upload_bytes() const { return key_upload_bytes_; }
@@ -89,7 +92,9 @@ private:
     std::optional<tfhe::ClientKey> key_;
     uint64_t key_upload_bytes_ = 0;
     double keygen_seconds_ = 0, upload_seconds_ = 0;
+    bool recompute_ = false;
     int32_t n_past_ = 0;
+    std::vector<float> x_history_; // recompute: the inputs of every position so far
     std::vector<RemoteRunRecord> runs_;
 };
 

@@ -94,10 +94,19 @@ int PartServer::bind() {
 }
 
 void PartServer::serve() {
-    if (!http_->listen_after_bind()) fail("server: listening failed");
+    // Paired with stop(): either stop() sees serving_ and waits for the listener to run, or
+    // serve() sees the request here (seq_cst), so a stop() racing with the start is not lost.
+    serving_ = true;
+    const bool ok = stop_requested_ || http_->listen_after_bind();
+    serving_ = false;
+    if (!ok) fail("server: listening failed");
 }
 
-void PartServer::stop() { http_->stop(); }
+void PartServer::stop() {
+    stop_requested_ = true;
+    while (serving_ && !http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    http_->stop();
+}
 
 uint64_t PartServer::cache_bytes_per_position() const {
     const tfhe::TfheParameters & params = part_.manifest.parameters();
@@ -140,7 +149,12 @@ std::string PartServer::create_session(const std::string & body, std::string & l
         tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
     auto session = std::make_shared<Session>(std::move(key));
     session->cache.resize(size_t(part_.cache_parts));
-    const std::string token = sessions_.add(std::move(session));
+    std::string token;
+    try {
+        token = sessions_.add(std::move(session));
+    } catch (const Error & e) { // full: another upload took the last slot meanwhile
+        throw RequestError(503, e.what());
+    }
     log = fmt::format("session={} created ({} sessions)", SessionTable::log_name(token), sessions_.size());
     return nlohmann::json{{"session", token},
                           {"parameter_set", params.name},
@@ -266,6 +280,9 @@ void PartServer::add_routes() {
             if (!lock.owns_lock()) throw RequestError(409, "the session is busy with another request");
             std::string more;
             res.set_content(evaluate(*session, req.body, more), "application/octet-stream");
+            // Marks it used again: idle time counts from the end of a request, not its start (an
+            // evaluation longer than the timeout would otherwise lose its session right after).
+            sessions_.find(token);
             detail += more;
         });
     });

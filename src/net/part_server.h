@@ -59,7 +59,8 @@ public:
 
     // Binds the listening socket and returns its port (fails with fhegpt::Error).
     int bind();
-    // Serves until stop() (from another thread or a signal handler's thread).
+    // Serves until stop() (from another thread or a signal handler's thread). A stop() before
+    // or during the start of serve() is not lost.
     void serve();
     void stop();
 
@@ -88,6 +89,7 @@ private:
     std::mutex sweeper_mutex_;
     std::condition_variable sweeper_cv_;
     bool stopping_ = false;
+    std::atomic<bool> serving_{false}, stop_requested_{false};
 };
 
 } // namespace fhegpt::net

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
 
 namespace fhegpt::net {
 
@@ -53,6 +56,16 @@ std::string to_string(std::vector<uint8_t> bytes) { return {bytes.begin(), bytes
 template <typename T>
 T field(const nlohmann::json & j, const char * name) {
     if (!j.contains(name)) fail("server manifest: no field '{}'", name);
+    if constexpr (std::is_integral_v<T>) {
+        // nlohmann would cast floats (undefined when out of range) and wrap big or negative values.
+        const nlohmann::json & v = j.at(name);
+        if (!v.is_number_integer()) fail("server manifest: field '{}' has the wrong type", name);
+        const bool fits = v.is_number_unsigned()
+                              ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                              : std::in_range<T>(v.get<int64_t>());
+        if (!fits) fail("server manifest: field '{}' is out of range", name);
+        return v.get<T>();
+    }
     try {
         return j.at(name).get<T>();
     } catch (const nlohmann::json::exception &) {

@@ -14,7 +14,10 @@
 
 #include <csignal>
 #include <cstdio>
-#include <pthread.h>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <unistd.h>
 #include <thread>
 
 namespace {
@@ -26,6 +29,16 @@ struct ServerCommand {
     fhegpt::net::ServerOptions server;
     bool quiet = false;
 };
+
+int g_signal_pipe[2] = {-1, -1};
+
+std::atomic<bool> g_serving{false};
+
+void on_stop_signal(int signal) {
+    if (!g_serving) _exit(128 + signal); // still loading: nothing to shut down
+    const char stop = 's';
+    [[maybe_unused]] const ssize_t written = write(g_signal_pipe[1], &stop, 1);
+}
 
 double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
@@ -59,32 +72,32 @@ void run_server(const ServerCommand & cmd) {
     std::printf("listening on http://%s:%d\n", options.host.c_str(), port);
     std::fflush(stdout);
 
-    // Signals are taken by a thread of their own (blocked everywhere else), which stops the
-    // server: httplib's stop() is not async-signal-safe.
-    std::thread signals([&server] {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        int signal = 0;
-        sigwait(&set, &signal);
-        if (signal != 0) server.stop();
+    // SIGINT / SIGTERM write a byte to a pipe; this thread reads it and stops the server
+    // (httplib's stop() is not async-signal-safe). A handler rather than sigwait: libraries
+    // start threads before main (OpenBLAS), which no signal mask set here would cover.
+    std::thread watcher([&server] {
+        char byte = 0;
+        while (read(g_signal_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+        }
+        if (byte == 's') server.stop();
     });
+    g_serving = true;
     server.serve();
     std::fprintf(stderr, "fhegpt-server: stopped\n");
-    pthread_kill(signals.native_handle(), SIGTERM); // when serve() ended on its own
-    signals.join();
+    const char quit = 'q'; // serve() ended on its own: release the watcher
+    if (write(g_signal_pipe[1], &quit, 1) < 0) std::abort();
+    watcher.join();
 }
 
 } // namespace
 
 int main(int argc, char ** argv) {
-    // Before any thread exists, so that every thread inherits the mask.
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    if (pipe(g_signal_pipe) != 0) return 2;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN); // a client that hangs up must not kill the server
 
     CLI::App app{"fhegpt-server: evaluates a protected GPT-2 part on clients' ciphertexts"};

@@ -4,6 +4,8 @@
 // clear, and the quantized part on ciphertexts on the server (keys generated here, the server
 // sees only ciphertexts). Prints the three continuations and the cost figures; fails unless the
 // encrypted continuation equals the simulated one.
+#include "circuit/analysis.h"
+#include "circuit/attention_circuit.h"
 #include "commands.h"
 #include "common/error.h"
 #include "model/generate.h"
@@ -37,7 +39,7 @@ struct DemoOptions {
     std::string part = "layer0.head0";
     int n_bits = 4;
     std::string prompt = "And God said";
-    int32_t n_predict = 6;
+    int32_t n_predict = 8;
     std::string server_bin;
     std::string calibration_path = "data/calibration_prompts.txt";
     double start_timeout = 600;
@@ -143,6 +145,25 @@ std::string text_of(const model::Gpt2Tokenizer & tokenizer, const std::vector<in
     return text;
 }
 
+// The full-size figures: the whole attention block of the layer at the same positions, from
+// its row circuits' bootstrap counts and this run's bootstrap rate.
+void print_block_estimate(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer, const PartSpec & head,
+                          const QuantOptions & quant, int n_bits, const std::vector<net::RemoteRunRecord> & runs,
+                          double bootstraps_per_second) {
+    const PartSpec block{head.layer, -1};
+    const QuantizedPart quantized = calibrate_part(model, tokenizer, block, quant, n_bits);
+    std::printf("\nfull size: the whole attention block %s (%d heads + c_proj) at the same positions, at this run's "
+                "%.0f PBS/s:\n",
+                block.text().c_str(), model.hparams.n_head, bootstraps_per_second);
+    for (const net::RemoteRunRecord & r : runs) {
+        const int64_t bootstraps =
+            circuit::analyze(circuit::build_attention_row_circuit(*quantized.attention, r.first, r.n)).bootstraps;
+        std::printf("  %-7s rows %3d..%-3d  %7lld PBS  about %5.0f s\n", r.first == 0 ? "prompt" : "token", r.first,
+                    r.n - 1, (long long)bootstraps, double(bootstraps) / bootstraps_per_second);
+    }
+    std::printf("  (fhegpt demo --part %s runs it)\n", block.text().c_str());
+}
+
 void run_demo(const DemoOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
@@ -179,10 +200,12 @@ void run_demo(const DemoOptions & opt) {
     const Continuation encrypted = continue_prompt(encrypted_ctx, prompt, opt.n_predict, stop);
 
     const net::PartManifest & m = remote->manifest();
+    const std::string quantized_label = fmt::format("{} at {} bits", part.text(), opt.n_bits);
     std::printf("\nprompt: %s\n\n", opt.prompt.c_str());
-    std::printf("  clear float model          | %s\n", text_of(tokenizer, clear.tokens).c_str());
-    std::printf("  %d-bit %-12s simulated | %s\n", opt.n_bits, part.text().c_str(), text_of(tokenizer, simulated.tokens).c_str());
-    std::printf("  %d-bit %-12s encrypted | %s\n", opt.n_bits, part.text().c_str(), text_of(tokenizer, encrypted.tokens).c_str());
+    const int width = int(quantized_label.size()) + 12;
+    std::printf("  %-*s | %s\n", width, "clear float model", text_of(tokenizer, clear.tokens).c_str());
+    std::printf("  %-*s | %s\n", width, (quantized_label + ", simulated").c_str(), text_of(tokenizer, simulated.tokens).c_str());
+    std::printf("  %-*s | %s\n", width, (quantized_label + ", encrypted").c_str(), text_of(tokenizer, encrypted.tokens).c_str());
     const bool same = encrypted.tokens == simulated.tokens;
     std::printf("\nencrypted == simulated: %s (%zu tokens); encrypted == clear: %s\n", same ? "yes" : "NO",
                 encrypted.tokens.size(), encrypted.tokens == clear.tokens ? "yes" : "no");
@@ -198,6 +221,8 @@ void run_demo(const DemoOptions & opt) {
     const RemoteTotals t = remote_totals(*remote);
     std::printf("  total: %llu PBS, %.1f s encrypted (%.1f s on the server); clear model %.2f s\n",
                 (unsigned long long)t.bootstraps, t.seconds, t.server_seconds, clear.seconds);
+    if (part.head >= 0 && t.server_seconds > 0) print_block_estimate(model, tokenizer, part, quant, opt.n_bits, runs,
+                                                                     double(t.bootstraps) / t.server_seconds);
     std::fflush(stdout);
     if (!same) fail("the encrypted continuation differs from the simulated one");
 }

@@ -101,7 +101,8 @@ void run_generate(const GenerateOptions & opt) {
         if (!encrypted) fail("--server: name the part it serves with --encrypt PART");
         if (!opt.simulate_part.empty()) fail("--simulate and --encrypt: choose one");
         if (!opt.params.empty()) fail("--params: the server chooses the parameter set");
-        remote = install_remote_part(ctx, model, opt.server_url, opt.encrypt_part, opt.n_bits_given ? opt.n_bits : 0, true);
+        remote = install_remote_part(ctx, model, opt.server_url, opt.encrypt_part, opt.n_bits_given ? opt.n_bits : 0, true,
+                                     opt.no_kv_cache);
     } else if (encrypted || !opt.simulate_part.empty()) {
         if (encrypted && !opt.simulate_part.empty()) fail("--simulate and --encrypt: choose one");
         QuantOptions quant;
@@ -212,7 +213,8 @@ void add_generate_command(CLI::App & app) {
     cmd->add_option("--params", opt->params, "TFHE parameter set for --encrypt (default: chosen by the noise analysis)");
     cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
     cmd->add_flag("--no-kv-cache", opt->no_kv_cache,
-                  "Recompute the quantized part over the whole sequence at each token instead of keeping its keys and values");
+                  "Recompute the quantized part over the whole sequence at each token instead of keeping its keys and values "
+                  "(with --server: send every position each time, the server keeps no cache)");
     cmd->callback([opt] { run_generate(*opt); });
 }
 

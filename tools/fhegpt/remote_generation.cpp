@@ -15,10 +15,10 @@ std::string format_bytes(uint64_t bytes) {
 
 std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, const model::Gpt2Model & model,
                                                      const std::string & url, const std::string & part_text, int n_bits,
-                                                     bool progress) {
+                                                     bool progress, bool recompute) {
     const PartSpec part = parse_part(part_text, model.hparams);
     std::fprintf(stderr, "connecting to %s for %s\n", url.c_str(), part.text().c_str());
-    auto remote = std::make_unique<net::RemotePart>(url, part.text(), n_bits, model.hparams.n_embd);
+    auto remote = std::make_unique<net::RemotePart>(url, part.text(), n_bits, model.hparams.n_embd, recompute);
     const net::PartManifest & m = remote->manifest();
     const int32_t expected_cols = part.head >= 0 ? model.hparams.n_embd / model.hparams.n_head : model.hparams.n_embd;
     if (m.output_cols != expected_cols) fail("{} answers {} values per position, {} needs {}", url, m.output_cols, part.text(), expected_cols);

@@ -12,9 +12,10 @@ namespace fhegpt::cli {
 
 // Connects to `url`, checks that it serves `part` (and n_bits, unless 0), generates keys,
 // uploads them and installs the part in ctx. progress: one line per evaluation on stderr.
+// recompute: no server-side cache, every token sends the whole sequence (for comparison).
 std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, const model::Gpt2Model & model,
                                                      const std::string & url, const std::string & part, int n_bits,
-                                                     bool progress);
+                                                     bool progress, bool recompute = false);
 
 // Totals over a part's evaluations.
 struct RemoteTotals {

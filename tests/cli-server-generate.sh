@@ -1,0 +1,43 @@
+#!/bin/sh
+# Two processes on loopback: fhegpt-server serves a part (insecure test keys, so that the test
+# is fast), `fhegpt generate --server` runs the model with that part on the server. The
+# encrypted generation must write exactly the tokens of the clear simulation, with the
+# server's KV cache and without it (every token sends the whole sequence), and the simulation
+# with its cache those of the simulation recomputing the whole sequence.
+# Usage: $0 path/to/fhegpt path/to/fhegpt-server PART
+set -eu
+fhegpt="$1"
+server_bin="$2"
+part="$3"
+dir=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+"$server_bin" -m models/fhegpt-tiny --part "$part" --n-bits 4 --params INSECURE_TEST_4BIT_PBS_L2 \
+    --port 0 --max-positions 8 >"$dir/out" 2>"$dir/log" &
+pid=$!
+i=0
+until grep -q '^listening on ' "$dir/out"; do
+    i=$((i + 1))
+    if [ "$i" -gt 600 ] || ! kill -0 "$pid" 2>/dev/null; then cat "$dir/log"; exit 1; fi
+    sleep 0.1
+done
+url=$(sed -n 's/^listening on //p' "$dir/out")
+
+gen() { "$fhegpt" generate -m models/fhegpt-tiny -p "The king said" -n 4 --temperature 0 --n-bits 4 "$@"; }
+encrypted=$(gen --server "$url" --encrypt "$part" 2>"$dir/client")
+# Without the server's cache: every token sends the whole sequence.
+uncached=$(gen --server "$url" --encrypt "$part" --no-kv-cache 2>/dev/null)
+simulated=$(gen --simulate "$part" 2>/dev/null)
+recomputed=$(gen --simulate "$part" --no-kv-cache 2>/dev/null)
+cat "$dir/client"
+echo "encrypted:  $encrypted"
+echo "uncached:   $uncached"
+echo "simulated:  $simulated"
+echo "recomputed: $recomputed"
+# The client's progress lines and the server's log lines.
+grep -q 'PBS, .* s on the server' "$dir/client"
+grep -q 'POST /v1/eval 200' "$dir/log"
+kill "$pid"
+wait "$pid" || true
+grep -q 'stopped' "$dir/log"
+[ -n "$encrypted" ] && [ "$encrypted" = "$simulated" ] && [ "$uncached" = "$simulated" ] && [ "$simulated" = "$recomputed" ]

@@ -1,0 +1,636 @@
+// A part server in this process (net::PartServer on a free loopback port, insecure test keys
+// INSECURE_TEST_4BIT_PBS_L2) serving a small quantized head and attention block:
+// - RemotePart clients driven position by position get exactly the values of the local clear
+//   simulation, with the local KV cache and without one (the server's encrypted cache), and the
+//   server evaluates only the new rows; n_past = 0 restarts a sequence; a model with the remote
+//   seam generates the same tokens (and logits) as one with the simulated seam;
+// - raw HTTP requests that are malformed, oversized, unauthenticated, for another parameter set,
+//   at the wrong position or of the wrong size get their error status and a JSON error, and
+//   leave the session as it was; the session limit and the idle timeout hold (idle time counts
+//   from the end of a request); a client refuses a server whose part does not fit;
+// - concurrent clients each get exactly their own values.
+#include "circuit-test-util.h"
+#include "circuit/analysis.h"
+#include "circuit/circuit.h"
+#include "circuit/head_calibration.h"
+#include "circuit/quantized_attention.h"
+#include "circuit/quantized_head_attention.h"
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "model/attention.h"
+#include "model/generate.h"
+#include "model/gpt2_forward.h"
+#include "model/gpt2_model.h"
+#include "net/part_client.h"
+#include "net/part_server.h"
+#include "net/protocol.h"
+#include "net/served_part.h"
+#include "tfhe/algorithms/lwe_encryption.h"
+#include "tfhe/keyset.h"
+#include "tfhe/serialization/serialization.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace fhegpt;
+using namespace fhegpt::circuit;
+
+constexpr int kBits = 4;
+constexpr int32_t kEmbd = 64, kHeadDim = 32;
+const char * const kHeadName = "layer0.head1";
+const char * const kAttentionName = "layer0.attn";
+
+const tfhe::TfheParameters & test_params() { return tfhe::parameters_by_name("INSECURE_TEST_4BIT_PBS_L2"); }
+
+const model::Gpt2Model & test_model() {
+    static const model::Gpt2Model m = model::make_random_gpt2_model(test::small_attention_hparams(), 99, 0.1f);
+    return m;
+}
+
+// 20 sequences of 15 positions, so that fresh sequences mostly stay in the calibrated ranges.
+struct Calibration {
+    std::vector<int32_t> lengths = std::vector<int32_t>(20, 15);
+    std::vector<float> x = test::normal_x(size_t(20 * 15) * kEmbd, 5);
+};
+
+const Calibration & calibration() {
+    static const Calibration cal;
+    return cal;
+}
+
+const quant::QuantizedHead & test_head() {
+    static const quant::QuantizedHead head = [] {
+        quant::HeadQuantConfig config;
+        config.n_bits = kBits;
+        return quantize_head_for_circuit(model::head_qkv_weights(test_model(), 0, 1), calibration().x,
+                                         calibration().lengths, config);
+    }();
+    return head;
+}
+
+const QuantizedAttention & test_attention() {
+    static const QuantizedAttention attention = [] {
+        quant::HeadQuantConfig config;
+        config.n_bits = kBits;
+        return quantize_attention(test_model(), 0, calibration().x, calibration().lengths, config);
+    }();
+    return attention;
+}
+
+net::ServedPart served_head() { return net::served_head(test_head(), kHeadName, kBits, test_params()); }
+net::ServedPart served_attention() {
+    return net::served_attention(test_attention(), kAttentionName, kBits, test_params());
+}
+
+// A PartServer on a free loopback port, serving on its own thread. Declare it before its
+// clients: an idle keep-alive connection would hold serve() for seconds after stop().
+class TestServer {
+public:
+    explicit TestServer(net::ServedPart part, net::ServerOptions options = {}, ThreadPool & pool = ThreadPool::global())
+        : server_(std::move(part), local(options), pool) {
+        port_ = server_.bind();
+        thread_ = std::thread([this] {
+            try {
+                server_.serve();
+            } catch (const std::exception & e) {
+                std::fprintf(stderr, "serve: %s\n", e.what());
+            }
+        });
+    }
+    ~TestServer() {
+        // stop() only reaches a server that is listening: an answered request shows it is.
+        {
+            httplib::Client probe(url());
+            probe.Get("/v1/info");
+        }
+        server_.stop();
+        thread_.join();
+    }
+    TestServer(const TestServer &) = delete;
+    TestServer & operator=(const TestServer &) = delete;
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    net::PartServer & server() { return server_; }
+    const net::PartManifest & manifest() const { return server_.manifest(); }
+
+private:
+    static net::ServerOptions local(net::ServerOptions options) {
+        options.host = "127.0.0.1";
+        options.port = 0;
+        options.log = false;
+        return options;
+    }
+    net::PartServer server_;
+    int port_ = 0;
+    std::thread thread_;
+};
+
+struct Step {
+    int32_t n_past, n_new;
+};
+
+// What the seam returns for each step on positions n_past.. of x (rows of kEmbd); a step at
+// n_past = 0 starts a new sequence.
+template <typename Seam>
+std::vector<std::vector<float>> run_local(Seam & seam, std::span<const float> x, int32_t cols,
+                                          std::span<const Step> steps) {
+    std::vector<std::vector<float>> out;
+    for (const Step & s : steps) {
+        if (s.n_past == 0) seam.reset();
+        std::vector<float> rows(static_cast<size_t>(s.n_new) * static_cast<size_t>(cols));
+        seam.forward(x.subspan(size_t(s.n_past) * kEmbd, size_t(s.n_new) * kEmbd), s.n_new, s.n_past, rows);
+        out.push_back(std::move(rows));
+    }
+    return out;
+}
+
+// The same through the server: decoded integers scaled to reals as the seams do.
+std::vector<float> to_reals(std::span<const int64_t> values, double unit) {
+    std::vector<float> out;
+    for (int64_t v : values) out.push_back(static_cast<float>(double(v) * unit));
+    return out;
+}
+
+std::vector<std::vector<float>> run_remote(net::RemotePart & part, std::span<const float> x, std::span<const Step> steps) {
+    std::vector<std::vector<float>> out;
+    for (const Step & s : steps) {
+        const std::vector<int64_t> values =
+            part.run(x.subspan(size_t(s.n_past) * kEmbd, size_t(s.n_new) * kEmbd), s.n_new, s.n_past);
+        EXPECT_EQ(values.size(), size_t(s.n_new) * size_t(part.manifest().output_cols));
+        out.push_back(to_reals(values, part.manifest().output_unit));
+    }
+    return out;
+}
+
+// Remote against both local simulations, step by step; the server's bootstraps are those of
+// the cached row circuit (only the new rows).
+template <typename Seam>
+void expect_remote_equals_local(net::RemotePart & remote, Seam & cached, Seam & whole, std::span<const float> x,
+                                int32_t cols, std::span<const Step> steps, const std::string & what) {
+    const size_t runs_before = remote.runs().size();
+    const auto got = run_remote(remote, x, steps);
+    const auto with_cache = run_local(cached, x, cols, steps);
+    const auto without_cache = run_local(whole, x, cols, steps);
+    ASSERT_EQ(remote.runs().size(), runs_before + steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const std::string where = what + " step " + std::to_string(i) + " (rows " + std::to_string(steps[i].n_past) +
+                                  "..+" + std::to_string(steps[i].n_new) + ")";
+        EXPECT_EQ(got[i], with_cache[i]) << where;
+        EXPECT_EQ(got[i], without_cache[i]) << where;
+        const net::RemoteRunRecord & run = remote.runs()[runs_before + i];
+        EXPECT_EQ(run.first, steps[i].n_past) << where;
+        EXPECT_EQ(run.n, steps[i].n_past + steps[i].n_new) << where;
+        EXPECT_EQ(int64_t(run.bootstraps), analyze(cached.circuit_for(run.first, run.n)).bootstraps) << where;
+        EXPECT_GT(run.bytes_sent, 0u);
+        EXPECT_GT(run.bytes_received, 0u);
+        std::printf("%s: rows %d..%d: %llu bootstraps, server %.2f s, call %.2f s\n", what.c_str(), run.first,
+                    run.n - 1, static_cast<unsigned long long>(run.bootstraps), run.server_seconds, run.seconds);
+    }
+}
+
+// A prompt of 3, single positions up to 6; then (same x) a restart in steps of two, and a
+// restart in the middle of a sequence.
+const std::vector<Step> kSchedule = {{0, 3}, {3, 1}, {4, 1}, {5, 1}, {0, 2}, {2, 2}, {4, 2}, {0, 1}, {1, 3}};
+
+TEST(NetServer, HeadEqualsLocalSimulation) {
+    TestServer server(served_head());
+    net::RemotePart remote(server.url(), kHeadName, kBits, kEmbd);
+    const net::PartManifest & m = remote.manifest();
+    const quant::QuantizedHead & head = test_head();
+    EXPECT_EQ(m.part, kHeadName);
+    EXPECT_EQ(m.parameter_set, "INSECURE_TEST_4BIT_PBS_L2");
+    EXPECT_EQ(m.output_cols, kHeadDim);
+    EXPECT_EQ(m.output_unit, head.output_scale());
+    EXPECT_EQ(m.x_scales, head.x_scales);
+    // The announced size of a key upload: the two keys and at most 4 KiB of framing.
+    EXPECT_LE(remote.key_upload_bytes(), m.server_key_bytes);
+    EXPECT_GE(remote.key_upload_bytes(), m.server_key_bytes - 4096);
+    const std::vector<float> x = test::normal_x(size_t(6) * kEmbd, 21);
+    EXPECT_EQ(m.quantize_inputs(x), head.quantize_inputs(x));
+
+    QuantizedHeadAttention cached(head, Executor::simulate, {}, true), whole(head, Executor::simulate, {}, false);
+    expect_remote_equals_local(remote, cached, whole, x, kHeadDim, kSchedule, "head");
+    // Another sequence on the same session: nothing of the first one is left.
+    const std::vector<float> x2 = test::normal_x(size_t(4) * kEmbd, 22);
+    const std::vector<Step> again = {{0, 1}, {1, 1}, {2, 2}};
+    expect_remote_equals_local(remote, cached, whole, x2, kHeadDim, again, "head, second sequence");
+    EXPECT_EQ(server.server().session_count(), 1u);
+    EXPECT_EQ(server.server().cache_bytes_per_position(),
+              uint64_t{4} * kHeadDim * (test_params().big_lwe_dimension().value + 1) * 8);
+}
+
+TEST(NetServer, AttentionEqualsLocalSimulation) {
+    TestServer server(served_attention());
+    net::RemotePart remote(server.url(), kAttentionName, kBits, kEmbd);
+    const net::PartManifest & m = remote.manifest();
+    EXPECT_EQ(m.output_cols, kEmbd);
+    EXPECT_EQ(m.output_unit, test_attention().out_unit);
+    const std::vector<float> x = test::normal_x(size_t(6) * kEmbd, 23);
+    QuantizedLayerAttention cached(test_attention(), Executor::simulate, {}, true),
+        whole(test_attention(), Executor::simulate, {}, false);
+    expect_remote_equals_local(remote, cached, whole, x, kEmbd, std::span(kSchedule).first(7), "attention");
+}
+
+TEST(NetServer, GenerationEqualsSimulatedSeam) {
+    // Greedy generation through the remote head seam and the remote layer seam (a restart per
+    // prompt), token for token and logit for logit against the simulated seams.
+    TestServer head_server(served_head()), attention_server(served_attention());
+    net::RemotePart head(head_server.url(), kHeadName, kBits, kEmbd);
+    net::RemotePart attention(attention_server.url(), kAttentionName, kBits, kEmbd);
+    model::Gpt2Context remote_head(test_model()), simulated_head(test_model());
+    model::Gpt2Context remote_layer(test_model()), simulated_layer(test_model());
+    remote_head.set_head_attention(0, 1, head.head_seam());
+    simulated_head.set_head_attention(0, 1, std::make_unique<QuantizedHeadAttention>(test_head(), Executor::simulate));
+    remote_layer.set_layer_attention(0, attention.layer_seam());
+    simulated_layer.set_layer_attention(0,
+                                        std::make_unique<QuantizedLayerAttention>(test_attention(), Executor::simulate));
+
+    model::GenerateParams params;
+    params.n_predict = 4;
+    for (const std::vector<int32_t> & prompt : {std::vector<int32_t>{3, 14, 15}, std::vector<int32_t>{9, 2}}) {
+        struct Pair {
+            model::Gpt2Context & remote;
+            model::Gpt2Context & simulated;
+            net::RemotePart & part;
+            const char * what;
+        };
+        for (const Pair & p : {Pair{remote_head, simulated_head, head, "head"},
+                               Pair{remote_layer, simulated_layer, attention, "layer"}}) {
+            const size_t runs_before = p.part.runs().size();
+            const model::GenerateResult got = model::generate(p.remote, prompt, params);
+            const model::GenerateResult expected = model::generate(p.simulated, prompt, params);
+            EXPECT_EQ(got.tokens, expected.tokens) << p.what;
+            EXPECT_EQ(got.tokens.size(), 4u) << p.what;
+            // The prefill and every decode step went to the server.
+            EXPECT_EQ(p.part.runs().size() - runs_before, size_t(1 + got.n_decode)) << p.what;
+            EXPECT_EQ(p.part.runs()[runs_before].first, 0) << p.what;
+            // Logits of one more token, bit for bit.
+            const std::vector<int32_t> next = {got.tokens.back()};
+            const auto a = p.remote.eval(next);
+            const std::vector<float> remote_logits(a.begin(), a.end());
+            const auto b = p.simulated.eval(next);
+            EXPECT_EQ(remote_logits, std::vector<float>(b.begin(), b.end())) << p.what;
+        }
+    }
+}
+
+// A client written against the wire format: its own keys and raw requests.
+struct RawClient {
+    tfhe::ClientKey key;
+    std::string key_upload; // a KeyUpload body
+
+    explicit RawClient(const tfhe::TfheParameters & params)
+        : key(tfhe::generate_client_key(params)),
+          key_upload(net::encode(net::KeyUpload{
+              tfhe::serialize_compressed_server_key(tfhe::generate_compressed_server_key(key))})) {}
+
+    // An EvalRequest body: x_int encrypted (seeded) under the big key at 2^delta_log2.
+    std::string eval_body(std::span<const int64_t> x_int, int delta_log2, uint32_t n_past, uint32_t n_new) const {
+        const tfhe::Seed seed = tfhe::Seed::from_os();
+        tfhe::RandomGenerator noise = tfhe::RandomGenerator::from_os();
+        std::vector<tfhe::SeededLweCiphertext> inputs;
+        for (size_t i = 0; i < x_int.size(); ++i)
+            inputs.push_back(tfhe::encrypt_seeded_lwe_ciphertext(key.big_lwe_secret_key,
+                                                                 encode_integer(x_int[i], delta_log2),
+                                                                 key.parameters.glwe_noise, seed, i, noise));
+        net::EvalRequest request;
+        request.n_past = n_past;
+        request.n_new = n_new;
+        request.inputs = tfhe::serialize_seeded_lwe_ciphertext_vector(inputs, key.parameters);
+        return net::encode(request);
+    }
+
+    std::vector<int64_t> decode(const std::string & body, int delta_log2) const {
+        const net::EvalResponse response =
+            net::decode_eval_response({reinterpret_cast<const uint8_t *>(body.data()), body.size()});
+        const auto outputs =
+            tfhe::deserialize_lwe_ciphertext_vector(response.outputs, key.parameters, tfhe::LweKeyChoice::Big);
+        std::vector<int64_t> values;
+        for (const auto & ct : outputs)
+            values.push_back(decode_integer(tfhe::decrypt_lwe_ciphertext(key.big_lwe_secret_key, ct), delta_log2));
+        return values;
+    }
+};
+
+httplib::Headers bearer(const std::string & token) { return {{"Authorization", "Bearer " + token}}; }
+
+httplib::Result post(httplib::Client & http, const char * path, const std::string & body, const httplib::Headers & headers = {}) {
+    return http.Post(path, headers, body, "application/octet-stream");
+}
+
+// An error answer: the status and a JSON {"error": ...} that contains `message_part`.
+void expect_error(const httplib::Result & result, int status, const std::string & what,
+                  const std::string & message_part = {}) {
+    ASSERT_TRUE(result) << what << ": no answer: " << httplib::to_string(result.error());
+    EXPECT_EQ(result->status, status) << what << ": " << result->body;
+    const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j.contains("error") && j["error"].is_string()) << what << ": body " << result->body;
+    const std::string message = j["error"].get<std::string>();
+    EXPECT_FALSE(message.empty()) << what;
+    if (!message_part.empty()) {
+        EXPECT_NE(message.find(message_part), std::string::npos) << what << ": " << message;
+    }
+}
+
+// A session token from a 201 answer.
+std::string session_token(const httplib::Result & result) {
+    if (!result || result->status != 201) return {};
+    const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
+    return j.is_object() && j.contains("session") && j["session"].is_string() ? j["session"].get<std::string>() : "";
+}
+
+TEST(NetServer, RejectsBadRequestsAndKeepsServing) {
+    net::ServerOptions options;
+    options.max_positions = 8;
+    TestServer server(served_head(), options);
+    const quant::QuantizedHead & head = test_head();
+    httplib::Client http(server.url());
+    http.set_read_timeout(120, 0);
+
+    const auto info = http.Get("/v1/info");
+    ASSERT_TRUE(info);
+    ASSERT_EQ(info->status, 200);
+    const net::PartManifest m = net::PartManifest::from_json(info->body);
+    EXPECT_EQ(m.part, kHeadName);
+    EXPECT_EQ(m.n_bits, kBits);
+    EXPECT_EQ(m.max_positions, 8);
+    EXPECT_EQ(m.max_sessions, options.max_sessions);
+    EXPECT_EQ(m.to_json(), server.manifest().to_json());
+
+    const RawClient client(test_params());
+    EXPECT_LE(client.key_upload.size(), m.server_key_bytes);
+    const auto created = post(http, "/v1/sessions", client.key_upload);
+    const std::string token = session_token(created);
+    ASSERT_EQ(token.size(), 64u) << (created ? created->body : "no answer");
+
+    // The right values for x: rows of the whole sequence (rows depend only on the positions
+    // before them).
+    const std::vector<float> x = test::normal_x(size_t(8) * kEmbd, 41);
+    const std::vector<int64_t> x_int = m.quantize_inputs(x);
+    std::vector<float> expected(size_t(8) * kHeadDim);
+    QuantizedHeadAttention(head, Executor::simulate).forward(x, 8, 0, expected);
+    auto inputs = [&](int32_t first, int32_t n_new) {
+        return std::span(x_int).subspan(size_t(first) * kEmbd, size_t(n_new) * kEmbd);
+    };
+
+    // A valid request at the session's position (a restart when the session is full): its
+    // values prove that the session is as it was.
+    int32_t position = 0;
+    auto still_serving = [&](const std::string & after) {
+        if (position == 8) position = 0;
+        const int32_t p = position++;
+        const auto res =
+            post(http, "/v1/eval", client.eval_body(inputs(p, 1), m.input_delta_log2, uint32_t(p), 1), bearer(token));
+        ASSERT_TRUE(res) << after;
+        ASSERT_EQ(res->status, 200) << after << ": " << res->body;
+        const std::vector<float> got = to_reals(client.decode(res->body, m.output_delta_log2), m.output_unit);
+        EXPECT_EQ(got, std::vector<float>(expected.begin() + ptrdiff_t(p) * kHeadDim,
+                                          expected.begin() + ptrdiff_t(p + 1) * kHeadDim))
+            << "after " << after;
+    };
+    still_serving("the first request");
+
+    // Key uploads: garbage, truncated, oversized, another parameter set.
+    expect_error(post(http, "/v1/sessions", "hello"), 400, "garbage key upload");
+    expect_error(post(http, "/v1/sessions", ""), 400, "empty key upload");
+    expect_error(post(http, "/v1/sessions", client.key_upload.substr(0, client.key_upload.size() - 1)), 400,
+                 "key upload without its last byte");
+    expect_error(post(http, "/v1/sessions", client.key_upload.substr(0, client.key_upload.size() / 2)), 400,
+                 "half a key upload");
+    std::string bad_key = client.key_upload;
+    bad_key[0] = 'X';
+    expect_error(post(http, "/v1/sessions", bad_key), 400, "key upload with a bad magic", "magic");
+    expect_error(post(http, "/v1/sessions", std::string(size_t(m.max_request_bytes) + 1, '\0')), 413,
+                 "oversized key upload");
+    const RawClient other(tfhe::parameters_by_name("INSECURE_TEST_4BIT"));
+    expect_error(post(http, "/v1/sessions", other.key_upload), 400, "key upload for INSECURE_TEST_4BIT",
+                 "parameter set");
+    EXPECT_EQ(server.server().session_count(), 1u);
+    still_serving("bad key uploads");
+
+    // Authorization.
+    const std::string one = client.eval_body(inputs(position, 1), m.input_delta_log2, uint32_t(position), 1);
+    expect_error(post(http, "/v1/eval", one), 401, "eval without a token");
+    expect_error(post(http, "/v1/eval", one, {{"Authorization", "Basic " + token}}), 401, "eval with Basic");
+    expect_error(post(http, "/v1/eval", one, {{"Authorization", "Bearer "}}), 401, "eval with an empty token");
+    expect_error(post(http, "/v1/eval", one, bearer(std::string(64, 'a'))), 404, "eval with an unknown token");
+    expect_error(post(http, "/v1/eval", one, bearer(token.substr(0, 63))), 404, "eval with a truncated token");
+    expect_error(http.Delete("/v1/session"), 401, "delete without a token");
+    expect_error(http.Delete("/v1/session", bearer(std::string(64, 'b'))), 404, "delete of an unknown session");
+    expect_error(http.Get("/v1/nothing"), 404, "unknown path");
+    still_serving("unauthorized requests");
+
+    // Eval bodies: garbage, truncated, another message, oversized, another parameter set.
+    expect_error(post(http, "/v1/eval", "garbage", bearer(token)), 400, "garbage eval");
+    expect_error(post(http, "/v1/eval", one.substr(0, one.size() - 1), bearer(token)), 400, "truncated eval");
+    expect_error(post(http, "/v1/eval", one.substr(0, 20), bearer(token)), 400, "eval cut in its header");
+    expect_error(post(http, "/v1/eval", one + "x", bearer(token)), 400, "eval with a trailing byte");
+    expect_error(post(http, "/v1/eval", client.key_upload, bearer(token)), 400, "a key upload as eval",
+                 "message type");
+    expect_error(post(http, "/v1/eval", std::string(size_t(m.max_request_bytes) + 1, '\0'), bearer(token)), 413,
+                 "oversized eval");
+    expect_error(post(http, "/v1/eval", other.eval_body(inputs(position, 1), m.input_delta_log2, uint32_t(position), 1),
+                      bearer(token)),
+                 400, "eval ciphertexts for INSECURE_TEST_4BIT", "parameter set");
+    still_serving("bad eval bodies");
+
+    // Positions and counts.
+    auto eval_at = [&](uint32_t n_past, uint32_t n_new, size_t rows) {
+        const std::vector<int64_t> zeros(rows * kEmbd, 0);
+        return post(http, "/v1/eval", client.eval_body(zeros, m.input_delta_log2, n_past, n_new), bearer(token));
+    };
+    ASSERT_GE(position, 2);
+    expect_error(eval_at(uint32_t(position + 1), 1, 1), 409, "eval past the session's position", "position");
+    expect_error(eval_at(uint32_t(position - 1), 1, 1), 409, "eval before the session's position", "position");
+    expect_error(eval_at(0xffffffffu, 1, 1), 409, "eval at position 2^32 - 1");
+    expect_error(eval_at(uint32_t(position), 0, 1), 400, "eval of 0 positions");
+    expect_error(eval_at(0, 0, 1), 400, "restart with 0 positions");
+    expect_error(eval_at(uint32_t(position), uint32_t(8 - position + 1), size_t(8 - position + 1)), 400,
+                 "eval past max_positions");
+    expect_error(eval_at(0, 9, 9), 400, "restart with 9 positions");
+    expect_error(eval_at(uint32_t(position), 0xffffffffu, 1), 400, "eval of 2^32 - 1 positions");
+    {
+        const std::vector<int64_t> zeros(kEmbd - 1, 0);
+        expect_error(post(http, "/v1/eval", client.eval_body(zeros, m.input_delta_log2, uint32_t(position), 1),
+                          bearer(token)),
+                     400, "one ciphertext short", "input ciphertexts");
+    }
+    expect_error(eval_at(uint32_t(position), 1, 2), 400, "two positions' ciphertexts for one", "input ciphertexts");
+    expect_error(eval_at(uint32_t(position), 2, 1), 400, "one position's ciphertexts for two", "input ciphertexts");
+    still_serving("requests at wrong positions and with wrong counts");
+
+    // The valid requests filled the session: a restart at 0, then on to the end.
+    while (position < 8) still_serving("a valid request");
+    expect_error(eval_at(8, 1, 1), 400, "eval past a full session");
+    still_serving("a request past the end"); // restarts
+    EXPECT_EQ(position, 1);
+
+    // Closing: 204, then the token is gone.
+    const auto closed = http.Delete("/v1/session", bearer(token));
+    ASSERT_TRUE(closed);
+    EXPECT_EQ(closed->status, 204);
+    EXPECT_EQ(server.server().session_count(), 0u);
+    expect_error(post(http, "/v1/eval", one, bearer(token)), 404, "eval after close");
+    expect_error(http.Delete("/v1/session", bearer(token)), 404, "second close");
+}
+
+TEST(NetServer, SessionLimit) {
+    net::ServerOptions options;
+    options.max_sessions = 2;
+    TestServer server(served_head(), options);
+    httplib::Client http(server.url());
+    const RawClient client(test_params());
+    const std::string a = session_token(post(http, "/v1/sessions", client.key_upload));
+    const std::string b = session_token(post(http, "/v1/sessions", client.key_upload));
+    ASSERT_EQ(a.size(), 64u);
+    ASSERT_EQ(b.size(), 64u);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(server.server().session_count(), 2u);
+    expect_error(post(http, "/v1/sessions", client.key_upload), 503, "a third session", "maximum");
+    expect_error(post(http, "/v1/sessions", "garbage"), 503, "a third session, garbage");
+    // A client learns it from the server's answer.
+    try {
+        net::RemotePart remote(server.url(), kHeadName, kBits, kEmbd);
+        ADD_FAILURE() << "a third session was opened";
+    } catch (const Error & e) {
+        EXPECT_NE(std::string(e.what()).find("503"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(server.server().session_count(), 2u);
+
+    const auto closed = http.Delete("/v1/session", bearer(a));
+    ASSERT_TRUE(closed);
+    EXPECT_EQ(closed->status, 204);
+    EXPECT_EQ(server.server().session_count(), 1u);
+    const std::string c = session_token(post(http, "/v1/sessions", client.key_upload));
+    EXPECT_EQ(c.size(), 64u);
+    expect_error(post(http, "/v1/sessions", client.key_upload), 503, "a third session again");
+    // The remaining sessions work.
+    const net::PartManifest & m = server.manifest();
+    const std::vector<int64_t> x = m.quantize_inputs(test::normal_x(kEmbd, 51));
+    for (const std::string & token : {b, c}) {
+        const auto res = post(http, "/v1/eval", client.eval_body(x, m.input_delta_log2, 0, 1), bearer(token));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 200) << res->body;
+    }
+}
+
+TEST(NetServer, IdleSessionsExpire) {
+    net::ServerOptions options;
+    options.idle_timeout_seconds = 1.0; // swept every 0.25 s
+    TestServer server(served_head(), options);
+    httplib::Client http(server.url());
+    const RawClient client(test_params());
+    const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
+    ASSERT_EQ(token.size(), 64u);
+    const net::PartManifest & m = server.manifest();
+    EXPECT_EQ(m.idle_timeout_seconds, 1.0);
+    const std::vector<int64_t> x = m.quantize_inputs(test::normal_x(kEmbd, 61));
+    const auto first = post(http, "/v1/eval", client.eval_body(x, m.input_delta_log2, 0, 1), bearer(token));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->status, 200) << first->body;
+
+    // Wait (without touching the session) until the sweeper drops it; the deadline only ends a
+    // broken test.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (server.server().session_count() > 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_EQ(server.server().session_count(), 0u);
+    expect_error(post(http, "/v1/eval", client.eval_body(x, m.input_delta_log2, 1, 1), bearer(token)), 404,
+                 "eval on an expired session", "expired");
+    EXPECT_EQ(session_token(post(http, "/v1/sessions", client.key_upload)).size(), 64u);
+}
+
+TEST(NetServer, IdleTimeCountsFromTheEndOfARequest) {
+    // An evaluation longer than the idle timeout (6 positions on one thread: about 2 s here)
+    // keeps its session: half a timeout after the answer, when the sweeper (every quarter
+    // timeout) would have dropped a session idle since the start of its request.
+    ThreadPool one_thread(1);
+    net::ServerOptions options;
+    options.idle_timeout_seconds = 1.0;
+    TestServer server(served_head(), options, one_thread);
+    httplib::Client http(server.url());
+    http.set_read_timeout(300, 0);
+    const RawClient client(test_params());
+    const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
+    ASSERT_EQ(token.size(), 64u);
+    const net::PartManifest & m = server.manifest();
+    const std::vector<int64_t> x = m.quantize_inputs(test::normal_x(size_t(6) * kEmbd, 65));
+    const auto start = std::chrono::steady_clock::now();
+    const auto res = post(http, "/v1/eval", client.eval_body(x, m.input_delta_log2, 0, 6), bearer(token));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    std::printf("a request of %.2f s with an idle timeout of 1 s%s\n", seconds,
+                seconds > 1.0 ? "" : " (too fast to show anything)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(server.server().session_count(), 1u);
+    const auto next = post(http, "/v1/eval", client.eval_body(std::span(x).first(kEmbd), m.input_delta_log2, 0, 1),
+                           bearer(token));
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200) << next->body;
+}
+
+TEST(NetServer, ClientChecksTheServer) {
+    TestServer server(served_head());
+    EXPECT_THROW(net::RemotePart(server.url(), "layer0.head0", kBits, kEmbd), Error);
+    EXPECT_THROW(net::RemotePart(server.url(), kHeadName, 6, kEmbd), Error);
+    EXPECT_THROW(net::RemotePart(server.url(), kHeadName, kBits, 128), Error);
+    EXPECT_THROW(net::RemotePart("http://127.0.0.1:1", kHeadName, kBits, kEmbd), Error);
+    EXPECT_EQ(server.server().session_count(), 0u);
+    // Positions out of order, or past the server's limit, fail before anything is sent.
+    net::RemotePart remote(server.url(), "", 0, kEmbd);
+    const std::vector<float> x = test::normal_x(size_t(2) * kEmbd, 71);
+    EXPECT_THROW(remote.run(x, 1, 1), Error);
+    EXPECT_THROW(remote.run(x, 0, 0), Error);
+    EXPECT_THROW(remote.run(x, 3, 0), Error); // x holds 2 positions
+    EXPECT_THROW(remote.run(x, 1, remote.manifest().max_positions), Error);
+    EXPECT_TRUE(remote.runs().empty());
+    EXPECT_EQ(remote.run(x, 2, 0).size(), size_t(2) * kHeadDim);
+}
+
+TEST(NetServer, ConcurrentClients) {
+    // Three clients, each with its own sequence and schedule, at the same time.
+    TestServer server(served_head());
+    const std::vector<std::vector<Step>> schedules = {
+        {{0, 3}, {3, 1}, {4, 1}},
+        {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}},
+        {{0, 2}, {2, 2}, {0, 1}, {1, 2}},
+    };
+    std::vector<std::vector<float>> xs;
+    for (uint32_t c = 0; c < 3; ++c) xs.push_back(test::normal_x(size_t(5) * kEmbd, 80 + c));
+    std::vector<std::vector<std::vector<float>>> got(3);
+    std::vector<std::string> errors(3);
+    std::vector<std::thread> threads;
+    for (size_t c = 0; c < 3; ++c)
+        threads.emplace_back([&, c] {
+            try {
+                net::RemotePart remote(server.url(), kHeadName, kBits, kEmbd);
+                got[c] = run_remote(remote, xs[c], schedules[c]);
+            } catch (const std::exception & e) {
+                errors[c] = e.what();
+            }
+        });
+    for (auto & t : threads) t.join();
+    for (size_t c = 0; c < 3; ++c) {
+        EXPECT_EQ(errors[c], "") << "client " << c;
+        QuantizedHeadAttention whole(test_head(), Executor::simulate);
+        const auto expected = run_local(whole, xs[c], kHeadDim, schedules[c]);
+        EXPECT_EQ(got[c], expected) << "client " << c;
+    }
+    EXPECT_EQ(server.server().session_count(), 0u); // each client closed its session
+}
+
+} // namespace
