@@ -33,10 +33,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -284,6 +287,70 @@ TEST(NetServer, GenerationEqualsSimulatedSeam) {
             const auto b = p.simulated.eval(next);
             EXPECT_EQ(remote_logits, std::vector<float>(b.begin(), b.end())) << p.what;
         }
+    }
+}
+
+// The client's copy of the model without the protected weights: NaN in layer 0's c_attn
+// columns of the served head, or in the whole of layer 0's c_attn and c_proj for the block.
+// Generation through the server must not notice (a read would spread NaN into the logits).
+model::Gpt2Model without_protected_weights(bool whole_block) {
+    const model::Gpt2Model & m = test_model();
+    model::Gpt2Model client;
+    client.hparams = m.hparams;
+    client.wte = m.wte;
+    client.wpe = m.wpe;
+    client.ln_f_g = m.ln_f_g;
+    client.ln_f_b = m.ln_f_b;
+    client.lm_head = m.lm_head;
+    client.layers = m.layers;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    model::Gpt2Layer & layer = client.layers[0];
+    if (whole_block) {
+        layer.attn_w = client.own(std::vector<float>(layer.attn_w.size(), nan));
+        layer.attn_b = client.own(std::vector<float>(layer.attn_b.size(), nan));
+        layer.attn_proj_w = client.own(std::vector<float>(layer.attn_proj_w.size(), nan));
+        layer.attn_proj_b = client.own(std::vector<float>(layer.attn_proj_b.size(), nan));
+        return client;
+    }
+    // Head 1's columns of q, k and v: column t * n_embd + head * head_dim + c.
+    std::vector<float> w(layer.attn_w.begin(), layer.attn_w.end()), b(layer.attn_b.begin(), layer.attn_b.end());
+    const size_t cols = size_t(3 * kEmbd);
+    for (size_t t = 0; t < 3; ++t)
+        for (size_t c = 0; c < size_t(kHeadDim); ++c) {
+            const size_t col = t * size_t(kEmbd) + size_t(kHeadDim) + c;
+            b[col] = nan;
+            for (size_t r = 0; r < size_t(kEmbd); ++r) w[r * cols + col] = nan;
+        }
+    layer.attn_w = client.own(std::move(w));
+    layer.attn_b = client.own(std::move(b));
+    return client;
+}
+
+TEST(NetServer, ClientNeverReadsTheProtectedWeights) {
+    TestServer head_server(served_head()), attention_server(served_attention());
+    model::GenerateParams params;
+    params.n_predict = 4;
+    const std::vector<int32_t> prompt = {3, 14, 15};
+    for (const bool block : {false, true}) {
+        const model::Gpt2Model client_model = without_protected_weights(block);
+        net::RemotePart part(block ? attention_server.url() : head_server.url(), block ? kAttentionName : kHeadName, kBits,
+                             kEmbd);
+        model::Gpt2Context remote(client_model), simulated(test_model());
+        if (block) {
+            remote.set_layer_attention(0, part.layer_seam());
+            simulated.set_layer_attention(0, std::make_unique<QuantizedLayerAttention>(test_attention(), Executor::simulate));
+        } else {
+            remote.set_head_attention(0, 1, part.head_seam());
+            simulated.set_head_attention(0, 1, std::make_unique<QuantizedHeadAttention>(test_head(), Executor::simulate));
+        }
+        const model::GenerateResult got = model::generate(remote, prompt, params);
+        EXPECT_EQ(got.tokens, model::generate(simulated, prompt, params).tokens) << (block ? "block" : "head");
+        const auto logits = remote.eval(std::vector<int32_t>{got.tokens.back()});
+        for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << (block ? "block" : "head");
+        // And the NaN copy does reach the model when the part is not replaced.
+        model::Gpt2Context unprotected(client_model);
+        const auto poisoned = unprotected.eval(prompt);
+        EXPECT_TRUE(std::any_of(poisoned.begin(), poisoned.end(), [](float v) { return std::isnan(v); }));
     }
 }
 

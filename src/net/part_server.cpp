@@ -175,6 +175,12 @@ std::string PartServer::evaluate(Session & session, const std::string & body, st
     if (request.n_new == 0 || request.n_new > uint32_t(options_.max_positions - n_past))
         fail("{} new positions after {}: a session holds 1 to {} positions", request.n_new, n_past, options_.max_positions);
     const int32_t n_new = int32_t(request.n_new), n = n_past + n_new;
+    // Before decoding: a blob much larger than n_new positions can take (8 bytes a ciphertext
+    // with one shared seed, 48 with a seed each) would only make objects to throw away.
+    const uint64_t count = uint64_t(n_new) * uint64_t(m.n_embd);
+    if (request.inputs.size() >
+        tfhe::serialized_seeded_lwe_ciphertext_vector_size(params, tfhe::LweKeyChoice::Big, count) + 40 * count + 256)
+        fail("{} bytes of input ciphertexts for {} positions", request.inputs.size(), n_new);
     const auto seeded = tfhe::deserialize_seeded_lwe_ciphertext_vector(request.inputs, params, tfhe::LweKeyChoice::Big,
                                                                        kRequestSource);
     if (seeded.size() != size_t(n_new) * size_t(m.n_embd))
