@@ -650,6 +650,49 @@ TEST(NetServer, IdleTimeCountsFromTheEndOfARequest) {
     EXPECT_EQ(next->status, 200) << next->body;
 }
 
+TEST(NetServer, ProgressWhileEvaluating) {
+    // A long evaluation (10 positions on one thread: a few seconds) is polled about once a
+    // second: the client sees the server's bootstrap counts grow up to the request's total, and
+    // the session reads 0 / 0 once the answer is in.
+    ThreadPool one_thread(1);
+    TestServer server(served_head(), {}, one_thread);
+    net::RemotePart part(server.url(), kHeadName, kBits, kEmbd);
+    struct Seen {
+        int64_t done, total;
+    };
+    std::vector<Seen> seen;
+    part.on_progress = [&](int32_t first, int32_t n, int64_t done, int64_t total, double) {
+        EXPECT_EQ(first, 0);
+        EXPECT_EQ(n, 10);
+        seen.push_back({done, total});
+    };
+    part.run(test::normal_x(size_t(10) * kEmbd, 71), 10, 0);
+    ASSERT_EQ(part.runs().size(), 1u);
+    const int64_t total = int64_t(part.runs()[0].bootstraps);
+    std::printf("%zu progress reports in %.1f s\n", seen.size(), part.runs()[0].server_seconds);
+    if (part.runs()[0].server_seconds > 2.5) {
+        ASSERT_FALSE(seen.empty()); // at least one poll landed
+    }
+    for (size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].total, total);
+        EXPECT_LE(seen[i].done, total);
+        if (i > 0) {
+            EXPECT_GE(seen[i].done, seen[i - 1].done);
+        }
+    }
+    // Idle sessions read 0 / 0; the call needs a session.
+    httplib::Client http(server.url());
+    const RawClient client(test_params());
+    const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
+    const auto idle = http.Get("/v1/progress", bearer(token));
+    ASSERT_TRUE(idle);
+    EXPECT_EQ(idle->status, 200);
+    EXPECT_EQ(nlohmann::json::parse(idle->body), (nlohmann::json{{"done", 0}, {"total", 0}}));
+    const auto anonymous = http.Get("/v1/progress");
+    ASSERT_TRUE(anonymous);
+    EXPECT_EQ(anonymous->status, 401);
+}
+
 TEST(NetServer, ClientChecksTheServer) {
     TestServer server(served_head());
     EXPECT_THROW(net::RemotePart(server.url(), "layer0.head0", kBits, kEmbd), Error);

@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace fhegpt::net {
 
@@ -62,11 +65,15 @@ PartClient::PartClient(const std::string & url, double read_timeout_seconds)
     : url_(url) {
     if (!is_server_url(url)) fail("--server {}: expected http://HOST:PORT", url);
     http_ = std::make_unique<httplib::Client>(url);
-    if (!http_->is_valid()) fail("--server {}: expected http://HOST:PORT", url);
+    progress_http_ = std::make_unique<httplib::Client>(url);
+    if (!http_->is_valid() || !progress_http_->is_valid()) fail("--server {}: expected http://HOST:PORT", url);
     http_->set_connection_timeout(10, 0);
     http_->set_read_timeout(time_t(read_timeout_seconds), 0);
     http_->set_write_timeout(600, 0);
     http_->set_keep_alive(true);
+    progress_http_->set_connection_timeout(10, 0);
+    progress_http_->set_read_timeout(10, 0);
+    progress_http_->set_keep_alive(true);
 }
 
 PartClient::~PartClient() {
@@ -103,6 +110,17 @@ EvalResponse PartClient::eval(const EvalRequest & request) {
     const httplib::Response res = checked(http_->Post("/v1/eval", headers, body, "application/octet-stream"), url_, "POST /v1/eval");
     bytes_received_ += res.body.size();
     return decode_eval_response(as_bytes(res.body));
+}
+
+std::pair<int64_t, int64_t> PartClient::progress() {
+    if (token_.empty()) fail("{}: no session", url_);
+    const httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
+    const httplib::Response res = checked(progress_http_->Get("/v1/progress", headers), url_, "GET /v1/progress");
+    const nlohmann::json j = nlohmann::json::parse(res.body, nullptr, false);
+    if (!j.is_object() || !j.contains("done") || !j.contains("total") || !j["done"].is_number_integer() ||
+        !j["total"].is_number_integer())
+        fail("{}: a malformed progress answer", url_);
+    return {j["done"].get<int64_t>(), j["total"].get<int64_t>()};
 }
 
 void PartClient::close_session() {
@@ -167,7 +185,7 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
     request.n_past = uint32_t(send_from);
     request.n_new = uint32_t(send_count);
     request.inputs = tfhe::serialize_seeded_lwe_ciphertext_vector(inputs, params);
-    const EvalResponse response = client_.eval(request);
+    const EvalResponse response = eval_with_progress(request, n_past, n_past + n_new);
 
     if (response.first != uint32_t(send_from) || response.n_new != uint32_t(send_count))
         fail("{}: answered rows {}..+{} for rows {}..+{}", client_.url(), response.first, response.n_new, send_from,
@@ -196,6 +214,44 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
     runs_.push_back(record);
     if (on_run) on_run(record);
     return values;
+}
+
+EvalResponse RemotePart::eval_with_progress(const EvalRequest & request, int32_t first, int32_t n) {
+    if (!on_progress) return client_.eval(request);
+    // A poller asks the server about once a second until the answer is in; its failures only
+    // cost progress lines, never the evaluation.
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    const auto start = Clock::now();
+    std::thread poller([&] {
+        std::unique_lock lock(mutex);
+        while (!done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return done; })) {
+            lock.unlock();
+            try {
+                const auto [bootstraps, total] = client_.progress();
+                if (total > 0) on_progress(first, n, bootstraps, total, seconds_since(start));
+            } catch (const std::exception &) {
+            }
+            lock.lock();
+        }
+    });
+    auto finish = [&] {
+        {
+            std::lock_guard lock(mutex);
+            done = true;
+        }
+        done_cv.notify_all();
+        poller.join();
+    };
+    try {
+        EvalResponse response = client_.eval(request);
+        finish();
+        return response;
+    } catch (...) {
+        finish();
+        throw;
+    }
 }
 
 namespace {

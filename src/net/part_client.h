@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace httplib {
@@ -37,6 +38,9 @@ public:
     // Uploads the compressed server key and starts a session.
     void open_session(const tfhe::CompressedServerKey & key);
     EvalResponse eval(const EvalRequest & request);
+    // The running evaluation's bootstraps {done, total}, over a connection of its own: it may be
+    // called from another thread while eval() waits.
+    std::pair<int64_t, int64_t> progress();
     void close_session();
 
     bool has_session() const { return !token_.empty(); }
@@ -46,7 +50,7 @@ public:
 
 private:
     std::string url_;
-    std::unique_ptr<httplib::Client> http_;
+    std::unique_ptr<httplib::Client> http_, progress_http_;
     std::string token_;
     uint64_t bytes_sent_ = 0, bytes_received_ = 0;
 };
@@ -80,6 +84,9 @@ public:
     const std::vector<RemoteRunRecord> & runs() const { return runs_; }
     // Called after every run (progress lines).
     std::function<void(const RemoteRunRecord &)> on_run;
+    // Called from a polling thread about once a second while the server evaluates: rows
+    // first..n-1, bootstraps done and total, seconds since the request left.
+    std::function<void(int32_t first, int32_t n, int64_t done, int64_t total, double seconds)> on_progress;
 
     // Seams that send the part's work here (this object must outlive them): a head
     // (output_cols = head_dim) or a whole attention block (output_cols = n_embd).
@@ -87,6 +94,8 @@ public:
     std::unique_ptr<model::LayerAttention> layer_seam();
 
 private:
+    EvalResponse eval_with_progress(const EvalRequest & request, int32_t first, int32_t n);
+
     PartClient client_;
     PartManifest manifest_;
     std::optional<tfhe::ClientKey> key_;

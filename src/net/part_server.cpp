@@ -197,7 +197,20 @@ std::string PartServer::evaluate(Session & session, const std::string & body, st
         for (const auto & part : session.cache)
             for (const auto & ct : part) inputs.push_back(&ct);
     circuit::ExecutionStats stats;
-    std::vector<tfhe::LweCiphertext> outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, {}, &stats);
+    session.progress_done = 0;
+    session.progress_total = 0;
+    const auto progress = [&session](int64_t done, int64_t total) {
+        session.progress_total = total;
+        session.progress_done = done;
+    };
+    std::vector<tfhe::LweCiphertext> outputs;
+    try {
+        outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats);
+    } catch (...) {
+        session.progress_done = session.progress_total = 0;
+        throw;
+    }
+    session.progress_done = session.progress_total = 0;
 
     // Commit: the new rows go back, their keys and values join the cache.
     const size_t rows = size_t(n_new) * size_t(m.output_cols), state = size_t(n_new) * size_t(part_.cache_cols);
@@ -253,7 +266,7 @@ void PartServer::add_routes() {
         return httplib::Server::HandlerResponse::Unhandled;
     });
     http_->set_logger([this](const httplib::Request & req, const httplib::Response & res) {
-        if (!options_.log) return;
+        if (!options_.log || (req.path == "/v1/progress" && res.status == 200)) return; // polled: not logged
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start()).count();
         std::lock_guard lock(log_mutex_);
         std::fprintf(stderr, "fhegpt-server: %s %s %d in=%s out=%s %.3fs %s\n", req.method.c_str(), req.path.c_str(),
@@ -290,6 +303,13 @@ void PartServer::add_routes() {
             // evaluation longer than the timeout would otherwise lose its session right after).
             sessions_.find(token);
             detail += more;
+        });
+    });
+    http_->Get("/v1/progress", [=, this](const httplib::Request & req, httplib::Response & res) {
+        handle(req, res, [&](std::string & detail) {
+            auto [token, session] = session_of(req, detail);
+            res.set_content(nlohmann::json{{"done", session->progress_done.load()}, {"total", session->progress_total.load()}}.dump(),
+                            "application/json");
         });
     });
     http_->Delete("/v1/session", [=, this](const httplib::Request & req, httplib::Response & res) {

@@ -5,6 +5,9 @@
 //   POST   /v1/sessions  body: KeyUpload (the client's compressed server key) -> 201 JSON
 //                        {"session": TOKEN, ...}. TOKEN: 32 random bytes, hex.
 //   POST   /v1/eval      header "Authorization: Bearer TOKEN", body: EvalRequest -> EvalResponse
+//   GET    /v1/progress  header "Authorization: Bearer TOKEN" -> JSON {"done": D, "total": T}:
+//                        the bootstraps of the session's running evaluation (0 / 0 when idle);
+//                        not logged, so that clients may poll it
 //   DELETE /v1/session   header "Authorization: Bearer TOKEN" -> 204
 // Errors: a status >= 400 and a JSON body {"error": "..."}.
 //

@@ -7,6 +7,7 @@
 
 #include "tfhe/keyset.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -25,6 +26,9 @@ struct Session {
     int32_t n_past = 0;
     std::vector<std::vector<tfhe::LweCiphertext>> cache; // [part][position * cols]
     uint64_t requests = 0;
+    // The running evaluation's bootstraps done and total (0 / 0 when idle), read without the
+    // mutex by GET /v1/progress.
+    std::atomic<int64_t> progress_done{0}, progress_total{0};
 };
 
 class SessionTable {

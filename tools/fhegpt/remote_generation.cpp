@@ -4,6 +4,8 @@
 #include "quantized_part.h"
 
 #include <cstdio>
+#include <memory>
+#include <unistd.h>
 
 namespace fhegpt::cli {
 
@@ -25,12 +27,24 @@ std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, c
     std::fprintf(stderr, "%s at %d bits on %s (%s): keys generated here in %.1f s, evaluation keys uploaded (%s) in %.1f s\n",
                  m.part.c_str(), m.n_bits, url.c_str(), m.parameter_set.c_str(), remote->keygen_seconds(),
                  format_bytes(remote->key_upload_bytes()).c_str(), remote->upload_seconds());
-    if (progress)
-        remote->on_run = [](const net::RemoteRunRecord & r) {
-            std::fprintf(stderr, "  [rows %d..%d: %llu PBS, %.1f s on the server, %.1f s in all; sent %s, received %s]\n",
-                         r.first, r.n - 1, (unsigned long long)r.bootstraps, r.server_seconds, r.seconds,
-                         format_bytes(r.bytes_sent).c_str(), format_bytes(r.bytes_received).c_str());
+    if (progress) {
+        // On a terminal, a live line while the server works (polled about once a second), on a
+        // line of its own below the text so far, replaced by the evaluation's summary line.
+        auto live_line = std::make_shared<bool>(false); // written by the poller, then by the caller
+        if (isatty(fileno(stderr)))
+            remote->on_progress = [live_line](int32_t first, int32_t n, int64_t done, int64_t total, double seconds) {
+                std::fprintf(stderr, "%s  [rows %d..%d: %lld / %lld PBS, %.0f s]", *live_line ? "\r\033[K" : "\n",
+                             first, n - 1, (long long)done, (long long)total, seconds);
+                *live_line = true;
+            };
+        remote->on_run = [live_line](const net::RemoteRunRecord & r) {
+            std::fprintf(stderr, "%s  [rows %d..%d: %llu PBS, %.1f s on the server, %.1f s in all; sent %s, received %s]\n",
+                         *live_line ? "\r\033[K" : "", r.first, r.n - 1, (unsigned long long)r.bootstraps,
+                         r.server_seconds, r.seconds, format_bytes(r.bytes_sent).c_str(),
+                         format_bytes(r.bytes_received).c_str());
+            *live_line = false;
         };
+    }
     if (part.head >= 0)
         ctx.set_head_attention(part.layer, part.head, remote->head_seam());
     else
