@@ -52,6 +52,9 @@ using namespace fhegpt;
 using namespace fhegpt::circuit;
 
 constexpr int kBits = 4;
+// Raw clients wait as long as RemotePart would: under sanitizers a key upload or an
+// evaluation takes far longer than cpp-httplib's default of 5 s.
+constexpr time_t kReadTimeoutSeconds = 3600;
 constexpr int32_t kEmbd = 64, kHeadDim = 32;
 const char * const kHeadName = "layer0.head1";
 const char * const kAttentionName = "layer0.attn";
@@ -425,7 +428,7 @@ TEST(NetServer, RejectsBadRequestsAndKeepsServing) {
     TestServer server(served_head(), options);
     const quant::QuantizedHead & head = test_head();
     httplib::Client http(server.url());
-    http.set_read_timeout(120, 0);
+    http.set_read_timeout(kReadTimeoutSeconds, 0);
 
     const auto info = http.Get("/v1/info");
     ASSERT_TRUE(info);
@@ -559,6 +562,7 @@ TEST(NetServer, SessionLimit) {
     options.max_sessions = 2;
     TestServer server(served_head(), options);
     httplib::Client http(server.url());
+    http.set_read_timeout(kReadTimeoutSeconds, 0);
     const RawClient client(test_params());
     const std::string a = session_token(post(http, "/v1/sessions", client.key_upload));
     const std::string b = session_token(post(http, "/v1/sessions", client.key_upload));
@@ -599,6 +603,7 @@ TEST(NetServer, IdleSessionsExpire) {
     options.idle_timeout_seconds = 1.0; // swept every 0.25 s
     TestServer server(served_head(), options);
     httplib::Client http(server.url());
+    http.set_read_timeout(kReadTimeoutSeconds, 0);
     const RawClient client(test_params());
     const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
     ASSERT_EQ(token.size(), 64u);
@@ -629,7 +634,7 @@ TEST(NetServer, IdleTimeCountsFromTheEndOfARequest) {
     options.idle_timeout_seconds = 1.0;
     TestServer server(served_head(), options, one_thread);
     httplib::Client http(server.url());
-    http.set_read_timeout(300, 0);
+    http.set_read_timeout(kReadTimeoutSeconds, 0);
     const RawClient client(test_params());
     const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
     ASSERT_EQ(token.size(), 64u);
@@ -682,6 +687,7 @@ TEST(NetServer, ProgressWhileEvaluating) {
     }
     // Idle sessions read 0 / 0; the call needs a session.
     httplib::Client http(server.url());
+    http.set_read_timeout(kReadTimeoutSeconds, 0);
     const RawClient client(test_params());
     const std::string token = session_token(post(http, "/v1/sessions", client.key_upload));
     const auto idle = http.Get("/v1/progress", bearer(token));
