@@ -305,7 +305,7 @@ void PartServer::add_routes() {
             detail += more;
         });
     });
-    http_->Get("/v1/progress", [=, this](const httplib::Request & req, httplib::Response & res) {
+    http_->Get("/v1/progress", [=](const httplib::Request & req, httplib::Response & res) {
         handle(req, res, [&](std::string & detail) {
             auto [token, session] = session_of(req, detail);
             res.set_content(nlohmann::json{{"done", session->progress_done.load()}, {"total", session->progress_total.load()}}.dump(),
