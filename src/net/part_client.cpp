@@ -20,10 +20,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::span<const uint8_t> as_bytes(const std::string & body) {
-    return {reinterpret_cast<const uint8_t *>(body.data()), body.size()};
-}
-
 // The response, or an error naming the server and what it said.
 httplib::Response checked(httplib::Result && result, const std::string & url, const char * what) {
     if (!result) {
@@ -109,7 +105,7 @@ EvalResponse PartClient::eval(const EvalRequest & request) {
     const httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
     const httplib::Response res = checked(http_->Post("/v1/eval", headers, body, "application/octet-stream"), url_, "POST /v1/eval");
     bytes_received_ += res.body.size();
-    return decode_eval_response(as_bytes(res.body));
+    return decode_eval_response(message_bytes(res.body));
 }
 
 std::pair<int64_t, int64_t> PartClient::progress() {

@@ -27,12 +27,6 @@ constexpr std::string_view kRequestSource = "<eval request>";
 
 std::string error_json(const std::string & message) { return nlohmann::json{{"error", message}}.dump(); }
 
-std::string human_bytes(uint64_t bytes) {
-    if (bytes < 10 * 1024) return fmt::format("{} B", bytes);
-    if (bytes < 10 * 1024 * 1024) return fmt::format("{:.1f} KiB", double(bytes) / 1024);
-    return fmt::format("{:.1f} MiB", double(bytes) / (1024 * 1024));
-}
-
 // What the logger prints about the request this connection thread is serving.
 std::string & request_detail() {
     thread_local std::string detail;
@@ -41,10 +35,6 @@ std::string & request_detail() {
 std::chrono::steady_clock::time_point & request_start() {
     thread_local std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     return start;
-}
-
-std::span<const uint8_t> as_bytes(const std::string & body) {
-    return {reinterpret_cast<const uint8_t *>(body.data()), body.size()};
 }
 
 } // namespace
@@ -143,7 +133,7 @@ std::string PartServer::create_session(const std::string & body, std::string & l
     if (sessions_.full())
         throw RequestError(503, fmt::format("the server has its maximum of {} sessions; try again later",
                                             options_.max_sessions));
-    const KeyUpload upload = decode_key_upload(as_bytes(body));
+    const KeyUpload upload = decode_key_upload(message_bytes(body));
     const tfhe::TfheParameters & params = part_.manifest.parameters();
     tfhe::ServerKey key = tfhe::decompress_server_key(
         tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
@@ -166,7 +156,7 @@ std::string PartServer::create_session(const std::string & body, std::string & l
 std::string PartServer::evaluate(Session & session, const std::string & body, std::string & log) {
     const PartManifest & m = part_.manifest;
     const tfhe::TfheParameters & params = m.parameters();
-    const EvalRequest request = decode_eval_request(as_bytes(body));
+    const EvalRequest request = decode_eval_request(message_bytes(body));
     const int32_t n_past = int32_t(std::min<uint32_t>(request.n_past, uint32_t(INT32_MAX)));
     if (n_past != 0 && n_past != session.n_past)
         throw RequestError(409, fmt::format("the session is at position {}, the request starts at {} (0 starts a new "
@@ -270,7 +260,7 @@ void PartServer::add_routes() {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start()).count();
         std::lock_guard lock(log_mutex_);
         std::fprintf(stderr, "fhegpt-server: %s %s %d in=%s out=%s %.3fs %s\n", req.method.c_str(), req.path.c_str(),
-                     res.status, human_bytes(req.body.size()).c_str(), human_bytes(res.body.size()).c_str(), seconds,
+                     res.status, format_bytes(req.body.size()).c_str(), format_bytes(res.body.size()).c_str(), seconds,
                      request_detail().c_str());
         request_detail().clear();
     });

@@ -209,6 +209,12 @@ EvalResponse decode_eval_response(std::span<const uint8_t> bytes) {
     return m;
 }
 
+std::string format_bytes(uint64_t bytes) {
+    if (bytes < 10 * 1024) return fmt::format("{} B", bytes);
+    if (bytes < 10 * 1024 * 1024) return fmt::format("{:.1f} KiB", double(bytes) / 1024);
+    return fmt::format("{:.1f} MiB", double(bytes) / (1024 * 1024));
+}
+
 std::string bearer_token(std::string_view authorization) {
     constexpr std::string_view prefix = "Bearer ";
     if (authorization.substr(0, prefix.size()) != prefix) return {};

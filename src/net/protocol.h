@@ -85,6 +85,15 @@ KeyUpload decode_key_upload(std::span<const uint8_t> bytes);
 EvalRequest decode_eval_request(std::span<const uint8_t> bytes);
 EvalResponse decode_eval_response(std::span<const uint8_t> bytes);
 
+// An HTTP body (a std::string) as the bytes a decoder reads.
+inline std::span<const uint8_t> message_bytes(const std::string & body) {
+    return {reinterpret_cast<const uint8_t *>(body.data()), body.size()};
+}
+
+// A transfer size as the server logs it and the client reports it: "2187 B", "1024.6 KiB",
+// "57.4 MiB".
+std::string format_bytes(uint64_t bytes);
+
 // "Bearer TOKEN" -> TOKEN; empty if the header is not of that form.
 std::string bearer_token(std::string_view authorization);
 

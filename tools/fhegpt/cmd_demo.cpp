@@ -213,11 +213,11 @@ void run_demo(const DemoOptions & opt) {
     const auto & runs = remote->runs();
     std::printf("\ncost (%s on %s, this machine):\n", m.parameter_set.c_str(), server.url().c_str());
     std::printf("  key upload (once): %s, keys generated in %.1f s, uploaded in %.1f s\n",
-                format_bytes(remote->key_upload_bytes()).c_str(), remote->keygen_seconds(), remote->upload_seconds());
+                net::format_bytes(remote->key_upload_bytes()).c_str(), remote->keygen_seconds(), remote->upload_seconds());
     for (const net::RemoteRunRecord & r : runs)
         std::printf("  %-7s rows %3d..%-3d  %7llu PBS  %6.1f s  sent %9s  received %9s\n", r.first == 0 ? "prompt" : "token",
-                    r.first, r.n - 1, (unsigned long long)r.bootstraps, r.seconds, format_bytes(r.bytes_sent).c_str(),
-                    format_bytes(r.bytes_received).c_str());
+                    r.first, r.n - 1, (unsigned long long)r.bootstraps, r.seconds, net::format_bytes(r.bytes_sent).c_str(),
+                    net::format_bytes(r.bytes_received).c_str());
     const RemoteTotals t = remote_totals(*remote);
     std::printf("  total: %llu PBS, %.1f s encrypted (%.1f s on the server); clear model %.2f s\n",
                 (unsigned long long)t.bootstraps, t.seconds, t.server_seconds, clear.seconds);

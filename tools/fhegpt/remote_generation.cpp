@@ -9,11 +9,7 @@
 
 namespace fhegpt::cli {
 
-std::string format_bytes(uint64_t bytes) {
-    if (bytes < 10 * 1024) return fmt::format("{} B", bytes);
-    if (bytes < 10 * 1024 * 1024) return fmt::format("{:.1f} KiB", double(bytes) / 1024);
-    return fmt::format("{:.1f} MiB", double(bytes) / (1024 * 1024));
-}
+using net::format_bytes;
 
 std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, const model::Gpt2Model & model,
                                                      const std::string & url, const std::string & part_text, int n_bits,

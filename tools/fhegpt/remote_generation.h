@@ -25,6 +25,5 @@ struct RemoteTotals {
 };
 RemoteTotals remote_totals(const net::RemotePart & remote);
 void print_remote_summary(const net::RemotePart & remote);
-std::string format_bytes(uint64_t bytes);
 
 } // namespace fhegpt::cli
