@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -124,6 +125,82 @@ TEST(CircuitBuilder, RemoveLowBitsResultIsOnTheNarrowGrid) {
     }
 }
 
+TEST(CircuitBuilder, RoundKeepingLowBitsExhaustive) {
+    int64_t checked = 0;
+    for (int width = 5; width <= 10; ++width) {
+        for (int shift = 1; shift < width; ++shift) {
+            for (int kept = 0; kept <= std::min(shift, 4); ++kept) {
+                CircuitBuilder b(4);
+                const ValueId in = b.circuit().add_input(63 - width);
+                const CircuitBuilder::Rounded r = b.round_keeping_low_bits(in, width, shift, kept, "rk");
+                EXPECT_EQ(r.residue, CircuitBuilder::kept_bits_residue(width, kept));
+                // Read by a table on the coarse grid: every bucket reads back as itself.
+                const int coarse = width - shift;
+                std::vector<uint64_t> id(size_t{1} << coarse);
+                for (size_t j = 0; j < id.size(); ++j) id[j] = encode_integer(int64_t(j), 40);
+                b.circuit().mark_output(b.lookup(r.value, b.table(coarse, id, "id"), r.residue), 40);
+                b.circuit().mark_output(r.value, 0);
+                const Circuit c = b.take();
+                CircuitAnalysis a = analyze(c);
+                EXPECT_EQ(a.bootstraps_by_kind["rk.sign"], shift - kept) << width << " " << shift << " " << kept;
+                EXPECT_EQ(a.depth, shift - kept + 1) << "one sign read per cleared bit, chained, then the table";
+
+                const int64_t range = int64_t{1} << width;
+                std::vector<int64_t> us;
+                for (int64_t u = 0; u < range; ++u) us.push_back(u);
+                for (int64_t u : {int64_t{-1}, -range / 2 - 1, range + 3, 3 * range - 1, -(int64_t{1} << 40) - 5}) us.push_back(u);
+                for (int64_t u : us) {
+                    const std::vector<int64_t> out = simulate(c, std::span(&u, 1));
+                    // The raw value: u with bits kept..shift-1 cleared, centred by the residue.
+                    const uint64_t expected = cleared(u, width, shift) + encode_integer(u & ((int64_t{1} << kept) - 1), 63 - width) -
+                                              r.residue;
+                    ASSERT_EQ(static_cast<uint64_t>(out.at(1)), expected) << width << " " << shift << " " << kept << " u " << u;
+                    if (u >= 0 && u < range) {
+                        ASSERT_EQ(out.at(0), u >> shift) << width << " " << shift << " " << kept << " u " << u;
+                    }
+                    ++checked;
+                }
+            }
+        }
+    }
+    std::printf("round_keeping_low_bits: %lld inputs checked\n", static_cast<long long>(checked));
+}
+
+TEST(CircuitBuilder, RoundKeepingLowBitsMargins) {
+    // The first sign read sees `kept` bits under its bit, as a kept-bit read would; the result's
+    // residue takes its share of the next table's half box.
+    CircuitBuilder b(4);
+    const ValueId in = b.circuit().add_input(63 - 11);
+    const CircuitBuilder::Rounded r = b.round_keeping_low_bits(in, 11, 7, 4, "rk");
+    std::vector<uint64_t> zero(16, 0);
+    b.circuit().mark_output(b.lookup(r.value, b.table(4, zero, "read"), r.residue), 40);
+    const Circuit c = b.take();
+    const NoiseAnalysis noise = analyze_noise(c, fhegpt::tfhe::parameters_by_name("PARAM_4BIT_2M128_PBS_L2"));
+    Circuit plain;
+    plain.mark_output(plain.add_lookup(plain.add_input(59), plain.add_table(4, zero, "read")), 40);
+    const NoiseAnalysis exact = analyze_noise(plain, fhegpt::tfhe::parameters_by_name("PARAM_4BIT_2M128_PBS_L2"));
+    // 15/256 of a box off the grid: the read is less safe than an exact one, still far from failing.
+    EXPECT_GT(noise.worst_log2_p_fail_by_kind.at("read"), exact.worst_log2_p_fail_by_kind.at("read"));
+    EXPECT_LT(noise.worst_log2_p_fail_by_kind.at("read"), -80);
+    EXPECT_LT(noise.worst_log2_p_fail_by_kind.at("rk.sign"), -80);
+}
+
+TEST(CircuitSimulate, ResidueWithinTheDeclaredBound) {
+    Circuit c;
+    const ValueId x = c.add_input(50);
+    const int32_t t = c.add_table(4, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, "t");
+    c.mark_output(c.add_lookup(x, t, uint64_t{3} << 50), 0);
+    // Grid 2^59: 2^9 units of 2^50 per message. Within 3 units of message 5 it reads 5.
+    for (int64_t off : {-3, -1, 0, 2, 3}) {
+        const int64_t v = 5 * 512 + off;
+        EXPECT_EQ(simulate(c, std::span(&v, 1)).at(0), 5) << off;
+    }
+    for (int64_t off : {-4, 4, 200}) {
+        const int64_t v = 5 * 512 + off;
+        EXPECT_THROW(simulate(c, std::span(&v, 1)), Error) << off;
+    }
+}
+
 TEST(CircuitBuilder, ShiftZeroAndBadArguments) {
     CircuitBuilder b(4);
     const ValueId in = b.circuit().add_input(55);
@@ -204,7 +281,11 @@ TEST(CircuitApi, Errors) {
     // Tables of the wrong size or width.
     EXPECT_THROW(c.add_table(3, std::vector<uint64_t>(7, 0), "t"), Error);
     EXPECT_THROW(c.add_table(3, std::vector<uint64_t>(16, 0), "t"), Error);
-    EXPECT_THROW(c.add_table(0, std::vector<uint64_t>(1, 0), "t"), Error);
+    EXPECT_THROW(c.add_table(0, std::vector<uint64_t>(2, 0), "t"), Error);
+    EXPECT_THROW(c.add_table(-1, std::vector<uint64_t>(1, 0), "t"), Error);
+    // A residue that leaves the read no margin, an output residue past half its unit.
+    EXPECT_THROW(c.add_lookup(x, t, uint64_t{1} << 59), Error);
+    EXPECT_THROW(c.mark_output(x, 50, uint64_t{1} << 49), Error);
     EXPECT_THROW(c.add_table(17, std::vector<uint64_t>(size_t{1} << 17, 0), "t"), Error);
     // Input scales outside [0, 63].
     EXPECT_THROW(c.add_input(-1), Error);

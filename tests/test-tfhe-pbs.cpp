@@ -344,6 +344,21 @@ TEST(TfhePbs, SingleCallsAndManyLutEntryPoints) {
     }
 }
 
+// A sign lookup (input modulus 1): one box per half of the torus, centred on 0.
+TEST(TfhePbs, SignLookupReadsTheHalfTorus) {
+    Harness & h = harness("INSECURE_TEST_4BIT");
+    const uint64_t value = torus_from_double(0.125);
+    const LookupTable sign = generate_torus_lookup_table(h.params.polynomial_size, 1, [&](uint64_t) { return value; });
+    const double tolerance = 8.0 * std::sqrt(bootstrap_noise_budget(h.params).pbs_output);
+    // Phases m / 128: [0, 1/4) reads +value, (1/4, 1/2) reads -value (two messages of margin).
+    for (uint64_t m = 0; m < 64; ++m) {
+        if (m >= 31 && m <= 33) continue;
+        LweCiphertext out = allocate_lwe_ciphertext(h.server);
+        keyswitch_bootstrap(h.server, encrypt_message(h.client, m, 64), out, sign, h.workspace);
+        EXPECT_NEAR(torus_to_double(decrypt_phase(h.client, out)), m < 32 ? 0.125 : -0.125, tolerance) << m;
+    }
+}
+
 #else
 
 class TfhePbsProduction : public ::testing::TestWithParam<std::string> {};

@@ -56,7 +56,8 @@ NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters 
         } else if (n.kind == NodeKind::lookup) {
             const Table & table = circuit.tables()[n.table];
             const double total = variance[n.input] + budget.keyswitch + budget.modulus_switch;
-            const double log2_p = tfhe::log2_failure_probability(total, uint64_t{1} << table.bits);
+            const double margin = std::ldexp(std::ldexp(1.0, 62 - table.bits) - double(n.residue), -64);
+            const double log2_p = tfhe::log2_failure_probability_at_margin(total, margin);
             const std::string & kind = circuit.kinds()[table.kind];
             auto [it, fresh] = out.worst_log2_p_fail_by_kind.emplace(kind, log2_p);
             if (!fresh) it->second = std::max(it->second, log2_p);
@@ -71,7 +72,8 @@ NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters 
     // Decryption of an output rounds to its unit 2^delta: it fails when the noise exceeds half of it.
     for (const Port & port : circuit.outputs()) {
         if (port.delta_log2 < 1 || port.delta_log2 > 62) continue;
-        const double log2_p = tfhe::log2_failure_probability(variance[port.value], uint64_t{1} << (63 - port.delta_log2));
+        const double margin = std::ldexp(std::ldexp(1.0, port.delta_log2 - 1) - double(port.residue), -64);
+        const double log2_p = tfhe::log2_failure_probability_at_margin(variance[port.value], margin);
         auto [it, fresh] = out.worst_log2_p_fail_by_kind.emplace("output.decrypt", log2_p);
         if (!fresh) it->second = std::max(it->second, log2_p);
         if (log2_p > out.worst_log2_p_fail) {

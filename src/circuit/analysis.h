@@ -26,8 +26,9 @@ CircuitAnalysis analyze(const Circuit & circuit);
 // Failure probabilities of the circuit's bootstraps with one parameter set, from the noise
 // model (tfhe/commons/noise_model.h): the variance of every value (fresh inputs, bootstrap
 // outputs, and sum_i w_i^2 v_i through linear nodes, so long sums and scaled-up values count)
-// plus the key switch and modulus switch, against half a box of the lookup's own width; and
-// the decryption of every output against half its unit (kind "output.decrypt").
+// plus the key switch and modulus switch, against half a box of the lookup's own width less
+// its declared residue; and the decryption of every output against half its unit less its
+// residue (kind "output.decrypt").
 struct NoiseAnalysis {
     std::string parameter_set;
     double worst_log2_p_fail = -1e9;           // the most fragile bootstrap

@@ -3,6 +3,7 @@
 #include "common/error.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace fhegpt::circuit {
 
@@ -30,18 +31,21 @@ ValueId Circuit::add_linear(std::span<const LinearTerm> terms, uint64_t constant
     return ValueId(nodes_.size() - 1);
 }
 
-ValueId Circuit::add_lookup(ValueId input, int32_t table) {
+ValueId Circuit::add_lookup(ValueId input, int32_t table, uint64_t residue) {
     check_value(input);
     if (table < 0 || static_cast<size_t>(table) >= tables_.size()) fail("circuit: table {} does not exist", table);
+    if (residue >= uint64_t{1} << (62 - tables_[table].bits))
+        fail("circuit: a residue of 2^{:.1f} leaves a {}-bit lookup no margin", std::log2(double(residue)), tables_[table].bits);
     Node node{NodeKind::lookup};
     node.input = input;
     node.table = table;
+    node.residue = residue;
     nodes_.push_back(node);
     return ValueId(nodes_.size() - 1);
 }
 
 int32_t Circuit::add_table(int bits, std::vector<uint64_t> outputs, const std::string & kind) {
-    if (bits < 1 || bits > 16 || outputs.size() != (size_t{1} << bits))
+    if (bits < 0 || bits > 16 || outputs.size() != (size_t{1} << bits))
         fail("circuit: table of {} entries for {} input bits", outputs.size(), bits);
     auto it = std::find(kinds_.begin(), kinds_.end(), kind);
     const int32_t k = static_cast<int32_t>(it - kinds_.begin());
@@ -50,9 +54,11 @@ int32_t Circuit::add_table(int bits, std::vector<uint64_t> outputs, const std::s
     return static_cast<int32_t>(tables_.size() - 1);
 }
 
-void Circuit::mark_output(ValueId value, int delta_log2) {
+void Circuit::mark_output(ValueId value, int delta_log2, uint64_t residue) {
     check_value(value);
-    outputs_.push_back({value, delta_log2});
+    if (delta_log2 < 0 || delta_log2 > 63 || (residue > 0 && (delta_log2 == 0 || residue >= uint64_t{1} << (delta_log2 - 1))))
+        fail("circuit: an output at 2^{} with a residue of {}", delta_log2, residue);
+    outputs_.push_back({value, delta_log2, residue});
 }
 
 std::vector<int32_t> Circuit::depths() const {

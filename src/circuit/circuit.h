@@ -7,9 +7,12 @@
 //   linear  sum_i w_i x_i + c: clear integer weights, a torus constant (leveled, no bootstrap)
 //   lookup  one programmable bootstrap: the message j of its input on the grid of
 //           p = 2^bits messages with a padding bit (j in [0, 2p)) gives table[j] for j < p and
-//           -table[j - p] otherwise (the negacyclic rotation). The input must lie exactly on
-//           the grid (no lower bits): then only noise can disturb the read, with the
-//           parameter set's failure probability.
+//           -table[j - p] otherwise (the negacyclic rotation). j is the grid point nearest to
+//           the input. The input lies on the grid, or off it by at most the lookup's declared
+//           `residue` (a deterministic offset the builder knows a bound for, e.g. low bits left
+//           in place on purpose). The read then fails only if noise exceeds the rest of the
+//           half box; analysis.h counts that, and the simulation checks the bound.
+//           bits = 0 is a sign lookup (p = 1): which half of the torus the input is in.
 // Tables hold torus outputs, so a lookup can write its result at any scale.
 #pragma once
 
@@ -41,21 +44,24 @@ struct Node {
     uint64_t constant = 0;                   // linear
     ValueId input = -1;                      // lookup
     int32_t table = -1;                      // lookup
+    uint64_t residue = 0;                    // lookup: max |input - nearest grid point|
 };
 
-// An encoded integer at the boundary: value v travels as v * 2^delta_log2 (mod 2^64).
+// An encoded integer at the boundary: value v travels as v * 2^delta_log2 (mod 2^64), an
+// output possibly off by a known residue (decryption rounds it away).
 struct Port {
     ValueId value;
     int delta_log2;
+    uint64_t residue = 0;
 };
 
 class Circuit {
 public:
     ValueId add_input(int delta_log2);
     ValueId add_linear(std::span<const LinearTerm> terms, uint64_t constant = 0);
-    ValueId add_lookup(ValueId input, int32_t table);
+    ValueId add_lookup(ValueId input, int32_t table, uint64_t residue = 0);
     int32_t add_table(int bits, std::vector<uint64_t> outputs, const std::string & kind);
-    void mark_output(ValueId value, int delta_log2);
+    void mark_output(ValueId value, int delta_log2, uint64_t residue = 0);
 
     const std::vector<Node> & nodes() const { return nodes_; }
     const std::vector<LinearTerm> & terms() const { return terms_; }

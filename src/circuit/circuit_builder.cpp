@@ -35,4 +35,29 @@ ValueId CircuitBuilder::remove_low_bits(ValueId u, int width, int shift, const s
     return rest;
 }
 
+CircuitBuilder::Rounded CircuitBuilder::round_keeping_low_bits(ValueId u, int width, int shift, int kept,
+                                                               const std::string & kind) {
+    if (shift < 0 || shift >= width || width > 62 || kept < 0 || kept > shift)
+        fail("round_keeping_low_bits: {} of {} bits, keeping {}", shift, width, kept);
+    const uint64_t centre = kept_bits_residue(width, kept);
+    ValueId rest = u;
+    for (int k = kept; k < shift; ++k) {
+        // Bit k on the padding bit, the kept bits g below it, centred: g 2^(63 - k) - their mean.
+        const uint64_t kept_mean = ((uint64_t{1} << kept) - 1) << (62 - k);
+        const LinearTerm scaled[] = {{rest, int64_t{1} << (width - k)}};
+        const ValueId t = linear(scaled, uint64_t{0} - kept_mean);
+        // The sign lookup gives -+2^(62 - width + k): half of bit k's weight at r's scale.
+        const int32_t bit_table = table(0, {uint64_t{0} - (uint64_t{1} << (62 - width + k))}, kind + ".sign");
+        const ValueId sign = lookup(t, bit_table, kept_mean);
+        const bool last = k + 1 == shift;
+        const LinearTerm clear[] = {{rest, 1}, {sign, -1}};
+        rest = linear(clear, uint64_t{0} - (uint64_t{1} << (62 - width + k)) - (last ? centre : 0));
+    }
+    if (kept == shift) {
+        const LinearTerm same[] = {{rest, 1}};
+        rest = linear(same, uint64_t{0} - centre);
+    }
+    return {rest, centre};
+}
+
 } // namespace fhegpt::circuit

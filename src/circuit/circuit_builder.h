@@ -12,6 +12,16 @@
 //   read bootstrap: the chunk's c bits, written at r's own scale, and r -= chunk.
 // Cost: two bootstraps per chunk. The chunk read's noise is multiplied by 2^m when the next
 // chunk scales r up; analysis.h accounts for it.
+//
+// Rounding that keeps the lowest `kept` bits. A table does not need its input exactly on the
+// grid, only within a known residue of it (circuit.h). So the lowest bits can stay, and only
+// bits kept..shift-1 are cleared, one sign bootstrap each, lowest first: for bit k,
+//   t = r * 2^(width - k) puts bit k on the padding bit; below it only the kept bits are set
+//     (bits kept..k-1 are already clear), so a sign lookup reads bit k with the margin of a
+//     kept-bit read for k = kept, and a wider one after;
+//   the sign lookup writes -+ half of bit k's weight at r's scale, and r -= it (plus a constant).
+// The result is (u >> shift) on the coarse grid plus the kept bits, centred: a residue of at
+// most (2^kept - 1) 2^(62 - width). Cost: shift - kept bootstraps, against two per chunk.
 #pragma once
 
 #include "circuit/circuit.h"
@@ -33,7 +43,8 @@ public:
 
     // A table, reused when one with the same bits, outputs and kind exists.
     int32_t table(int bits, std::vector<uint64_t> outputs, const std::string & kind);
-    ValueId lookup(ValueId input, int32_t table) { return circuit_.add_lookup(input, table); }
+    // residue: how far `input` may lie off the table's grid (circuit.h).
+    ValueId lookup(ValueId input, int32_t table, uint64_t residue = 0) { return circuit_.add_lookup(input, table, residue); }
     ValueId linear(std::span<const LinearTerm> terms, uint64_t constant = 0) {
         return circuit_.add_linear(terms, constant);
     }
@@ -42,6 +53,17 @@ public:
     // `shift` bits, i.e. (u >> shift) on the grid of 2^(width - shift) messages. shift == 0
     // returns u. `kind` names the bootstraps for counting.
     ValueId remove_low_bits(ValueId u, int width, int shift, const std::string & kind);
+
+    // (u >> shift) on the grid of 2^(width - shift) messages, off it by at most `residue`: the
+    // kept low bits of u, centred. kept in [0, shift]. Bootstraps are named `kind` + ".sign".
+    struct Rounded {
+        ValueId value;
+        uint64_t residue;
+    };
+    Rounded round_keeping_low_bits(ValueId u, int width, int shift, int kept, const std::string & kind);
+    static uint64_t kept_bits_residue(int width, int kept) {
+        return ((uint64_t{1} << kept) - 1) << (62 - width);
+    }
 
 private:
     int read_bits_;

@@ -23,33 +23,51 @@ std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::Quantized
     return add_head_rows(b, head, 0, n, x, input_scale, cache, output_width);
 }
 
+uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c) {
+    return CircuitBuilder::kept_bits_residue(head_encoding(head, 1).column_width(head, p, c), head.kept_bits(p, c));
+}
+
 HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width) {
     const HeadEncoding e = head_encoding(head, 1, output_width);
-    return {e.grid, e.score_scale, e.grid, e.output_scale};
+    HeadCacheScales s{e.grid, e.score_scale, e.grid, e.output_scale, {}, {}};
+    for (int32_t c = 0; c < head.head_dim; ++c) {
+        s.key_residue.push_back(bucket_residue(head, quant::kKey, c));
+        s.value_residue.push_back(bucket_residue(head, quant::kValue, c));
+    }
+    return s;
 }
 
 namespace {
 
+struct CachePart {
+    std::vector<ValueId> * values;
+    int scale;
+    const std::vector<uint64_t> * residue; // per column, or none (square terms are exact)
+};
+
 // The cache's parts in circuit order, with their scales.
-std::array<std::pair<std::vector<ValueId> *, int>, 4> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
-    return {{{&cache.key_bucket, s.key_bucket},
-             {&cache.key_square, s.key_square},
-             {&cache.value_bucket, s.value_bucket},
-             {&cache.value_square, s.value_square}}};
+std::array<CachePart, 4> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
+    return {{{&cache.key_bucket, s.key_bucket, &s.key_residue},
+             {&cache.key_square, s.key_square, nullptr},
+             {&cache.value_bucket, s.value_bucket, &s.value_residue},
+             {&cache.value_square, s.value_square, nullptr}}};
 }
 
 } // namespace
 
 HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count) {
     HeadCache cache;
-    for (auto [part, scale] : cache_parts(cache, scales))
-        for (size_t k = 0; k < count; ++k) part->push_back(b.circuit().add_input(scale));
+    for (const CachePart & part : cache_parts(cache, scales))
+        for (size_t k = 0; k < count; ++k) part.values->push_back(b.circuit().add_input(part.scale));
     return cache;
 }
 
 void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from) {
-    for (auto [part, scale] : cache_parts(cache, scales))
-        for (size_t k = from; k < part->size(); ++k) b.circuit().mark_output((*part)[k], scale);
+    for (const CachePart & part : cache_parts(cache, scales))
+        for (size_t k = from; k < part.values->size(); ++k) {
+            const uint64_t residue = part.residue ? (*part.residue)[k % part.residue->size()] : 0;
+            b.circuit().mark_output((*part.values)[k], part.scale, residue);
+        }
 }
 
 Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width) {
@@ -83,14 +101,18 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
     std::vector<ValueId> outputs;
     outputs.reserve(size_t(n - first) * d);
 
-    // Projections of the new positions: the rounded bucket h (on the grid; the value is
-    // h - 2^(V-1)) and its square term. Keys and values of earlier positions come from the cache.
+    // Projections of the new positions: the rounded bucket h (on the grid, off it by the
+    // column's residue; the value is h - 2^(V-1)) and, for k and v, its square term. Keys and
+    // values of earlier positions come from the cache.
     std::vector<ValueId> bucket[3], square[3];
+    std::vector<uint64_t> residue[3];
     const char * names[3] = {"q", "k", "v"};
     for (int p = 0; p < 3; ++p) {
         bucket[p].resize(size_t(n) * d, -1);
         square[p].resize(size_t(n) * d, -1);
-        const int32_t square_table = b.table(L, std::move(t.square[p]), std::string(names[p]) + ".square");
+        const int32_t square_table =
+            p == quant::kQuery ? -1 : b.table(L, std::move(t.square[p]), std::string(names[p]) + ".square");
+        for (int32_t c = 0; c < d; ++c) residue[p].push_back(bucket_residue(head, p, c));
         for (int32_t c = 0; c < d; ++c) {
             const int width = e.column_width(head, p, c), scale = e.column_scale(head, p, c);
             std::vector<LinearTerm> terms;
@@ -103,9 +125,11 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
                 std::vector<LinearTerm> row = terms;
                 for (LinearTerm & term : row) term.value = x[size_t(i - first) * n_embd + term.value];
                 const ValueId acc = b.linear(row, constant);
-                const ValueId h = b.remove_low_bits(acc, width, head.column_shift(p, c), "qkv.requant");
-                bucket[p][size_t(i) * d + c] = h;
-                square[p][size_t(i) * d + c] = b.lookup(h, square_table);
+                const CircuitBuilder::Rounded h =
+                    b.round_keeping_low_bits(acc, width, head.column_shift(p, c), head.kept_bits(p, c), "qkv.requant");
+                if (h.residue != residue[p][c]) fail("head circuit: column residues disagree");
+                bucket[p][size_t(i) * d + c] = h.value;
+                if (square_table >= 0) square[p][size_t(i) * d + c] = b.lookup(h.value, square_table, h.residue);
             }
         }
     }
@@ -134,16 +158,16 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
     std::vector<ValueId> buckets(static_cast<size_t>(n)), weights(static_cast<size_t>(n)),
         weight_squares(static_cast<size_t>(n));
     for (int32_t i = first; i < n; ++i) {
-        // Scores S_ij = 2 q_i . k_j = sum_c (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q), coarse buckets.
+        // Scores S_ij = 2 q_i . k_j + Q_i = sum_c (h_q + h_k)^2 - (k + 2^V)^2, coarse buckets.
         std::vector<ValueId> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {
             std::vector<LinearTerm> terms;
             for (int32_t c = 0; c < d; ++c) {
                 const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
                 const LinearTerm sum[] = {{bucket[quant::kQuery][qi], 1}, {bucket[quant::kKey][kj], 1}};
-                terms.push_back({b.lookup(b.linear(sum), score_product), 1});
+                terms.push_back(
+                    {b.lookup(b.linear(sum), score_product, residue[quant::kQuery][c] + residue[quant::kKey][c]), 1});
                 terms.push_back({square[quant::kKey][kj], -1});
-                terms.push_back({square[quant::kQuery][qi], -1});
             }
             score[j] = b.linear(terms, encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale));
             coarse[j] = b.remove_low_bits(score[j], head.score_bits + 1, head.score_shift(), "score.requant");
@@ -183,7 +207,7 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
             for (int32_t j = 0; j <= i; ++j) {
                 const size_t vj = size_t(j) * d + c;
                 const LinearTerm sum2[] = {{weights[j], 1}, {bucket[quant::kValue][vj], 1}};
-                out.push_back({b.lookup(b.linear(sum2), output_product), 1});
+                out.push_back({b.lookup(b.linear(sum2), output_product, residue[quant::kValue][c]), 1});
                 out.push_back({square[quant::kValue][vj], -1});
                 out.push_back({weight_squares[j], -1});
             }

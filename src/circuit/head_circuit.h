@@ -5,9 +5,11 @@
 //
 // Products of two ciphertexts use shared squares, 2 a b = (a + b)^2 - a^2 - b^2: one
 // bootstrap per product, a^2 and b^2 coming from one table read of a and b (once per value,
-// not per product). A q/k/v value is its rounded accumulator itself (a power-of-two scale), so
-// it needs no table of its own. Only causal pairs j <= i are built. Every scale, bias and
-// rounding sits inside the table that follows it.
+// not per product; q^2 is a row constant the scores keep, quantized_head.h). A q/k/v value is
+// its rounded accumulator itself (a power-of-two scale), so it needs no table of its own, and
+// it keeps its lowest accumulator bits as a residue its readers tolerate
+// (CircuitBuilder::round_keeping_low_bits). Only causal pairs j <= i are built. Every scale,
+// bias and rounding sits inside the table that follows it.
 #pragma once
 
 #include "circuit/circuit.h"
@@ -35,7 +37,10 @@ struct HeadCache {
 // Their encodings (log2 scales), fixed for a head and output width.
 struct HeadCacheScales {
     int key_bucket, key_square, value_bucket, value_square;
+    std::vector<uint64_t> key_residue, value_residue; // per column: how far a bucket lies off its grid
 };
+// How far the bucket of column c of projection p lies off its grid (its kept low bits).
+uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c);
 HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width);
 // A cache of `count` values per part as circuit inputs, in the order of build_head_row_circuit.
 HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count);

@@ -55,7 +55,7 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
             for (int32_t c = 0; c < d; ++c) {
                 const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
                 s += read(t.score_product, bucket[quant::kQuery][qi] + bucket[quant::kKey][kj], e.grid);
-                s -= square[quant::kKey][kj] + square[quant::kQuery][qi];
+                s -= square[quant::kKey][kj]; // Q_i stays in (quantized_head.h)
             }
             score[j] = s;
             coarse[j] = clear_low_bits(s, e.score_scale, head.score_shift());

@@ -29,10 +29,15 @@ std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<con
             const Table & table = circuit.tables()[n.table];
             const int grid_log2 = 63 - table.bits;
             const uint64_t x = value[n.input];
-            if (x & ((uint64_t{1} << grid_log2) - 1))
-                fail("simulate: lookup {} reads a value that is off its {}-bit grid (circuit construction error)", id,
-                     table.bits);
-            value[id] = read_table(table, x >> grid_log2);
+            // The nearest grid point, as the bootstrap's centred boxes read it.
+            const uint64_t j = (x + (uint64_t{1} << (grid_log2 - 1))) >> grid_log2;
+            const uint64_t off = x - (j << grid_log2);
+            const uint64_t distance = static_cast<int64_t>(off) < 0 ? uint64_t{0} - off : off;
+            if (distance > n.residue)
+                fail("simulate: lookup {} reads a value {} off its {}-bit grid, more than the {} its builder declared "
+                     "(circuit construction error)",
+                     id, distance, table.bits, n.residue);
+            value[id] = read_table(table, j);
         }
     }
     return value;

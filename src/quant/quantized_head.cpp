@@ -83,10 +83,15 @@ std::vector<int64_t> QuantizedHead::quantize_inputs(std::span<const float> x) co
 int64_t QuantizedHead::square_entry(int p, int64_t h) const {
     const int64_t value = h - (int64_t{1} << (value_bits - 1));
     switch (p) {
-    case kQuery: return value * value + (int64_t{1} << (value_bits + 1)) * value; // q^2 + 2^(V+1) q
+    case kQuery: return query_square(h);
     case kKey: return (value + (int64_t{1} << value_bits)) * (value + (int64_t{1} << value_bits)); // (k + 2^V)^2
     default: return h * h;                                                          // h_v^2
     }
+}
+
+int64_t QuantizedHead::query_square(int64_t h) const {
+    const int64_t value = h - (int64_t{1} << (value_bits - 1));
+    return value * value + (int64_t{1} << (value_bits + 1)) * value;
 }
 
 int64_t QuantizedHead::window_entry(int64_t d) const {
@@ -200,7 +205,8 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         const int tensor_bits = quantize_with(std::vector<int>(static_cast<size_t>(d), 0));
         head.acc_bits[p] = tensor_bits;
         if (config.per_channel) {
-            // Extra column bits that stay within the rounding chunks the widest column needs anyway.
+            // Extra column bits, at most the spare bits of the lut_bits chunks the widest column's
+            // rounding spans. Each costs one more sign bootstrap per value of the column.
             const int removed = tensor_bits - V;
             const int free_bits = (removed + chunk - 1) / chunk * chunk - removed;
             std::vector<int> e(static_cast<size_t>(d));
@@ -230,6 +236,11 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
                 row.push_back(2 * s);
                 score_absmax = std::max(score_absmax, std::abs(row.back()));
             }
+            // The row constant the circuit leaves in (quantized_head.h).
+            int64_t row_constant = 0;
+            for (int32_t c = 0; c < d; ++c)
+                row_constant += head.query_square(q[size_t(i) * d + c] + (int64_t{1} << (V - 1)));
+            for (int64_t & score : row) score += row_constant;
             scores.push_back(std::move(row));
         }
         offset += len;
@@ -244,18 +255,22 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         ++head.window_bits;
     // m: a high percentile over rows of the largest relative score, so that most rows keep their
     // top attention weights inside the exp table's range without saturating.
+    // As the circuit computes them wherever a row's scores span fewer than 2^V coarse buckets:
+    // u_S modulo its encoding, the row's top by a chain of steps on differences modulo 2^L.
     std::vector<double> row_max;
+    const int64_t u_mask = (int64_t{1} << (head.score_bits + 1)) - 1, c_mask = (int64_t{1} << lut_bits) - 1;
     for (const auto & row : scores) {
         std::vector<int64_t> u(row.size()), c(row.size());
-        int64_t top = 0;
         for (size_t j = 0; j < row.size(); ++j) {
-            u[j] = row[j] + (int64_t{1} << (head.score_bits - 1));
+            u[j] = (row[j] + (int64_t{1} << (head.score_bits - 1))) & u_mask;
             c[j] = u[j] >> s;
-            top = std::max(top, c[j]);
         }
+        int64_t top = c[0];
+        for (size_t j = 1; j < row.size(); ++j)
+            top = (top + head.max_step_entry((c[j] - top + (int64_t{1} << V)) & c_mask)) & c_mask;
         double best = -1e300;
         for (size_t j = 0; j < row.size(); ++j) {
-            const int64_t fine = (u[j] - (c[j] << s) + head.window_entry(top - c[j])) >> head.fine_shift();
+            const int64_t fine = (u[j] - (c[j] << s) + head.window_entry((top - c[j]) & c_mask)) >> head.fine_shift();
             best = std::max(best, head.relative_score(fine));
         }
         row_max.push_back(best);

@@ -9,13 +9,18 @@
 //   acc      = W' x + b over n_embd inputs (column c of projection p: acc_bits[p] + e_pc bits)
 //   q, k, v  the accumulator rounded to V bits by a power of two, exactly:
 //              bucket h = round(acc / 2^shift) + 2^(V-1) in [0, 2^V), value = h - 2^(V-1).
+//            The circuit keeps the lowest kept_bits of the accumulator under h as a residue
+//            that every table reading h tolerates (circuit_builder.h): the values are the same.
 //            The scale of a value is w'_p 2^(acc_bits - V) for every column: no table is
 //            needed for the value itself. Per-channel weights use power-of-two column scales
-//            w'_p 2^-e_pc (e_pc >= 0 extra bits where they cost no extra rounding bootstrap), with
+//            w'_p 2^-e_pc (e_pc >= 0 extra bits, one more rounding bootstrap each), with
 //            shift_pc = acc_bits[p] + e_pc - V, so that every column keeps the same value scale.
-//   S_ij     = 2 q_i . k_j (exact, via squares: (h_q + h_k)^2 - (k + 2^V)^2 - (q^2 + 2^(V+1) q));
-//            u_S = S + 2^(B_S-1) on B_S + 1 bits; coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
-//   M_i      = max_j c_ij (a chain of relu lookups); d_ij = M_i - c_ij
+//   S_ij     = 2 q_i . k_j + Q_i, via squares: sum_c (h_q + h_k)^2 - (k + 2^V)^2, with the row
+//            constant Q_i = sum_c q^2 + 2^(V+1) q left in: softmax does not see a shift of a whole
+//            row, and every step below works modulo the encoding, so only S_ij - S_ij' matters
+//            (it only moves where the bucket edges fall).
+//            u_S = S + 2^(B_S-1) mod 2^(B_S+1); coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
+//   M_i      = max_j c_ij (a chain of relu lookups on differences mod 2^L); d_ij = M_i - c_ij
 //   u'_ij    = (u_S - c_ij 2^s) + (K - min(d_ij, K)) 2^s, K = 2^k' - 1: the score relative to the
 //            top of the row's best coarse bucket, exact for d <= K (further below, where exp
 //            is negligible, it aliases to d = K); fine bucket g_ij = u' >> (s + k' - V) (V bits)
@@ -43,10 +48,11 @@ namespace fhegpt::quant {
 struct HeadQuantConfig {
     int n_bits = 4;       // activations (x) and, unless weight_bits is set, weights
     int weight_bits = 0;  // 0: n_bits
-    bool per_channel = false;      // power-of-two column scales for the weights
+    bool per_channel = false;      // power-of-two column scales for the weights (extra rounding bootstraps)
     bool input_per_channel = true; // one scale per input channel, folded into the weights
     int lut_bits = 0;     // 0: max(3, min(n_bits, 12))
-    int rounding_chunk_bits = 0; // 0: lut_bits; bits one rounding bootstrap removes (circuit_builder.h)
+    int rounding_chunk_bits = 0; // 0: lut_bits; bits one chunk of the score and softmax roundings removes
+                                 // (CircuitBuilder::remove_low_bits)
 };
 
 enum Projection { kQuery = 0, kKey = 1, kValue = 2 };
@@ -71,6 +77,14 @@ struct QuantizedHead {
     // Column c of projection p: signed accumulator width, and the bits rounding removes.
     int column_bits(int p, int32_t c) const { return acc_bits[p] + column_exponent[p][size_t(c)]; }
     int column_shift(int p, int32_t c) const { return column_bits(p, c) - value_bits; }
+    // Low accumulator bits the rounding of column c keeps in place (one sign bootstrap per other
+    // removed bit): at most lut_bits, so that the first sign read has the margin of an L-bit read,
+    // and few enough that the residue stays under 1/16 of a box for q and k (theirs add up in
+    // q.k) and 1/8 for v, so that every product read keeps 3/8 of a box.
+    int kept_bits(int p, int32_t c) const {
+        return std::clamp(column_shift(p, c) - (p == kValue ? 2 : 3), 0, lut_bits);
+    }
+    int rounding_bootstraps(int p, int32_t c) const { return column_shift(p, c) - kept_bits(p, c); }
     // u = acc + offset: bucket h = u >> shift (round to nearest, ties up), in [0, 2^V) in range.
     int64_t accumulator_offset(int p, int32_t c) const;
     int64_t accumulator(int p, int32_t column, std::span<const int64_t> x_row) const;
@@ -97,8 +111,10 @@ struct QuantizedHead {
     std::vector<int64_t> quantize_inputs(std::span<const float> x) const;
 
     // Table entries, for every input j in [0, 2^L).
-    // Square terms of the products, from a q/k/v bucket h (value h - 2^(V-1)).
+    // Square terms of the products, from a k or v bucket h (value h - 2^(V-1)).
     int64_t square_entry(int p, int64_t h) const;
+    // Q_i's term: q^2 + 2^(V+1) q for the bucket h of q (the reference and calibration only).
+    int64_t query_square(int64_t h) const;
     static int64_t product_entry(int64_t z) { return z * z; }
     // Row maximum step: m + max(z - 2^V, 0) for z = c - m + 2^V.
     int64_t max_step_entry(int64_t z) const { return std::max<int64_t>(z - (int64_t{1} << value_bits), 0); }

@@ -132,8 +132,13 @@ void run_compile(const CompileOptions & opt) {
                     na.parameter_set.c_str(), na.worst_log2_p_fail, na.worst_kind.c_str(), na.log2_expected_failures,
                     na.parameter_set == set ? "" : " (too many)");
     std::printf("  bootstraps: %lld in %d sequential batches\n", static_cast<long long>(a.bootstraps), a.depth);
-    for (const auto & [kind, count] : a.bootstraps_by_kind)
-        std::printf("    %-26s %7lld  (%d-bit)\n", kind.c_str(), static_cast<long long>(count), a.lookup_bits_by_kind.at(kind));
+    for (const auto & [kind, count] : a.bootstraps_by_kind) {
+        const int bits = a.lookup_bits_by_kind.at(kind);
+        if (bits == 0)
+            std::printf("    %-26s %7lld  (sign)\n", kind.c_str(), static_cast<long long>(count));
+        else
+            std::printf("    %-26s %7lld  (%d-bit)\n", kind.c_str(), static_cast<long long>(count), bits);
+    }
     if (has_set)
         std::printf("  estimated time: %.1f s on %u threads (measured bootstrap speed of %s)\n", estimate, threads, set.c_str());
     else

@@ -52,7 +52,8 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
         ->capture_default_str();
     command.add_option("--calibration", o.calibration_path, "calibration prompts, one per line")->capture_default_str();
     command.add_flag("--per-channel", o.per_channel,
-                     "power-of-two weight scales per output channel, where they cost no bootstrap (default: per tensor)");
+                     "power-of-two weight scales per output channel; each extra column bit costs a bootstrap per value "
+                     "(default: per tensor)");
     command.add_flag("--per-tensor-inputs", o.per_tensor_inputs,
                      "one scale for all input channels (default: one per channel, folded into the weights)");
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));

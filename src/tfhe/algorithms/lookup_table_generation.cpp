@@ -15,8 +15,9 @@ LookupTable build(PolynomialSize polynomial_size, uint64_t input_modulus, uint64
                   size_t function_count, const std::function<uint64_t(size_t, uint64_t)> & torus_value) {
     const size_t n = polynomial_size.value;
     FHEGPT_CHECK(std::has_single_bit(n) && n >= 2, "polynomial size %zu is not a power of two", n);
-    FHEGPT_CHECK(std::has_single_bit(input_modulus) && input_modulus >= 2 && input_modulus <= n,
-                 "input modulus %llu is not a power of two in [2, N = %zu]", (unsigned long long)input_modulus, n);
+    // p = 1 is a sign lookup: one box per half of the torus, f(0) or -f(0).
+    FHEGPT_CHECK(std::has_single_bit(input_modulus) && input_modulus <= n,
+                 "input modulus %llu is not a power of two in [1, N = %zu]", (unsigned long long)input_modulus, n);
     FHEGPT_CHECK(function_count >= 1 && function_count <= n / input_modulus,
                  "%zu functions do not fit in boxes of %zu coefficients", function_count,
                  static_cast<size_t>(n / input_modulus));

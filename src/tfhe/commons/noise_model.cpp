@@ -70,10 +70,14 @@ double dot_product_variance(std::span<const int64_t> weights, double variance) {
 }
 
 double log2_failure_probability(double variance, uint64_t message_modulus) {
-    FHEGPT_CHECK(variance > 0 && message_modulus >= 1, "variance %g, modulus %llu", variance,
-                 (unsigned long long)message_modulus);
-    const double half_box = 1.0 / (4.0 * static_cast<double>(message_modulus));
-    const double x = half_box / std::sqrt(2.0 * variance);
+    FHEGPT_CHECK(message_modulus >= 1, "modulus %llu", (unsigned long long)message_modulus);
+    return log2_failure_probability_at_margin(variance, 1.0 / (4.0 * static_cast<double>(message_modulus)));
+}
+
+double log2_failure_probability_at_margin(double variance, double margin) {
+    FHEGPT_CHECK(variance > 0, "variance %g", variance);
+    if (margin <= 0) return 0;
+    const double x = margin / std::sqrt(2.0 * variance);
     const double p = std::erfc(x);
     if (p > 1e-300) return std::log2(p);
     // erfc(x) ~ exp(-x^2) / (x sqrt(pi)) (1 - 1/(2x^2) + 3/(4x^4)) for large x.

@@ -57,6 +57,9 @@ double dot_product_variance(std::span<const int64_t> weights, double variance);
 
 // log2 P(|e| > 1 / (4 p)) for a centred Gaussian e of this variance; accurate far in the tail.
 double log2_failure_probability(double variance, uint64_t message_modulus);
+// log2 P(|e| > margin) (margin as a fraction of the torus): a read whose input sits off its box
+// centre by a known amount keeps only the rest of the half box. 0 when the margin is gone.
+double log2_failure_probability_at_margin(double variance, double margin);
 
 struct NoiseBudget {
     double fresh = 0;            // fresh encryption under the big key

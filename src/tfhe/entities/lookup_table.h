@@ -5,7 +5,8 @@
 // coefficients centred on m N / p), coefficient t of V holds the output for the message whose
 // box contains t: V[t] = f(m) for t in [m w - w/2, m w + w/2), w = N / p, and the top half box
 // [N - w/2, N) holds -f(0) (negacyclic wrap of m = 0 with negative noise). The constant
-// coefficient of X^(-phi) V is then f(m) for every phi within w/2 of m w.
+// coefficient of X^(-phi) V is then f(m) for every phi within w/2 of m w. With p = 1 (a sign
+// lookup) the box is the half torus centred on 0: f(0) there, -f(0) on the other half.
 //
 // Many-LUT: with c = function_count > 1 functions, each box holds c slots of width
 // s = slot_stride = floor(w / c): slot j of message m covers [m w + j s - s/2, m w + j s + s/2)
