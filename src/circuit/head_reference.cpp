@@ -22,7 +22,7 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
     const HeadEncoding & e = t.encoding;
     const int32_t d = head.head_dim, n_embd = head.n_embd;
 
-    // Buckets h (on the grid) and square terms of q, k, v.
+    // Buckets h (on the grid) of q, k, v and square terms of k, v.
     std::vector<uint64_t> bucket[3], square[3];
     for (int p = 0; p < 3; ++p) {
         bucket[p].resize(size_t(n) * d);
@@ -37,7 +37,7 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
                          encode_integer(x_int[size_t(i) * n_embd + r], e.input_scale);
                 const uint64_t h = clear_low_bits(u, scale, head.column_shift(p, c));
                 bucket[p][size_t(i) * d + c] = h;
-                square[p][size_t(i) * d + c] = read(t.square[p], h, e.grid);
+                if (p != quant::kQuery) square[p][size_t(i) * d + c] = read(t.square[p], h, e.grid);
             }
         }
     }

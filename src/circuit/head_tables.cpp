@@ -41,7 +41,7 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
     HeadTables t;
     t.encoding = head_encoding(head, n, output_width);
     const HeadEncoding & e = t.encoding;
-    for (int p = 0; p < 3; ++p)
+    for (int p : {quant::kKey, quant::kValue})
         t.square[p] = integer_table(L, p == quant::kValue ? e.output_scale : e.score_scale,
                                     [&](int64_t h) { return head.square_entry(p, h); });
     t.score_product = integer_table(L, e.score_scale, quant::QuantizedHead::product_entry);

@@ -26,7 +26,7 @@ struct HeadEncoding {
 
 struct HeadTables {
     HeadEncoding encoding;
-    std::vector<uint64_t> square[3];       // per projection, from a bucket (q, k at score scale; v at output scale)
+    std::vector<uint64_t> square[3];       // k (score scale) and v (output scale), from a bucket; none for q (Q_i stays in)
     std::vector<uint64_t> score_product;   // z^2 at the score scale, z = h_q + h_k
     std::vector<uint64_t> output_product;  // z^2 at the output scale, z = a + h_v
     std::vector<uint64_t> max_step;        // c - m + 2^V -> max(c - m, 0) on the grid (row maximum)

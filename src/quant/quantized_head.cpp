@@ -83,7 +83,7 @@ std::vector<int64_t> QuantizedHead::quantize_inputs(std::span<const float> x) co
 int64_t QuantizedHead::square_entry(int p, int64_t h) const {
     const int64_t value = h - (int64_t{1} << (value_bits - 1));
     switch (p) {
-    case kQuery: return query_square(h);
+    case kQuery: fail("quantized head: q has no square table (Q_i stays in the scores)");
     case kKey: return (value + (int64_t{1} << value_bits)) * (value + (int64_t{1} << value_bits)); // (k + 2^V)^2
     default: return h * h;                                                          // h_v^2
     }
