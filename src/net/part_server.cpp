@@ -187,20 +187,19 @@ std::string PartServer::evaluate(Session & session, const std::string & body, st
         for (const auto & part : session.cache)
             for (const auto & ct : part) inputs.push_back(&ct);
     circuit::ExecutionStats stats;
-    session.progress_done = 0;
-    session.progress_total = 0;
     const auto progress = [&session](int64_t done, int64_t total) {
         session.progress_total = total;
         session.progress_done = done;
     };
     std::vector<tfhe::LweCiphertext> outputs;
-    try {
+    {
+        // Progress reads 0 / 0 whenever no evaluation runs, however this one ends.
+        struct ProgressReset {
+            Session & session;
+            ~ProgressReset() { session.progress_done = session.progress_total = 0; }
+        } reset_progress{session};
         outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats);
-    } catch (...) {
-        session.progress_done = session.progress_total = 0;
-        throw;
     }
-    session.progress_done = session.progress_total = 0;
 
     // Commit: the new rows go back, their keys and values join the cache.
     const size_t rows = size_t(n_new) * size_t(m.output_cols), state = size_t(n_new) * size_t(part_.cache_cols);
