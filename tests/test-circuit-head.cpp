@@ -588,8 +588,8 @@ TEST(HeadCircuitCache, EncryptedCacheEqualsSimulation) {
 }
 
 TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
-    // The scores sum 2 d bootstrap outputs: with PARAM_4BIT_2M128 their noise reaches the
-    // rounding of the score; the level-2 set keeps every bootstrap below 2^-70 (the product
+    // The scores sum 2 d bootstrap outputs, the outputs 3 n: with PARAM_4BIT_2M128 their noise
+    // reaches the rounding of the score or the decryption of the output; the level-2 set keeps every bootstrap below 2^-70 (the product
     // reads, whose q and k residues take 1/8 of their box, are the most fragile).
     const quant::QuantizedHead head = make_head(4, false);
     const Circuit c = build_head_circuit(head, 4);
@@ -598,7 +598,8 @@ TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
     std::printf("PARAM_4BIT_2M128: worst log2 p_fail %.1f (%s); PBS_L2: %.1f (%s)\n", cheap.worst_log2_p_fail,
                 cheap.worst_kind.c_str(), fine.worst_log2_p_fail, fine.worst_kind.c_str());
     EXPECT_GT(cheap.worst_log2_p_fail, -40.0);
-    EXPECT_EQ(cheap.worst_kind.rfind("score.", 0), 0u) << cheap.worst_kind; // a rounding of the long score sums
+    EXPECT_TRUE(cheap.worst_kind.rfind("score.", 0) == 0 || cheap.worst_kind == "output.decrypt")
+        << cheap.worst_kind; // a read of one of the long sums
     EXPECT_LT(fine.worst_log2_p_fail, -70.0);
     EXPECT_LT(fine.log2_expected_failures, -60.0);
     const tfhe::TfheParameters * chosen = choose_parameters(c);

@@ -148,4 +148,27 @@ TEST(TopKAgreement, NanFails) {
     EXPECT_THROW(top_k_agreement(modified, reference, 4), fhegpt::Error);
 }
 
+TEST(TopKAgreement, MeanKlDivergence) {
+    // Position 0: p = (1/2, 1/2), q = (3/4, 1/4): KL = (ln(2/3) + ln 2) / 2. Position 1: equal.
+    const std::vector<float> reference = {0.0f, 0.0f, 1.0f, -2.0f};
+    const std::vector<float> modified = {std::log(3.0f) + 5.0f, 5.0f, 4.0f, 1.0f}; // shifts do not matter
+    const TopKAgreement a = top_k_agreement(reference, modified, 2);
+    const double expected = (std::log(2.0 / 3.0) + std::log(2.0)) / 2.0;
+    EXPECT_NEAR(a.kl_sum, expected, 1e-6);
+    EXPECT_NEAR(a.mean_kl(), expected / 2.0, 1e-6);
+    EXPECT_NEAR(top_k_agreement(reference, reference, 2).mean_kl(), 0.0, 1e-12);
+    TopKAgreement sum = a;
+    sum.add(a);
+    EXPECT_NEAR(sum.mean_kl(), expected / 2.0, 1e-6);
+    EXPECT_DOUBLE_EQ(TopKAgreement{}.mean_kl(), 0.0);
+}
+
+TEST(TopKAgreement, KlOfAMaskedTokenIsInfinite) {
+    // The modified model masks a token the reference predicts; a token the reference masks adds nothing.
+    const float inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> flat = {0.0f, 0.0f}, masked = {0.0f, -inf};
+    EXPECT_TRUE(std::isinf(top_k_agreement(flat, masked, 2).mean_kl()));
+    EXPECT_NEAR(top_k_agreement(masked, masked, 2).mean_kl(), 0.0, 1e-12);
+}
+
 } // namespace

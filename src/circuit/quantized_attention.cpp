@@ -63,22 +63,33 @@ QuantizedAttention quantize_attention(const model::Gpt2Model & model, int32_t la
     for (int32_t j = 0; j < n_embd; ++j)
         att.proj_bias[j] = static_cast<int64_t>(std::nearbyint(double(l.attn_proj_b[j]) / att.out_unit));
 
-    // Output width from the calibration outputs.
-    int64_t out_absmax = 0;
+    // c_proj's inputs on the calibration sequences: the heads' outputs rounded to L bits.
     const size_t positions = x_int.size() / size_t(n_embd);
-    std::vector<int64_t> o(static_cast<size_t>(n_embd));
-    for (size_t i = 0; i < positions; ++i) {
+    std::vector<int64_t> o(positions * size_t(n_embd));
+    for (size_t i = 0; i < positions; ++i)
         for (int32_t r = 0; r < n_embd; ++r) {
             const int32_t h = r / d;
             const int64_t u = context[h][i * d + size_t(r % d)] + att.context_offset(h);
-            o[r] = (u >> att.context_shift[h]) - (int64_t{1} << (L - 1));
+            o[i * size_t(n_embd) + size_t(r)] = (u >> att.context_shift[h]) - (int64_t{1} << (L - 1));
         }
+    if (config.weight_rounding == quant::WeightRounding::gptq) {
+        std::vector<double> with_bias(folded.begin(), folded.end());
+        for (int32_t j = 0; j < n_embd; ++j) with_bias.push_back(l.attn_proj_b[j]);
+        const quant::RoundedWeights rounded =
+            quant::round_weights_gptq(with_bias, n_embd, n_embd, att.proj.scales, weight_bits,
+                                      quant::augmented_gram(o, int64_t(positions), n_embd), quant::kGptqDamping);
+        att.proj.values = rounded.values;
+        for (int32_t j = 0; j < n_embd; ++j) att.proj_bias[j] = static_cast<int64_t>(std::nearbyint(rounded.bias[j]));
+    }
+
+    // Output width from the calibration outputs.
+    int64_t out_absmax = 0;
+    for (size_t i = 0; i < positions; ++i)
         for (int32_t j = 0; j < n_embd; ++j) {
             int64_t acc = att.proj_bias[j];
-            for (int32_t r = 0; r < n_embd; ++r) acc += att.proj.values[size_t(r) * n_embd + j] * o[r];
+            for (int32_t r = 0; r < n_embd; ++r) acc += att.proj.values[size_t(r) * n_embd + j] * o[i * size_t(n_embd) + size_t(r)];
             out_absmax = std::max(out_absmax, acc < 0 ? -acc : acc);
         }
-    }
     att.out_bits = static_cast<int>(std::bit_width(static_cast<uint64_t>(out_absmax))) + 2; // sign + headroom
     return att;
 }

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -18,17 +19,41 @@ void check_no_nan(std::span<const float> row, const char * which, size_t positio
         if (std::isnan(row[t])) fail("top-k agreement: {} logit of token {} at position {} is NaN", which, t, position);
 }
 
+// KL(softmax(reference) || softmax(modified)) of one position, in nats, by log-sum-exp.
+double kl_divergence(std::span<const float> reference, std::span<const float> modified) {
+    double ref_max = -INFINITY, mod_max = -INFINITY;
+    for (size_t t = 0; t < reference.size(); ++t) {
+        ref_max = std::max(ref_max, double(reference[t]));
+        mod_max = std::max(mod_max, double(modified[t]));
+    }
+    double ref_sum = 0, mod_sum = 0;
+    for (size_t t = 0; t < reference.size(); ++t) {
+        ref_sum += std::exp(double(reference[t]) - ref_max);
+        mod_sum += std::exp(double(modified[t]) - mod_max);
+    }
+    const double ref_log_z = ref_max + std::log(ref_sum), mod_log_z = mod_max + std::log(mod_sum);
+    double kl = 0;
+    for (size_t t = 0; t < reference.size(); ++t) {
+        const double log_p = double(reference[t]) - ref_log_z;
+        if (std::isinf(log_p)) continue; // p = 0 contributes nothing
+        kl += std::exp(log_p) * (log_p - (double(modified[t]) - mod_log_z));
+    }
+    return std::max(kl, 0.0); // rounding can leave a tiny negative
+}
+
 } // namespace
 
 double TopKAgreement::top1() const { return fraction(hits_top1, positions); }
 double TopKAgreement::top5() const { return fraction(hits_top5, positions); }
 double TopKAgreement::top10() const { return fraction(hits_top10, positions); }
+double TopKAgreement::mean_kl() const { return positions > 0 ? kl_sum / static_cast<double>(positions) : 0.0; }
 
 void TopKAgreement::add(const TopKAgreement & other) {
     positions += other.positions;
     hits_top1 += other.hits_top1;
     hits_top5 += other.hits_top5;
     hits_top10 += other.hits_top10;
+    kl_sum += other.kl_sum;
 }
 
 TopKAgreement top_k_agreement(std::span<const float> reference_logits, std::span<const float> modified_logits,
@@ -63,6 +88,7 @@ TopKAgreement top_k_agreement(std::span<const float> reference_logits, std::span
         if (rank < 1) ++result.hits_top1;
         if (rank < 5) ++result.hits_top5;
         if (rank < 10) ++result.hits_top10;
+        result.kl_sum += kl_divergence(reference, modified);
     }
     return result;
 }

@@ -1,6 +1,7 @@
 #include "quant/quantized_head.h"
 
 #include "common/error.h"
+#include "quant/weight_rounding.h"
 
 #include <algorithm>
 #include <bit>
@@ -164,6 +165,8 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
 
     const std::vector<int64_t> x_int = head.quantize_inputs(x);
+    const std::vector<double> gram =
+        config.weight_rounding == WeightRounding::gptq ? augmented_gram(x_int, total, n_embd) : std::vector<double>();
     // W' = W with the input scales folded in, [n_embd, d] per projection.
     std::vector<double> folded(size_t(n_embd) * d);
 
@@ -187,12 +190,21 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             m.values.resize(size_t(n_embd) * d);
             m.scales.resize(static_cast<size_t>(d));
             for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
-            for (int32_t r = 0; r < n_embd; ++r)
-                for (int32_t c = 0; c < d; ++c)
-                    m.values[size_t(r) * d + c] = quantize_value(folded[size_t(r) * d + c], m.scales[c], weight_bits);
             head.bias[p].resize(static_cast<size_t>(d));
-            for (int32_t c = 0; c < d; ++c)
-                head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / m.scales[c]));
+            if (config.weight_rounding == WeightRounding::gptq) {
+                std::vector<double> with_bias(folded);
+                for (int32_t c = 0; c < d; ++c) with_bias.push_back(b_p[p][c]);
+                const RoundedWeights rounded =
+                    round_weights_gptq(with_bias, n_embd, d, m.scales, weight_bits, gram, kGptqDamping);
+                m.values = rounded.values;
+                for (int32_t c = 0; c < d; ++c) head.bias[p][c] = static_cast<int64_t>(std::nearbyint(rounded.bias[c]));
+            } else {
+                for (int32_t r = 0; r < n_embd; ++r)
+                    for (int32_t c = 0; c < d; ++c)
+                        m.values[size_t(r) * d + c] = quantize_value(folded[size_t(r) * d + c], m.scales[c], weight_bits);
+                for (int32_t c = 0; c < d; ++c)
+                    head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / m.scales[c]));
+            }
             int B = V + 1;
             std::vector<int64_t> accs(static_cast<size_t>(total));
             for (int32_t c = 0; c < d; ++c) {

@@ -7,6 +7,7 @@
 //   x        n_bits signed, one scale per input channel r, s_r (client side; per tensor with
 //            input_per_channel off). The scales are folded into the weights: W'_rc = W_rc s_r.
 //   acc      = W' x + b over n_embd inputs (column c of projection p: acc_bits[p] + e_pc bits)
+//            (W' rounded by GPTQ on the calibration inputs by default: quant/weight_rounding.h)
 //   q, k, v  the accumulator rounded to V bits by a power of two, exactly:
 //              bucket h = round(acc / 2^shift) + 2^(V-1) in [0, 2^V), value = h - 2^(V-1).
 //            The circuit keeps the lowest kept_bits of the accumulator under h as a residue
@@ -37,6 +38,7 @@
 
 #include "model/attention.h"
 #include "quant/quantizer.h"
+#include "quant/weight_rounding.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -50,6 +52,7 @@ struct HeadQuantConfig {
     int weight_bits = 0;  // 0: n_bits
     bool per_channel = false;      // power-of-two column scales for the weights (extra rounding bootstraps)
     bool input_per_channel = true; // one scale per input channel, folded into the weights
+    WeightRounding weight_rounding = WeightRounding::gptq; // on the calibration inputs (weight_rounding.h)
     int lut_bits = 0;     // 0: max(3, min(n_bits, 12))
     int rounding_chunk_bits = 0; // 0: lut_bits; bits one chunk of the score and softmax roundings removes
                                  // (CircuitBuilder::remove_low_bits)

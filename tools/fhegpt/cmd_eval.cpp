@@ -90,7 +90,7 @@ void run_eval(const EvalOptions & opt) {
 
     std::ofstream csv(opt.csv_path);
     if (!csv) fail("{}: cannot write", opt.csv_path);
-    csv << "part,n_bits,weight_bits,per_channel,lut_bits,positions,top1,top5,top10\n";
+    csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,positions,top1,top5,top10,mean_kl\n";
     std::vector<PlotPanel> panels;
     for (const PartSpec & part : parts) {
         PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
@@ -108,12 +108,13 @@ void run_eval(const EvalOptions & opt) {
                 total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
             }
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f over %lld positions (%.1f s)\n",
+            std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f mean KL %.5f over %lld positions (%.1f s)\n",
                          part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
+                         total.mean_kl(),
                          static_cast<long long>(total.positions), seconds);
             csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits) << ','
-                << (opt.quant.per_channel ? 1 : 0) << ',' << quantized.lut_bits() << ',' << total.positions << ','
-                << total.top1() << ',' << total.top5() << ',' << total.top10() << '\n';
+                << (opt.quant.per_channel ? 1 : 0) << ',' << opt.quant.weight_rounding << ',' << quantized.lut_bits() << ',' << total.positions << ','
+                << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
             for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
             panel.series[0].y.push_back(total.top1());
             panel.series[1].y.push_back(total.top5());

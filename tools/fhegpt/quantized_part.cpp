@@ -56,6 +56,12 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
                      "(default: per tensor)");
     command.add_flag("--per-tensor-inputs", o.per_tensor_inputs,
                      "one scale for all input channels (default: one per channel, folded into the weights)");
+    command
+        .add_option("--weight-rounding", o.weight_rounding,
+                    "nearest: every weight to its nearest level; gptq: rounding errors compensated on the "
+                    "calibration inputs (GPTQ)")
+        ->check(CLI::IsMember({"nearest", "gptq"}))
+        ->capture_default_str();
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
     command.add_option("--lut-bits", o.lut_bits,
                        "bits every lookup reads (q/k/v and attention weights get one less; default: --n-bits, at least 3)")
@@ -75,6 +81,8 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
     config.per_channel = options.per_channel;
     config.input_per_channel = !options.per_tensor_inputs;
     config.lut_bits = options.lut_bits;
+    config.weight_rounding =
+        options.weight_rounding == "nearest" ? quant::WeightRounding::nearest : quant::WeightRounding::gptq;
     QuantizedPart out;
     out.part = part;
     if (part.head >= 0)

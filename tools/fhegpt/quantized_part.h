@@ -34,6 +34,7 @@ struct QuantOptions {
     bool per_tensor_inputs = false;
     int weight_bits = 0;
     int lut_bits = 0;
+    std::string weight_rounding = "gptq"; // or "nearest"
 };
 void add_quant_options(CLI::App & command, QuantOptions & options);
 
