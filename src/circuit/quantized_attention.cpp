@@ -72,7 +72,7 @@ QuantizedAttention quantize_attention(const model::Gpt2Model & model, int32_t la
             const int64_t u = context[h][i * d + size_t(r % d)] + att.context_offset(h);
             o[i * size_t(n_embd) + size_t(r)] = (u >> att.context_shift[h]) - (int64_t{1} << (L - 1));
         }
-    if (config.weight_rounding == quant::WeightRounding::gptq) {
+    if (quant::effective_weight_rounding(config.weight_rounding, weight_bits) == quant::WeightRounding::gptq) {
         std::vector<double> with_bias(folded.begin(), folded.end());
         for (int32_t j = 0; j < n_embd; ++j) with_bias.push_back(l.attn_proj_b[j]);
         const quant::RoundedWeights rounded =

@@ -165,8 +165,8 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
 
     const std::vector<int64_t> x_int = head.quantize_inputs(x);
-    const std::vector<double> gram =
-        config.weight_rounding == WeightRounding::gptq ? augmented_gram(x_int, total, n_embd) : std::vector<double>();
+    const bool gptq = effective_weight_rounding(config.weight_rounding, weight_bits) == WeightRounding::gptq;
+    const std::vector<double> gram = gptq ? augmented_gram(x_int, total, n_embd) : std::vector<double>();
     // W' = W with the input scales folded in, [n_embd, d] per projection.
     std::vector<double> folded(size_t(n_embd) * d);
 
@@ -191,7 +191,7 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             m.scales.resize(static_cast<size_t>(d));
             for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
             head.bias[p].resize(static_cast<size_t>(d));
-            if (config.weight_rounding == WeightRounding::gptq) {
+            if (gptq) {
                 std::vector<double> with_bias(folded);
                 for (int32_t c = 0; c < d; ++c) with_bias.push_back(b_p[p][c]);
                 const RoundedWeights rounded =

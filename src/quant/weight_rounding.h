@@ -7,11 +7,11 @@
 // the output W x moves as little as possible. The bias is the last, never rounded row: it takes
 // the mean error too. The inputs are the quantized ones the circuit sees (x_int).
 //
-// Measured on fhegpt-tiny layer 0 (fhegpt eval, mean KL of the next-token distributions): at 3
-// to 5 bits it lowers the KL of one head by 10-20% (0.098 -> 0.077 at 3 bits) and of the
-// attention block by up to 14% (0.182 -> 0.157 at 4 bits); from 6 bits on both are equal.
-// A least-squares refit of the weights to the float outputs before rounding was tried: it
-// overfits the calibration prompts (the KL at 8 bits went up sixfold).
+// Measured on fhegpt-tiny layer 0 (fhegpt eval, mean KL of the next-token distributions): it
+// lowers the KL of one head at 3-5 bits (0.098 -> 0.077 at 3 bits) and of the attention block
+// at 4-6 bits (0.182 -> 0.152 at 4 bits); elsewhere both are within 2%. A least-squares refit
+// of the weights to the float outputs before rounding was tried: it overfits the calibration
+// prompts (the KL at 8 bits went up sixfold).
 #pragma once
 
 #include <cstdint>
@@ -22,8 +22,15 @@ namespace fhegpt::quant {
 
 enum class WeightRounding {
     nearest, // every weight to its nearest level
-    gptq,    // error-compensating, on the calibration inputs
+    gptq,    // error-compensating, on the calibration inputs, from 3 weight bits on
 };
+
+// What `requested` does at `bits` weight bits: 2-bit weights (levels -1, 0, 1) round to
+// nearest, because there GPTQ's compensation overshoots (measured on fhegpt-tiny layer 0: the
+// KL of one head doubled, of the block went up by 28%).
+inline WeightRounding effective_weight_rounding(WeightRounding requested, int bits) {
+    return bits < 3 ? WeightRounding::nearest : requested;
+}
 
 // Relative damping of the Gram matrix (GPTQ's default): keeps H invertible where calibration
 // inputs are few or collinear.

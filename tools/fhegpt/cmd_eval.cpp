@@ -93,7 +93,9 @@ void run_eval(const EvalOptions & opt) {
     csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,positions,top1,top5,top10,mean_kl\n";
     std::vector<PlotPanel> panels;
     for (const PartSpec & part : parts) {
-        PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : ""), "n_bits",
+        PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : "") +
+                            (opt.quant.weight_rounding == "nearest" ? " (weights rounded to nearest)" : ""),
+                        "n_bits",
                         "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
         const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
         for (int bits : bit_list) {
@@ -112,8 +114,12 @@ void run_eval(const EvalOptions & opt) {
                          part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
                          total.mean_kl(),
                          static_cast<long long>(total.positions), seconds);
-            csv << part.text() << ',' << bits << ',' << (opt.quant.weight_bits ? opt.quant.weight_bits : bits) << ','
-                << (opt.quant.per_channel ? 1 : 0) << ',' << opt.quant.weight_rounding << ',' << quantized.lut_bits() << ',' << total.positions << ','
+            const int weight_bits = opt.quant.weight_bits ? opt.quant.weight_bits : bits;
+            const bool gptq = opt.quant.weight_rounding == "gptq" &&
+                              quant::effective_weight_rounding(quant::WeightRounding::gptq, weight_bits) ==
+                                  quant::WeightRounding::gptq;
+            csv << part.text() << ',' << bits << ',' << weight_bits << ',' << (opt.quant.per_channel ? 1 : 0) << ','
+                << (gptq ? "gptq" : "nearest") << ',' << quantized.lut_bits() << ',' << total.positions << ','
                 << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
             for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
             panel.series[0].y.push_back(total.top1());

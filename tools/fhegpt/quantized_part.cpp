@@ -59,7 +59,7 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
     command
         .add_option("--weight-rounding", o.weight_rounding,
                     "nearest: every weight to its nearest level; gptq: rounding errors compensated on the "
-                    "calibration inputs (GPTQ)")
+                    "calibration inputs (GPTQ), from 3 weight bits on")
         ->check(CLI::IsMember({"nearest", "gptq"}))
         ->capture_default_str();
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
