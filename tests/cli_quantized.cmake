@@ -15,7 +15,16 @@ add_test(NAME cli.eval.head_and_attn
                  --csv ${CMAKE_CURRENT_BINARY_DIR}/cli-eval.csv --plot ${CMAKE_CURRENT_BINARY_DIR}/cli-eval.svg
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.eval.head_and_attn PROPERTIES PASS_REGULAR_EXPRESSION
-  "layer0.head0 n_bits  4 [^\n]*top-1 0\\.[0-9]+.*layer0.attn n_bits  6 [^\n]*top-1 (0\\.[0-9]+|1\\.0000).*wrote")
+  "layer0.head0 n_bits  4 [^\n]*top-1 0\\.[0-9]+[^\n]*mean KL 0\\.[0-9]+.*layer0.attn n_bits  6 [^\n]*top-1 (0\\.[0-9]+|1\\.0000).*wrote")
+add_test(NAME cli.eval.nearest_weights
+         COMMAND ${FHEGPT_CLI} eval --part layer0.head0 --n-bits 3 --weight-rounding nearest --max-prompts 2
+                 --csv ${CMAKE_CURRENT_BINARY_DIR}/cli-eval-nearest.csv --plot ${CMAKE_CURRENT_BINARY_DIR}/cli-eval-nearest.svg
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.eval.nearest_weights PROPERTIES PASS_REGULAR_EXPRESSION "n_bits  3 [^\n]*mean KL 0\\.[0-9]+")
+add_test(NAME cli.errors.weight_rounding
+         COMMAND ${FHEGPT_CLI} compile --part layer0.head0 --n-bits 4 --weight-rounding round-up
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.errors.weight_rounding PROPERTIES PASS_REGULAR_EXPRESSION "round-up not in \\{nearest,gptq\\}")
 
 add_test(NAME cli.run_encrypted.head_insecure
          COMMAND ${FHEGPT_CLI} run-encrypted --part layer0.head0 --n-bits 4 -p "The king said"

@@ -1,6 +1,8 @@
 // fhegpt eval: the accuracy cost of quantizing a part of the model, as the founding document
 // measures it: over every token position of the evaluation prompts, is the float model's
-// top-1 prediction within the quantized model's top-1 / top-5 / top-10? The quantized part
+// top-1 prediction within the quantized model's top-1 / top-5 / top-10? Also the mean KL
+// divergence of the next-token distributions, which moves with every logit, not only with
+// flipped predictions. The quantized part
 // runs through the circuit's clear simulation (bit-exact with the encrypted run). Writes a CSV
 // and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side).
 #include "circuit/quantized_head_attention.h"
@@ -140,7 +142,7 @@ void run_eval(const EvalOptions & opt) {
 
 void add_eval_command(CLI::App & app) {
     auto opt = std::make_shared<EvalOptions>();
-    CLI::App * cmd = app.add_subcommand("eval", "Top-k agreement of a quantized part with the float model");
+    CLI::App * cmd = app.add_subcommand("eval", "Top-k agreement and mean KL divergence of a quantized part against the float model");
     add_quant_options(*cmd, opt->quant); // --part may list several parts, comma-separated: one panel each
     cmd->add_option("--n-bits", opt->n_bits, "bit widths: B, B1,B2,... or LO..HI (2..11)")->capture_default_str();
     cmd->add_option("--prompts", opt->prompts_path, "evaluation prompts, one per line")->capture_default_str();
