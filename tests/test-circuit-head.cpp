@@ -589,8 +589,9 @@ TEST(HeadCircuitCache, EncryptedCacheEqualsSimulation) {
 
 TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
     // The scores sum 2 d bootstrap outputs, the outputs 3 n: with PARAM_4BIT_2M128 their noise
-    // reaches the rounding of the score or the decryption of the output; the level-2 set keeps every bootstrap below 2^-70 (the product
-    // reads, whose q and k residues take 1/8 of their box, are the most fragile).
+    // reaches the rounding of the score or the decryption of the output; the level-2 set keeps
+    // every bootstrap below 2^-70 (the product reads, whose q and k residues take 1/8 of their
+    // box, are the most fragile).
     const quant::QuantizedHead head = make_head(4, false);
     const Circuit c = build_head_circuit(head, 4);
     const NoiseAnalysis cheap = analyze_noise(c, tfhe::parameters_by_name("PARAM_4BIT_2M128"));

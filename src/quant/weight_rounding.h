@@ -31,6 +31,9 @@ enum class WeightRounding {
 inline WeightRounding effective_weight_rounding(WeightRounding requested, int bits) {
     return bits < 3 ? WeightRounding::nearest : requested;
 }
+inline const char * weight_rounding_name(WeightRounding rounding) {
+    return rounding == WeightRounding::gptq ? "gptq" : "nearest";
+}
 
 // Relative damping of the Gram matrix (GPTQ's default): keeps H invertible where calibration
 // inputs are few or collinear.

@@ -2,8 +2,8 @@
 // measures it: over every token position of the evaluation prompts, is the float model's
 // top-1 prediction within the quantized model's top-1 / top-5 / top-10? Also the mean KL
 // divergence of the next-token distributions, which moves with every logit, not only with
-// flipped predictions. The quantized part
-// runs through the circuit's clear simulation (bit-exact with the encrypted run). Writes a CSV
+// flipped predictions. The quantized part runs through the circuit's clear simulation
+// (bit-exact with the encrypted run). Writes a CSV
 // and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side).
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
@@ -96,7 +96,7 @@ void run_eval(const EvalOptions & opt) {
     std::vector<PlotPanel> panels;
     for (const PartSpec & part : parts) {
         PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : "") +
-                            (opt.quant.weight_rounding == "nearest" ? " (weights rounded to nearest)" : ""),
+                            (opt.quant.rounding() == quant::WeightRounding::nearest ? " (weights rounded to nearest)" : ""),
                         "n_bits",
                         "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
         const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
@@ -117,11 +117,9 @@ void run_eval(const EvalOptions & opt) {
                          total.mean_kl(),
                          static_cast<long long>(total.positions), seconds);
             const int weight_bits = opt.quant.weight_bits ? opt.quant.weight_bits : bits;
-            const bool gptq = opt.quant.weight_rounding == "gptq" &&
-                              quant::effective_weight_rounding(quant::WeightRounding::gptq, weight_bits) ==
-                                  quant::WeightRounding::gptq;
+            const quant::WeightRounding rounding = quant::effective_weight_rounding(opt.quant.rounding(), weight_bits);
             csv << part.text() << ',' << bits << ',' << weight_bits << ',' << (opt.quant.per_channel ? 1 : 0) << ','
-                << (gptq ? "gptq" : "nearest") << ',' << quantized.lut_bits() << ',' << total.positions << ','
+                << quant::weight_rounding_name(rounding) << ',' << quantized.lut_bits() << ',' << total.positions << ','
                 << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
             for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
             panel.series[0].y.push_back(total.top1());

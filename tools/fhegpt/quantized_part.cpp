@@ -81,8 +81,7 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
     config.per_channel = options.per_channel;
     config.input_per_channel = !options.per_tensor_inputs;
     config.lut_bits = options.lut_bits;
-    config.weight_rounding =
-        options.weight_rounding == "nearest" ? quant::WeightRounding::nearest : quant::WeightRounding::gptq;
+    config.weight_rounding = options.rounding();
     QuantizedPart out;
     out.part = part;
     if (part.head >= 0)

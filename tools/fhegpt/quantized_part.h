@@ -34,7 +34,11 @@ struct QuantOptions {
     bool per_tensor_inputs = false;
     int weight_bits = 0;
     int lut_bits = 0;
-    std::string weight_rounding = "gptq"; // or "nearest"
+    std::string weight_rounding = "gptq"; // or "nearest" (checked by add_quant_options)
+
+    quant::WeightRounding rounding() const {
+        return weight_rounding == "nearest" ? quant::WeightRounding::nearest : quant::WeightRounding::gptq;
+    }
 };
 void add_quant_options(CLI::App & command, QuantOptions & options);
 
