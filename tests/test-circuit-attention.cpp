@@ -137,7 +137,7 @@ TEST(AttentionCircuit, RejectsBadShapes) {
 TEST(AttentionCircuitCache, RowCircuitsEqualTheWholeSequence) {
     // A prefill of 2 positions, then one at a time, on the heads' key/value caches.
     const QuantizedAttention att = make_attention(4);
-    const int32_t n = 5, n_embd = att.n_embd, parts = 4 * att.n_head;
+    const int32_t n = 5, n_embd = att.n_embd, parts = kHeadCacheParts * att.n_head;
     const std::vector<int64_t> x = att.quantize_inputs(test::normal_x(size_t(n) * n_embd, 90));
     const std::vector<int64_t> whole = attention_reference_forward(att, x, n);
     std::vector<int64_t> rows;

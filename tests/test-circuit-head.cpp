@@ -191,8 +191,8 @@ TEST(HeadCircuit, SaturatedAccumulatorsFollowTheTables) {
 }
 
 TEST(HeadCircuit, ValuesAreRoundedAccumulators) {
-    // q, k, v are their accumulators rounded to V bits at a power-of-two scale: bucket - 2^(V-1)
-    // = round(acc / 2^shift), and the value scale is the same for every column.
+    // q, k, v buckets are their accumulators rounded down to L bits at a power-of-two scale:
+    // bucket - 2^(L-1) = floor(acc / 2^shift), and the step is the same for every column.
     for (bool per_channel : {false, true}) {
         const quant::QuantizedHead head = make_head(4, per_channel);
         const std::vector<int64_t> x = calibration_inputs(head, 1, 3);
@@ -201,11 +201,49 @@ TEST(HeadCircuit, ValuesAreRoundedAccumulators) {
                 const int64_t acc = head.accumulator(p, c, x);
                 const int shift = head.column_shift(p, c);
                 const int64_t h = (acc + head.accumulator_offset(p, c)) >> shift;
-                EXPECT_EQ(h - (int64_t{1} << (head.value_bits - 1)),
-                          static_cast<int64_t>(std::floor(double(acc) / std::ldexp(1.0, shift) + 0.5)));
+                EXPECT_EQ(h - (int64_t{1} << (head.lut_bits - 1)),
+                          static_cast<int64_t>(std::floor(double(acc) / std::ldexp(1.0, shift))));
                 EXPECT_DOUBLE_EQ(head.weights[p].scales[size_t(c)] * std::ldexp(1.0, shift),
                                  head.out_scale[p]);
             }
+    }
+}
+
+TEST(HeadCircuit, LogCodesMultiplyBySummation) {
+    // Every bucket's code stands for the level nearest its centre, with its sign; a negacyclic
+    // read of the sum of two codes gives the product of the two levels (to the table's
+    // rounding), signs included, and an attention code plus a value code gives weight * level.
+    for (int n_bits : {3, 4, 5, 6}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const int L = head.lut_bits;
+        const int64_t buckets = int64_t{1} << L;
+        for (int64_t h = 0; h < buckets; ++h) {
+            const double centre = double(h - buckets / 2) + 0.5;
+            const int64_t code = head.code_entry(h);
+            ASSERT_GE(code, 0);
+            ASSERT_LT(code, 2 * buckets);
+            EXPECT_EQ(head.code_value(code) > 0, centre > 0) << h;
+            for (int64_t m = 0; m <= head.top_code(); ++m) // no level is nearer
+                EXPECT_LE(std::fabs(std::fabs(head.code_value(code)) - std::fabs(centre)),
+                          std::fabs(head.level(m) - std::fabs(centre)) + 1e-12);
+        }
+        EXPECT_NEAR(head.level(0), 0.5, 1e-12);
+        EXPECT_DOUBLE_EQ(head.level(head.top_code()), double(buckets / 2) - 0.5);
+        for (int64_t a = 0; a < 2 * buckets; ++a)
+            for (int64_t b = 0; b < 2 * buckets; ++b) {
+                if (a % buckets > head.top_code() || b % buckets > head.top_code()) continue;
+                const double expected = double(quant::QuantizedHead::kProductScale) * head.code_value(a) * head.code_value(b);
+                const int64_t got = head.read_negacyclic(&quant::QuantizedHead::score_product_entry, a + b);
+                EXPECT_LE(std::fabs(double(got) - expected), 0.5 + 1e-9) << "codes " << a << " " << b;
+            }
+        for (int64_t alpha = 0; alpha <= head.top_attention_code(); ++alpha)
+            for (int64_t v = 0; v < 2 * buckets; ++v) {
+                if (v % buckets > head.top_code()) continue;
+                const double expected = double(head.output_factor()) * head.attention_weight(alpha) * head.code_value(v);
+                const int64_t got = head.read_negacyclic(&quant::QuantizedHead::output_product_entry, alpha + v);
+                EXPECT_LE(std::fabs(double(got) - expected), 0.5 + 1e-9) << "alpha " << alpha << " code " << v;
+            }
+        EXPECT_DOUBLE_EQ(head.attention_weight(head.top_attention_code()), 1.0);
     }
 }
 
@@ -306,8 +344,8 @@ TEST(HeadCircuit, OnlyCausalProducts) {
             EXPECT_EQ(a.bootstraps_by_kind["softmax.log"], n);
             EXPECT_EQ(a.bootstraps_by_kind["softmax.max"], pairs - n);    // a chain over each row
             EXPECT_EQ(a.bootstraps_by_kind["softmax.window"], pairs);
-            for (const char * p : {"k.square", "v.square"}) EXPECT_EQ(a.bootstraps_by_kind[p], d * n) << p;
-            EXPECT_EQ(a.bootstraps_by_kind.count("q.square"), 0u) << "Q_i stays in the scores";
+            for (const char * p : {"q.code", "k.code", "v.code"}) EXPECT_EQ(a.bootstraps_by_kind[p], d * n) << p;
+            EXPECT_EQ(a.bootstraps_by_kind["softmax.attention"], pairs);
             // Rounding: one sign bootstrap per removed bit above the kept ones.
             int64_t rounding = 0;
             for (int p = 0; p < 3; ++p)
@@ -481,16 +519,16 @@ TEST(HeadCircuit, BuildRejectsBadLengths) {
 // and a row's bootstraps grow linearly with its position.
 struct CachedRun {
     std::vector<int64_t> outputs;                       // O of every row so far
-    std::vector<int64_t> cache[4];                      // key buckets, key squares, value buckets, value squares
+    std::vector<int64_t> cache[kHeadCacheParts];        // key codes, value codes
     // Evaluates rows first..n-1 by simulation; x: inputs of those positions.
     void rows(const Circuit & c, std::span<const int64_t> x, int32_t first, int32_t n, int32_t d) {
         std::vector<int64_t> inputs(x.begin(), x.end());
         for (const auto & part : cache) inputs.insert(inputs.end(), part.begin(), part.end());
         const std::vector<int64_t> out = simulate(c, inputs);
         const size_t rows = size_t(n - first) * d;
-        ASSERT_EQ(out.size(), rows * 5);
+        ASSERT_EQ(out.size(), rows * (1 + kHeadCacheParts));
         outputs.insert(outputs.end(), out.begin(), out.begin() + ptrdiff_t(rows));
-        for (int part = 0; part < 4; ++part)
+        for (int part = 0; part < kHeadCacheParts; ++part)
             cache[part].insert(cache[part].end(), out.begin() + ptrdiff_t(rows * (part + 1)),
                                out.begin() + ptrdiff_t(rows * (part + 2)));
     }

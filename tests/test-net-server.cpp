@@ -13,6 +13,7 @@
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/head_calibration.h"
+#include "circuit/head_circuit.h"
 #include "circuit/quantized_attention.h"
 #include "circuit/quantized_head_attention.h"
 #include "common/error.h"
@@ -235,7 +236,7 @@ TEST(NetServer, HeadEqualsLocalSimulation) {
     expect_remote_equals_local(remote, cached, whole, x2, kHeadDim, again, "head, second sequence");
     EXPECT_EQ(server.server().session_count(), 1u);
     EXPECT_EQ(server.server().cache_bytes_per_position(),
-              uint64_t{4} * kHeadDim * (test_params().big_lwe_dimension().value + 1) * 8);
+              uint64_t{circuit::kHeadCacheParts} * kHeadDim * (test_params().big_lwe_dimension().value + 1) * 8);
 }
 
 TEST(NetServer, AttentionEqualsLocalSimulation) {

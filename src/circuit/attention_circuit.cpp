@@ -96,7 +96,7 @@ Circuit build_attention_row_circuit(const QuantizedAttention & att, int32_t firs
     std::vector<HeadCacheScales> scales;
     const size_t cached = size_t(first) * att.head_dim;
     for (int32_t h = 0; h < att.n_head; ++h) {
-        scales.push_back(head_cache_scales(att.heads[h], att.context_width(h)));
+        scales.push_back(head_cache_scales(att.heads[h]));
         caches.push_back(add_cache_inputs(b, scales[h], cached));
     }
     add_attention_rows(b, att, first, n, x, input_scale, caches);

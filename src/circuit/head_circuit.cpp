@@ -27,14 +27,9 @@ uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c) {
     return CircuitBuilder::kept_bits_residue(head_encoding(head, 1).column_width(head, p, c), head.kept_bits(p, c));
 }
 
-HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width) {
-    const HeadEncoding e = head_encoding(head, 1, output_width);
-    HeadCacheScales s{e.grid, e.score_scale, e.grid, e.output_scale, {}, {}};
-    for (int32_t c = 0; c < head.head_dim; ++c) {
-        s.key_residue.push_back(bucket_residue(head, quant::kKey, c));
-        s.value_residue.push_back(bucket_residue(head, quant::kValue, c));
-    }
-    return s;
+HeadCacheScales head_cache_scales(const quant::QuantizedHead & head) {
+    const int grid = 63 - head.lut_bits;
+    return {grid, grid};
 }
 
 namespace {
@@ -42,15 +37,11 @@ namespace {
 struct CachePart {
     std::vector<ValueId> * values;
     int scale;
-    const std::vector<uint64_t> * residue; // per column, or none (square terms are exact)
 };
 
 // The cache's parts in circuit order, with their scales.
-std::array<CachePart, 4> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
-    return {{{&cache.key_bucket, s.key_bucket, &s.key_residue},
-             {&cache.key_square, s.key_square, nullptr},
-             {&cache.value_bucket, s.value_bucket, &s.value_residue},
-             {&cache.value_square, s.value_square, nullptr}}};
+std::array<CachePart, kHeadCacheParts> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
+    return {{{&cache.key_code, s.key_code}, {&cache.value_code, s.value_code}}};
 }
 
 } // namespace
@@ -64,17 +55,14 @@ HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, s
 
 void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from) {
     for (const CachePart & part : cache_parts(cache, scales))
-        for (size_t k = from; k < part.values->size(); ++k) {
-            const uint64_t residue = part.residue ? (*part.residue)[k % part.residue->size()] : 0;
-            b.circuit().mark_output((*part.values)[k], part.scale, residue);
-        }
+        for (size_t k = from; k < part.values->size(); ++k) b.circuit().mark_output((*part.values)[k], part.scale);
 }
 
 Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width) {
     if (first < 0 || first >= n) fail("head row circuit: rows {}..{}", first, n - 1);
     if (output_width <= 0) fail("head row circuit: a cached evaluation needs a fixed output width");
     const HeadEncoding e = head_encoding(head, n, output_width);
-    const HeadCacheScales scales = head_cache_scales(head, output_width);
+    const HeadCacheScales scales = head_cache_scales(head);
     const size_t cached = size_t(first) * head.head_dim;
     CircuitBuilder b(head.chunk_bits());
     std::vector<ValueId> x(size_t(n - first) * head.n_embd);
@@ -96,23 +84,19 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
     if (x.size() != size_t(n - first) * n_embd)
         fail("head circuit: {} inputs for {} positions of {}", x.size(), n - first, n_embd);
     if (input_scale > e.input_scale) fail("head circuit: inputs at 2^{} above the head's 2^{}", input_scale, e.input_scale);
-    for (const auto * part : {&cache.key_bucket, &cache.key_square, &cache.value_bucket, &cache.value_square})
+    for (const auto * part : {&cache.key_code, &cache.value_code})
         if (part->size() != size_t(first) * d) fail("head circuit: a cache of {} values for {} positions", part->size(), first);
     std::vector<ValueId> outputs;
     outputs.reserve(size_t(n - first) * d);
 
-    // Projections of the new positions: the rounded bucket h (on the grid, off it by the
-    // column's residue; the value is h - 2^(V-1)) and, for k and v, its square term. Keys and
-    // values of earlier positions come from the cache.
-    std::vector<ValueId> bucket[3], square[3];
-    std::vector<uint64_t> residue[3];
+    // Log codes of the new positions' projections: the accumulator rounded to its L-bit bucket
+    // (off the grid by the column's residue), read once. Keys and values of earlier positions
+    // come from the cache.
+    std::vector<ValueId> code[3];
     const char * names[3] = {"q", "k", "v"};
     for (int p = 0; p < 3; ++p) {
-        bucket[p].resize(size_t(n) * d, -1);
-        square[p].resize(size_t(n) * d, -1);
-        const int32_t square_table =
-            p == quant::kQuery ? -1 : b.table(L, std::move(t.square[p]), std::string(names[p]) + ".square");
-        for (int32_t c = 0; c < d; ++c) residue[p].push_back(bucket_residue(head, p, c));
+        code[p].resize(size_t(n) * d, -1);
+        const int32_t code_table = b.table(L, t.code, std::string(names[p]) + ".code");
         for (int32_t c = 0; c < d; ++c) {
             const int width = e.column_width(head, p, c), scale = e.column_scale(head, p, c);
             std::vector<LinearTerm> terms;
@@ -127,23 +111,18 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
                 const ValueId acc = b.linear(row, constant);
                 const CircuitBuilder::Rounded h =
                     b.round_keeping_low_bits(acc, width, head.column_shift(p, c), head.kept_bits(p, c), "qkv.requant");
-                if (h.residue != residue[p][c]) fail("head circuit: column residues disagree");
-                bucket[p][size_t(i) * d + c] = h.value;
-                if (square_table >= 0) square[p][size_t(i) * d + c] = b.lookup(h.value, square_table, h.residue);
+                if (h.residue != bucket_residue(head, p, c)) fail("head circuit: column residues disagree");
+                code[p][size_t(i) * d + c] = b.lookup(h.value, code_table, h.residue);
             }
         }
     }
     for (size_t k = 0; k < size_t(first) * d; ++k) {
-        bucket[quant::kKey][k] = cache.key_bucket[k];
-        square[quant::kKey][k] = cache.key_square[k];
-        bucket[quant::kValue][k] = cache.value_bucket[k];
-        square[quant::kValue][k] = cache.value_square[k];
+        code[quant::kKey][k] = cache.key_code[k];
+        code[quant::kValue][k] = cache.value_code[k];
     }
     for (size_t k = size_t(first) * d; k < size_t(n) * d; ++k) {
-        cache.key_bucket.push_back(bucket[quant::kKey][k]);
-        cache.key_square.push_back(square[quant::kKey][k]);
-        cache.value_bucket.push_back(bucket[quant::kValue][k]);
-        cache.value_square.push_back(square[quant::kValue][k]);
+        cache.key_code.push_back(code[quant::kKey][k]);
+        cache.value_code.push_back(code[quant::kValue][k]);
     }
 
     const int32_t score_product = b.table(L, std::move(t.score_product), "qk.product");
@@ -153,21 +132,16 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
     const uint64_t half_grid = encode_integer(int64_t{1} << head.value_bits, e.grid);
     const int64_t to_fine = int64_t{1} << (e.fine_scale - e.score_scale);
     const int32_t attention_table = b.table(L, std::move(t.attention), "softmax.attention");
-    const int32_t attention_square = b.table(L, std::move(t.attention_square), "softmax.attention_square");
 
-    std::vector<ValueId> buckets(static_cast<size_t>(n)), weights(static_cast<size_t>(n)),
-        weight_squares(static_cast<size_t>(n));
+    std::vector<ValueId> buckets(static_cast<size_t>(n)), weights(static_cast<size_t>(n));
     for (int32_t i = first; i < n; ++i) {
-        // Scores S_ij = 2 q_i . k_j + Q_i = sum_c (h_q + h_k)^2 - (k + 2^V)^2, coarse buckets.
+        // Scores S_ij = sum_c P(code_q + code_k), coarse buckets.
         std::vector<ValueId> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {
             std::vector<LinearTerm> terms;
             for (int32_t c = 0; c < d; ++c) {
-                const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
-                const LinearTerm sum[] = {{bucket[quant::kQuery][qi], 1}, {bucket[quant::kKey][kj], 1}};
-                terms.push_back(
-                    {b.lookup(b.linear(sum), score_product, residue[quant::kQuery][c] + residue[quant::kKey][c]), 1});
-                terms.push_back({square[quant::kKey][kj], -1});
+                const LinearTerm sum[] = {{code[quant::kQuery][size_t(i) * d + c], 1}, {code[quant::kKey][size_t(j) * d + c], 1}};
+                terms.push_back({b.lookup(b.linear(sum), score_product), 1});
             }
             score[j] = b.linear(terms, encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale));
             coarse[j] = b.remove_low_bits(score[j], head.score_bits + 1, head.score_shift(), "score.requant");
@@ -197,19 +171,14 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
         const ValueId log = b.lookup(sum_bucket, log_table);
         for (int32_t j = 0; j <= i; ++j) {
             const LinearTerm z[] = {{buckets[j], 1}, {log, 1}};
-            const ValueId zz = b.linear(z);
-            weights[j] = b.lookup(zz, attention_table);
-            weight_squares[j] = b.lookup(zz, attention_square);
+            weights[j] = b.lookup(b.linear(z), attention_table);
         }
-        // O_id = sum_j (a + h_v)^2 - h_v^2 - (a^2 + 2^V a) = 2 sum_j a_ij v_jd.
+        // O_id = sum_j A(alpha_ij + code_v,jd).
         for (int32_t c = 0; c < d; ++c) {
             std::vector<LinearTerm> out;
             for (int32_t j = 0; j <= i; ++j) {
-                const size_t vj = size_t(j) * d + c;
-                const LinearTerm sum2[] = {{weights[j], 1}, {bucket[quant::kValue][vj], 1}};
-                out.push_back({b.lookup(b.linear(sum2), output_product, residue[quant::kValue][c]), 1});
-                out.push_back({square[quant::kValue][vj], -1});
-                out.push_back({weight_squares[j], -1});
+                const LinearTerm sum[] = {{weights[j], 1}, {code[quant::kValue][size_t(j) * d + c], 1}};
+                out.push_back({b.lookup(b.linear(sum), output_product), 1});
             }
             outputs.push_back(b.linear(out));
         }

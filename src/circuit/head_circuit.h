@@ -3,13 +3,11 @@
 // accumulator scale (head_tables.h); the outputs are O [n, head_dim] (see
 // QuantizedHead::output_scale). head_reference.h computes the same values without a graph.
 //
-// Products of two ciphertexts use shared squares, 2 a b = (a + b)^2 - a^2 - b^2: one
-// bootstrap per product, a^2 and b^2 coming from one table read of a and b (once per value,
-// not per product; q^2 is a row constant the scores keep, quantized_head.h). A q/k/v value is
-// its rounded accumulator itself (a power-of-two scale), so it needs no table of its own, and
-// it keeps its lowest accumulator bits as a residue its readers tolerate
-// (CircuitBuilder::round_keeping_low_bits). Only causal pairs j <= i are built. Every scale,
-// bias and rounding sits inside the table that follows it.
+// Products of two ciphertexts are log codes added and read once (quantized_head.h): one
+// bootstrap per product, no square terms. A q/k/v accumulator is rounded to its L-bit bucket
+// keeping its lowest bits as a residue (CircuitBuilder::round_keeping_low_bits) and read once
+// into its code; attention weights come out of the softmax as codes. Only causal pairs j <= i
+// are built. Every scale, bias and rounding sits inside the table that follows it.
 #pragma once
 
 #include "circuit/circuit.h"
@@ -29,19 +27,19 @@ Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n);
 std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
                                       std::span<const ValueId> x, int input_scale, int output_width = 0);
 
-// The key/value cache of a head: for every position so far, its key bucket and square term
-// and its value bucket and square term ([positions, head_dim] each), which later rows read.
+// The key/value cache of a head: for every position so far, its key codes and value codes
+// ([positions, head_dim] each), which later rows read.
 struct HeadCache {
-    std::vector<ValueId> key_bucket, key_square, value_bucket, value_square;
+    std::vector<ValueId> key_code, value_code;
 };
-// Their encodings (log2 scales), fixed for a head and output width.
+constexpr int32_t kHeadCacheParts = 2;
+// Their encodings (log2 scales): codes lie exactly on the L-bit grid.
 struct HeadCacheScales {
-    int key_bucket, key_square, value_bucket, value_square;
-    std::vector<uint64_t> key_residue, value_residue; // per column: how far a bucket lies off its grid
+    int key_code, value_code;
 };
 // How far the bucket of column c of projection p lies off its grid (its kept low bits).
 uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c);
-HeadCacheScales head_cache_scales(const quant::QuantizedHead & head, int output_width);
+HeadCacheScales head_cache_scales(const quant::QuantizedHead & head);
 // A cache of `count` values per part as circuit inputs, in the order of build_head_row_circuit.
 HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count);
 // Marks every part's values from index `from` on as outputs, in the same order.
@@ -55,9 +53,9 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
                                    std::span<const ValueId> x, int input_scale, HeadCache & cache, int output_width = 0);
 
 // A circuit for rows first..n-1 with the cache as inputs: inputs x of the new positions, then
-// the cache (key buckets, key squares, value buckets, value squares, each [first, head_dim]);
-// outputs O of the new rows, then their cache entries in the same order. output_width must be
-// fixed (> 0) so that cached squares keep their scale from one call to the next.
+// the cache (key codes, value codes, each [first, head_dim]); outputs O of the new rows, then
+// their cache entries in the same order. output_width must be fixed (> 0) so that every call
+// returns O at the same scale.
 Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width);
 
 } // namespace fhegpt::circuit

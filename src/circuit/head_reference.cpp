@@ -22,11 +22,10 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
     const HeadEncoding & e = t.encoding;
     const int32_t d = head.head_dim, n_embd = head.n_embd;
 
-    // Buckets h (on the grid) of q, k, v and square terms of k, v.
-    std::vector<uint64_t> bucket[3], square[3];
+    // Log codes (on the grid) of the q, k, v buckets.
+    std::vector<uint64_t> code[3];
     for (int p = 0; p < 3; ++p) {
-        bucket[p].resize(size_t(n) * d);
-        square[p].resize(size_t(n) * d);
+        code[p].resize(size_t(n) * d);
         for (int32_t c = 0; c < d; ++c) {
             const int scale = e.column_scale(head, p, c);
             const uint64_t to_column = uint64_t{1} << (scale - e.input_scale);
@@ -35,15 +34,13 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
                 for (int32_t r = 0; r < n_embd; ++r)
                     u += uint64_t(head.weights[p].values[size_t(r) * d + c]) * to_column *
                          encode_integer(x_int[size_t(i) * n_embd + r], e.input_scale);
-                const uint64_t h = clear_low_bits(u, scale, head.column_shift(p, c));
-                bucket[p][size_t(i) * d + c] = h;
-                if (p != quant::kQuery) square[p][size_t(i) * d + c] = read(t.square[p], h, e.grid);
+                code[p][size_t(i) * d + c] = read(t.code, clear_low_bits(u, scale, head.column_shift(p, c)), e.grid);
             }
         }
     }
 
     std::vector<int64_t> out(size_t(n) * d);
-    std::vector<uint64_t> score_bucket(static_cast<size_t>(n)), a(static_cast<size_t>(n)), a_square(static_cast<size_t>(n));
+    std::vector<uint64_t> score_bucket(static_cast<size_t>(n)), alpha(static_cast<size_t>(n));
     const uint64_t score_offset = encode_integer(int64_t{1} << (head.score_bits - 1), e.score_scale);
     const uint64_t half_grid = encode_integer(int64_t{1} << head.value_bits, e.grid); // 2^V on the grid
     const int to_fine = e.fine_scale - e.score_scale;
@@ -52,11 +49,8 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
         std::vector<uint64_t> score(size_t(i) + 1), coarse(size_t(i) + 1);
         for (int32_t j = 0; j <= i; ++j) {
             uint64_t s = score_offset;
-            for (int32_t c = 0; c < d; ++c) {
-                const size_t qi = size_t(i) * d + c, kj = size_t(j) * d + c;
-                s += read(t.score_product, bucket[quant::kQuery][qi] + bucket[quant::kKey][kj], e.grid);
-                s -= square[quant::kKey][kj]; // Q_i stays in (quantized_head.h)
-            }
+            for (int32_t c = 0; c < d; ++c)
+                s += read(t.score_product, code[quant::kQuery][size_t(i) * d + c] + code[quant::kKey][size_t(j) * d + c], e.grid);
             score[j] = s;
             coarse[j] = clear_low_bits(s, e.score_scale, head.score_shift());
         }
@@ -71,17 +65,10 @@ std::vector<int64_t> head_reference_forward(const quant::QuantizedHead & head, s
             denominator += read(row.exp, score_bucket[j], e.grid);
         }
         const uint64_t log = read(row.log, clear_low_bits(denominator, row.denominator_scale, row.denominator_shift), e.grid);
-        for (int32_t j = 0; j <= i; ++j) {
-            a[j] = read(t.attention, score_bucket[j] + log, e.grid);
-            a_square[j] = read(t.attention_square, score_bucket[j] + log, e.grid);
-        }
+        for (int32_t j = 0; j <= i; ++j) alpha[j] = read(t.attention, score_bucket[j] + log, e.grid);
         for (int32_t c = 0; c < d; ++c) {
             uint64_t o = 0;
-            for (int32_t j = 0; j <= i; ++j) {
-                const size_t vj = size_t(j) * d + c;
-                o += read(t.output_product, a[j] + bucket[quant::kValue][vj], e.grid);
-                o -= square[quant::kValue][vj] + a_square[j];
-            }
+            for (int32_t j = 0; j <= i; ++j) o += read(t.output_product, alpha[j] + code[quant::kValue][size_t(j) * d + c], e.grid);
             out[size_t(i) * d + c] = decode_integer(o, e.output_scale);
         }
     }

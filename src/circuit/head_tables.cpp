@@ -41,15 +41,12 @@ HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int o
     HeadTables t;
     t.encoding = head_encoding(head, n, output_width);
     const HeadEncoding & e = t.encoding;
-    for (int p : {quant::kKey, quant::kValue})
-        t.square[p] = integer_table(L, p == quant::kValue ? e.output_scale : e.score_scale,
-                                    [&](int64_t h) { return head.square_entry(p, h); });
-    t.score_product = integer_table(L, e.score_scale, quant::QuantizedHead::product_entry);
-    t.output_product = integer_table(L, e.output_scale, quant::QuantizedHead::product_entry);
+    t.code = integer_table(L, e.grid, [&](int64_t h) { return head.code_entry(h); });
+    t.score_product = integer_table(L, e.score_scale, [&](int64_t x) { return head.score_product_entry(x); });
+    t.output_product = integer_table(L, e.output_scale, [&](int64_t x) { return head.output_product_entry(x); });
     t.max_step = integer_table(L, e.grid, [&](int64_t z) { return head.max_step_entry(z); });
     t.window = integer_table(L, e.score_scale, [&](int64_t d) { return head.window_entry(d); });
-    t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_value(z); });
-    t.attention_square = integer_table(L, e.output_scale, [&](int64_t z) { return head.attention_square_entry(z); });
+    t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_code(z); });
     return t;
 }
 

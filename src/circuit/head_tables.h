@@ -18,21 +18,20 @@ struct HeadEncoding {
     int score_scale = 0;        // S, and the score square terms: 63 - (B_S + 1)
     int fine_scale = 0;         // u' (the relative score): 63 - fine_width
     int output_scale = 0;       // O: 63 - output_bits(n) (or the width asked for)
-    // Column c of projection p: encoding width (headroom bit included) and the power of two its
-    // weights take to move x to that width's scale.
-    int column_width(const quant::QuantizedHead & head, int p, int32_t c) const { return head.column_bits(p, c) + 1; }
+    // Column c of projection p: encoding width and the power of two its weights take to move x
+    // to that width's scale. No headroom bit: the L-bit bucket fills an L-bit table read.
+    int column_width(const quant::QuantizedHead & head, int p, int32_t c) const { return head.column_bits(p, c); }
     int column_scale(const quant::QuantizedHead & head, int p, int32_t c) const { return 63 - column_width(head, p, c); }
 };
 
 struct HeadTables {
     HeadEncoding encoding;
-    std::vector<uint64_t> square[3];       // k (score scale) and v (output scale), from a bucket; none for q (Q_i stays in)
-    std::vector<uint64_t> score_product;   // z^2 at the score scale, z = h_q + h_k
-    std::vector<uint64_t> output_product;  // z^2 at the output scale, z = a + h_v
+    std::vector<uint64_t> code;            // bucket h -> its log code on the grid (q, k and v alike)
+    std::vector<uint64_t> score_product;   // P(x) at the score scale, read at code_q + code_k
+    std::vector<uint64_t> output_product;  // A(x) at the output scale, read at alpha + code_v
     std::vector<uint64_t> max_step;        // c - m + 2^V -> max(c - m, 0) on the grid (row maximum)
     std::vector<uint64_t> window;          // d -> (K - min(d, K)) 2^s at the score scale
-    std::vector<uint64_t> attention;       // z -> a on the grid
-    std::vector<uint64_t> attention_square;// z -> a^2 + 2^V a at the output scale
+    std::vector<uint64_t> attention;       // z -> the attention code alpha on the grid
 };
 
 // output_width: the signed width of O's encoding, headroom included (0: head.output_bits(n));

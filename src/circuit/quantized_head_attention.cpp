@@ -85,7 +85,7 @@ QuantizedHeadAttention::QuantizedHeadAttention(quant::QuantizedHead head, Execut
                                                bool kv_cache)
     : head_(std::move(head)), kv_cache_(kv_cache),
       runner_(executor, std::move(keys),
-              {head_.n_embd, head_.head_dim, kv_cache ? 4 : 0, kv_cache ? head_.head_dim : 0},
+              {head_.n_embd, head_.head_dim, kv_cache ? kHeadCacheParts : 0, kv_cache ? head_.head_dim : 0},
               [this](int32_t first, int32_t n) {
                   return kv_cache_ ? build_head_row_circuit(head_, first, n, head_.output_width)
                                    : build_head_circuit(head_, n);
@@ -107,7 +107,7 @@ QuantizedLayerAttention::QuantizedLayerAttention(QuantizedAttention attention, E
                                                  bool kv_cache)
     : attention_(std::move(attention)), kv_cache_(kv_cache),
       runner_(executor, std::move(keys),
-              {attention_.n_embd, attention_.n_embd, kv_cache ? 4 * attention_.n_head : 0, kv_cache ? attention_.head_dim : 0},
+              {attention_.n_embd, attention_.n_embd, kv_cache ? kHeadCacheParts * attention_.n_head : 0, kv_cache ? attention_.head_dim : 0},
               [this](int32_t first, int32_t n) {
                   return kv_cache_ ? build_attention_row_circuit(attention_, first, n) : build_attention_circuit(attention_, n);
               },

@@ -45,7 +45,7 @@ ServedPart served_head(quant::QuantizedHead head, const std::string & name, int 
     auto shared = std::make_shared<const quant::QuantizedHead>(std::move(head));
     ServedPart part;
     part.manifest = base_manifest(*shared, name, n_bits, params, shared->head_dim, shared->output_scale());
-    part.cache_parts = 4;
+    part.cache_parts = circuit::kHeadCacheParts;
     part.cache_cols = shared->head_dim;
     part.build_row_circuit = [shared](int32_t first, int32_t n) {
         return circuit::build_head_row_circuit(*shared, first, n, shared->output_width);
@@ -59,7 +59,7 @@ ServedPart served_attention(circuit::QuantizedAttention attention, const std::st
     auto shared = std::make_shared<const circuit::QuantizedAttention>(std::move(attention));
     ServedPart part;
     part.manifest = base_manifest(shared->heads.at(0), name, n_bits, params, shared->n_embd, shared->out_unit);
-    part.cache_parts = 4 * shared->n_head;
+    part.cache_parts = circuit::kHeadCacheParts * shared->n_head;
     part.cache_cols = shared->head_dim;
     part.build_row_circuit = [shared](int32_t first, int32_t n) {
         return circuit::build_attention_row_circuit(*shared, first, n);

@@ -25,21 +25,21 @@ int64_t bucket_of(const QuantizedHead & head, int p, int32_t c, int64_t acc) {
     return (acc + head.accumulator_offset(p, c)) >> head.column_shift(p, c);
 }
 
-// q (or k, v) values of n positions: bucket - 2^(V-1).
+// q (or k) log codes of n positions (code_entry).
 std::vector<int64_t> project(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
     const int32_t d = head.head_dim;
     std::vector<int64_t> out(size_t(n) * d);
     for (int32_t i = 0; i < n; ++i)
         for (int32_t c = 0; c < d; ++c) {
             const int64_t acc = head.accumulator(p, c, x_int.subspan(size_t(i) * head.n_embd, head.n_embd));
-            out[size_t(i) * d + c] = bucket_of(head, p, c, acc) - (int64_t{1} << (head.value_bits - 1));
+            out[size_t(i) * d + c] = head.code_entry(bucket_of(head, p, c, acc));
         }
     return out;
 }
 
-// Does every accumulator of column c fit its encoding (u in [0, 2^width))?
-bool fits(std::span<const int64_t> accs, int width, int shift) {
-    const int64_t offset = (int64_t{1} << (width - 1)) + (int64_t{1} << (shift - 1));
+// Does every accumulator of column c fit its encoding (u = acc + 2^(width-1) in [0, 2^width))?
+bool fits(std::span<const int64_t> accs, int width) {
+    const int64_t offset = int64_t{1} << (width - 1);
     for (int64_t a : accs)
         if (a + offset < 0 || a + offset >= (int64_t{1} << width)) return false;
     return true;
@@ -52,9 +52,7 @@ int rounding_bootstraps(int shift, int chunk_bits) {
     return 2 * ((shift + chunk_bits - 1) / chunk_bits);
 }
 
-int64_t QuantizedHead::accumulator_offset(int p, int32_t c) const {
-    return (int64_t{1} << (column_bits(p, c) - 1)) + (int64_t{1} << (column_shift(p, c) - 1));
-}
+int64_t QuantizedHead::accumulator_offset(int p, int32_t c) const { return int64_t{1} << (column_bits(p, c) - 1); }
 
 double QuantizedHead::score_bucket_width() const { return std::ldexp(1.0, fine_shift()) * score_unit; }
 
@@ -64,7 +62,8 @@ int QuantizedHead::denominator_bits(int32_t n) const {
 
 int QuantizedHead::output_bits(int32_t n) const {
     if (output_width > 0) return output_width;
-    return bit_width_of(2 * int64_t{n} * exp_max() * (int64_t{1} << (value_bits - 1))) + 1;
+    // Every weight is at most 1 and every level at most T < 2^V: |O| <= n Lambda 2^V.
+    return bit_width_of(int64_t{n} * output_factor() * (int64_t{1} << value_bits)) + 1;
 }
 
 int64_t QuantizedHead::accumulator(int p, int32_t column, std::span<const int64_t> x_row) const {
@@ -81,18 +80,52 @@ std::vector<int64_t> QuantizedHead::quantize_inputs(std::span<const float> x) co
     return out;
 }
 
-int64_t QuantizedHead::square_entry(int p, int64_t h) const {
-    const int64_t value = h - (int64_t{1} << (value_bits - 1));
-    switch (p) {
-    case kQuery: fail("quantized head: q has no square table (Q_i stays in the scores)");
-    case kKey: return (value + (int64_t{1} << value_bits)) * (value + (int64_t{1} << value_bits)); // (k + 2^V)^2
-    default: return h * h;                                                          // h_v^2
-    }
+namespace {
+
+double level_ratio(int lut_bits, int64_t top_code) {
+    return std::pow(std::ldexp(1.0, lut_bits) - 1.0, 1.0 / double(top_code)); // rho
 }
 
-int64_t QuantizedHead::query_square(int64_t h) const {
-    const int64_t value = h - (int64_t{1} << (value_bits - 1));
-    return value * value + (int64_t{1} << (value_bits + 1)) * value;
+} // namespace
+
+double QuantizedHead::level(int64_t m) const {
+    const double top = std::ldexp(1.0, value_bits) - 0.5; // T
+    return top * std::pow(level_ratio(lut_bits, top_code()), double(m - top_code()));
+}
+
+int64_t QuantizedHead::code_entry(int64_t h) const {
+    const double centre = double(h - (int64_t{1} << value_bits)) + 0.5;
+    int64_t best = 0;
+    for (int64_t m = 1; m <= top_code(); ++m)
+        if (std::fabs(level(m) - std::fabs(centre)) < std::fabs(level(best) - std::fabs(centre))) best = m;
+    return centre > 0 ? best : (int64_t{1} << lut_bits) + best;
+}
+
+double QuantizedHead::code_value(int64_t code) const {
+    const int64_t p = int64_t{1} << lut_bits;
+    return code >= p ? -level(code - p) : level(code);
+}
+
+int64_t QuantizedHead::score_product_entry(int64_t x) const {
+    const double top = std::ldexp(1.0, value_bits) - 0.5;
+    const double product = top * top * std::pow(level_ratio(lut_bits, top_code()), double(x - 2 * top_code()));
+    return static_cast<int64_t>(std::nearbyint(double(kProductScale) * product));
+}
+
+double QuantizedHead::attention_weight(int64_t alpha) const {
+    return std::pow(level_ratio(lut_bits, top_code()), double(alpha - top_attention_code()));
+}
+
+int64_t QuantizedHead::output_product_entry(int64_t x) const {
+    // weight(alpha) level(m) with x = alpha + m
+    const double product = attention_weight(x - top_code()) * level(top_code());
+    return static_cast<int64_t>(std::nearbyint(double(output_factor()) * product));
+}
+
+int64_t QuantizedHead::read_negacyclic(int64_t (QuantizedHead::*f)(int64_t) const, int64_t x) const {
+    const int64_t p = int64_t{1} << lut_bits;
+    x &= 2 * p - 1;
+    return x < p ? (this->*f)(x) : -(this->*f)(x - p);
 }
 
 int64_t QuantizedHead::window_entry(int64_t d) const {
@@ -117,15 +150,14 @@ int64_t QuantizedHead::log_value(int64_t denominator_bucket, int32_t n) const {
     return static_cast<int64_t>(round_clip(lg, double(lo), double(hi)));
 }
 
-int64_t QuantizedHead::attention_value(int64_t z) const {
+int64_t QuantizedHead::attention_code(int64_t z) const {
     const int64_t diff = z - (int64_t{1} << (lut_bits - 2)); // g - Lg
     const double s = double(diff) * score_bucket_width() + relative_score(0) - exp_reference;
-    return static_cast<int64_t>(round_clip(double(exp_max()) * std::exp(s), 0.0, double(exp_max())));
-}
-
-int64_t QuantizedHead::attention_square_entry(int64_t z) const {
-    const int64_t a = attention_value(z);
-    return a * a + (int64_t{1} << value_bits) * a;
+    const double weight = std::exp(std::min(s, 0.0));
+    int64_t best = 0;
+    for (int64_t alpha = 1; alpha <= top_attention_code(); ++alpha)
+        if (std::fabs(attention_weight(alpha) - weight) < std::fabs(attention_weight(best) - weight)) best = alpha;
+    return best;
 }
 
 QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const float> x, std::span<const int32_t> lengths,
@@ -205,12 +237,12 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
                 for (int32_t c = 0; c < d; ++c)
                     head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / m.scales[c]));
             }
-            int B = V + 1;
+            int B = lut_bits;
             std::vector<int64_t> accs(static_cast<size_t>(total));
             for (int32_t c = 0; c < d; ++c) {
                 for (int64_t i = 0; i < total; ++i)
                     accs[size_t(i)] = head.accumulator(p, c, std::span(x_int).subspan(size_t(i) * n_embd, n_embd));
-                while (!fits(accs, B + e[c], B + e[c] - V)) ++B;
+                while (!fits(accs, B + e[c])) ++B;
             }
             return B;
         };
@@ -219,7 +251,7 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         if (config.per_channel) {
             // Extra column bits, at most the spare bits of the lut_bits chunks the widest column's
             // rounding spans. Each costs one more sign bootstrap per value of the column.
-            const int removed = tensor_bits - V;
+            const int removed = tensor_bits - lut_bits;
             const int free_bits = (removed + chunk - 1) / chunk * chunk - removed;
             std::vector<int> e(static_cast<size_t>(d));
             for (int32_t c = 0; c < d; ++c) {
@@ -229,12 +261,13 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             }
             head.acc_bits[p] = quantize_with(e);
         }
-        head.out_scale[p] = tensor_scale * std::ldexp(1.0, head.acc_bits[p] - V);
+        head.out_scale[p] = tensor_scale * std::ldexp(1.0, head.acc_bits[p] - lut_bits);
     }
-    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / 2.0 / std::sqrt(double(d));
+    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(QuantizedHead::kProductScale) /
+                      std::sqrt(double(d));
 
     // Score range and reference from the quantized q, k of the calibration sequences.
-    int64_t score_absmax = 0;
+    int64_t score_spread = 0;
     std::vector<std::vector<int64_t>> scores;
     int64_t offset = 0;
     for (int32_t len : lengths) {
@@ -244,20 +277,21 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
             std::vector<int64_t> row;
             for (int32_t j = 0; j <= i; ++j) {
                 int64_t s = 0;
-                for (int32_t c = 0; c < d; ++c) s += q[size_t(i) * d + c] * k[size_t(j) * d + c];
-                row.push_back(2 * s);
-                score_absmax = std::max(score_absmax, std::abs(row.back()));
+                for (int32_t c = 0; c < d; ++c)
+                    s += head.read_negacyclic(&QuantizedHead::score_product_entry, q[size_t(i) * d + c] + k[size_t(j) * d + c]);
+                row.push_back(s);
             }
-            // The row constant the circuit leaves in (quantized_head.h).
-            int64_t row_constant = 0;
-            for (int32_t c = 0; c < d; ++c)
-                row_constant += head.query_square(q[size_t(i) * d + c] + (int64_t{1} << (V - 1)));
-            for (int64_t & score : row) score += row_constant;
+            const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
+            score_spread = std::max(score_spread, *hi - *lo);
             scores.push_back(std::move(row));
         }
         offset += len;
     }
-    head.score_bits = std::max(bit_width_of(score_absmax) + 1, lut_bits - 1);
+    // Only differences within a row matter (S is read modulo its encoding, quantized_head.h), and
+    // the row maximum works while a row spans fewer than 2^V coarse buckets, 2^B_S units: B_S
+    // leaves twice the widest calibrated row. Sized by the absolute range instead, the coarse
+    // and fine buckets were twice as wide (4-bit head: mean KL 0.016 against 0.026).
+    head.score_bits = std::max(bit_width_of(score_spread) + 1, lut_bits - 1);
     // The window: enough coarse buckets above the aliased one that a score aliased up to it
     // still gets a negligible weight (E exp(-K coarse) < 1/2), at least as fine as S itself.
     const int s = head.score_shift();

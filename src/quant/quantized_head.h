@@ -3,33 +3,40 @@
 // exactly, reading every table as the circuit stores it.
 //
 // Every table lookup reads at most `lut_bits` = L bits (the parameter set's message bits: 4 for
-// the cheap set), so every intermediate is chosen to fit. V = value_bits = L - 1.
+// the cheap set), so every intermediate is chosen to fit. V = value_bits = L - 1, M = 2^V - 1.
 //   x        n_bits signed, one scale per input channel r, s_r (client side; per tensor with
 //            input_per_channel off). The scales are folded into the weights: W'_rc = W_rc s_r.
 //   acc      = W' x + b over n_embd inputs (column c of projection p: acc_bits[p] + e_pc bits)
 //            (W' rounded by GPTQ on the calibration inputs by default: quant/weight_rounding.h)
-//   q, k, v  the accumulator rounded to V bits by a power of two, exactly:
-//              bucket h = round(acc / 2^shift) + 2^(V-1) in [0, 2^V), value = h - 2^(V-1).
-//            The circuit keeps the lowest kept_bits of the accumulator under h as a residue
-//            that every table reading h tolerates (circuit_builder.h): the values are the same.
-//            The scale of a value is w'_p 2^(acc_bits - V) for every column: no table is
-//            needed for the value itself. Per-channel weights use power-of-two column scales
-//            w'_p 2^-e_pc (e_pc >= 0 extra bits, one more rounding bootstrap each), with
-//            shift_pc = acc_bits[p] + e_pc - V, so that every column keeps the same value scale.
-//   S_ij     = 2 q_i . k_j + Q_i, via squares: sum_c (h_q + h_k)^2 - (k + 2^V)^2, with the row
-//            constant Q_i = sum_c q^2 + 2^(V+1) q left in: softmax does not see a shift of a whole
-//            row, and every step below works modulo the encoding, so only S_ij - S_ij' matters
-//            (it only moves where the bucket edges fall).
+//   bucket   the accumulator rounded down to L bits by a power of two, exactly:
+//              h = (acc + 2^(B-1)) >> shift in [0, 2^L), centre mu = h - 2^(L-1) + 1/2 steps
+//            (one step = out_scale[p]). The circuit keeps the lowest kept_bits of the
+//            accumulator under h as a residue that the code table tolerates (circuit_builder.h).
+//   code     Products of two ciphertexts are the costly part, and a product read of q + k
+//            linear buckets would cost q and k one bit each. Instead every q/k/v bucket is read
+//            once into a log code: sign and magnitude index m in [0, 2^V), the magnitude being
+//            the level T rho^(m - M) nearest to |mu| (T = 2^V - 1/2 the top bucket's centre,
+//            rho^M = 2^L - 1 so that the lowest level is the lowest centre, 1/2). The code is m
+//            for mu > 0 and 2^L + m for mu < 0: the padding bit carries the sign. Then a product
+//            of two values is a function of the sum of their codes alone, T^2 rho^(m_q + m_k - 2M),
+//            and a negacyclic read of code_q + code_k (mod 2^(L+1)) flips the sign exactly when one
+//            of the two is negative: one bootstrap per product, no square terms, and L-bit
+//            buckets where a square trick would allow V bits.
+//   S_ij     = sum_c P(code_q + code_k), P(x) = round(K T^2 rho^(x - 2M)), K = kProductScale: the
+//            score in units of step_q step_k / K.
 //            u_S = S + 2^(B_S-1) mod 2^(B_S+1); coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
 //   M_i      = max_j c_ij (a chain of relu lookups on differences mod 2^L); d_ij = M_i - c_ij
-//   u'_ij    = (u_S - c_ij 2^s) + (K - min(d_ij, K)) 2^s, K = 2^k' - 1: the score relative to the
-//            top of the row's best coarse bucket, exact for d <= K (further below, where exp
-//            is negligible, it aliases to d = K); fine bucket g_ij = u' >> (s + k' - V) (V bits)
+//   u'_ij    = (u_S - c_ij 2^s) + (K' - min(d_ij, K')) 2^s, K' = 2^k' - 1: the score relative to
+//            the top of the row's best coarse bucket, exact for d <= K' (further below, where exp
+//            is negligible, it aliases to d = K'); fine bucket g_ij = u' >> (s + k' - V) (V bits)
 //   e_ij     = round(E exp(r(g) - m)), E = 2^V - 1, r(g) the relative score of g (m: calibrated)
 //   D_i      = sum_j e_ij; Lg_i = round(log(D_i / E) / w) (w: fine bucket width)
-//   a_ij     = round(E exp(r(g_ij) - m - Lg_i w)): normalized softmax, from g_ij - Lg_i alone
-//   O_id     = 2 sum_j a_ij v_jd (exact, via squares: (a + h_v)^2 - h_v^2 - (a^2 + 2^V a));
-//            out = O s_v / (2 E)
+//   alpha_ij = the attention code of g_ij - Lg_i: the weight rho^(alpha - 2^V), alpha in
+//            [0, 2^V], nearest to the normalized softmax exp(r(g) - m - Lg w) (capped at 1), so
+//            that alpha + m_v < 2^L: attention weights are log codes too (never exactly 0: the
+//            lowest weight is rho^-(2^V), 1/(rho (2^L - 1))).
+//   O_id     = sum_j A(alpha_ij + code_v,jd), A(x) = round(Lambda T rho^(x - 2^V - M)),
+//            Lambda = 2^(V+1); out = O step_v / Lambda
 // Only pairs j <= i are computed (causal).
 //
 // Table entries are defined on every input of L bits (also beyond the calibrated range), so
@@ -69,26 +76,29 @@ struct QuantizedHead {
     std::vector<int64_t> bias[3];              // [head_dim], accumulator units of the column
     std::vector<int> column_exponent[3];       // e_pc >= 0
     int acc_bits[3] = {0, 0, 0};               // B_p: signed accumulator bits at e = 0
-    double out_scale[3] = {1, 1, 1};           // real value of one unit of q, k, v
-    int score_bits = 0;                        // B_S
+    double out_scale[3] = {1, 1, 1};           // real value of one bucket step of q, k, v
+    int score_bits = 0;                        // B_S: twice the widest calibrated row of S fits 2^B_S
     double score_unit = 1;                     // real score q.k / sqrt(d) of one unit of S
     int window_bits = 0;                       // k': the window spans 2^k' coarse buckets
     double exp_reference = 0;                  // m, a relative score
     int output_width = 0;                      // O's encoding, headroom included; 0: output_bits(n)
 
+    // The scale of the product tables P: a product of two bucket centres in units of 1/K step^2.
+    static constexpr int64_t kProductScale = 4;
+
     int64_t exp_max() const { return (int64_t{1} << value_bits) - 1; } // E
+    int64_t top_code() const { return (int64_t{1} << value_bits) - 1; } // M: codes 0..M per sign
+    int64_t top_attention_code() const { return int64_t{1} << value_bits; } // attention codes 0..2^V
     // Column c of projection p: signed accumulator width, and the bits rounding removes.
     int column_bits(int p, int32_t c) const { return acc_bits[p] + column_exponent[p][size_t(c)]; }
-    int column_shift(int p, int32_t c) const { return column_bits(p, c) - value_bits; }
+    int column_shift(int p, int32_t c) const { return column_bits(p, c) - lut_bits; }
     // Low accumulator bits the rounding of column c keeps in place (one sign bootstrap per other
     // removed bit): at most lut_bits, so that the first sign read has the margin of an L-bit read,
-    // and few enough that the residue stays under 1/16 of a box for q and k (theirs add up in
-    // q.k) and 1/8 for v, so that every product read keeps 3/8 of a box.
-    int kept_bits(int p, int32_t c) const {
-        return std::clamp(column_shift(p, c) - (p == kValue ? 2 : 3), 0, lut_bits);
-    }
+    // and few enough that the residue stays under 1/8 of a box: the code read keeps 3/8.
+    int kept_bits(int p, int32_t c) const { return std::clamp(column_shift(p, c) - 2, 0, lut_bits); }
     int rounding_bootstraps(int p, int32_t c) const { return column_shift(p, c) - kept_bits(p, c); }
-    // u = acc + offset: bucket h = u >> shift (round to nearest, ties up), in [0, 2^V) in range.
+    // u = acc + offset: bucket h = u >> shift (round down; the value is the bucket's centre), in
+    // [0, 2^L) in range.
     int64_t accumulator_offset(int p, int32_t c) const;
     int64_t accumulator(int p, int32_t column, std::span<const int64_t> x_row) const;
     // u_S is encoded on B_S + 1 bits (a headroom bit) so that its bucket lands on lut_bits - 1 bits.
@@ -114,11 +124,15 @@ struct QuantizedHead {
     std::vector<int64_t> quantize_inputs(std::span<const float> x) const;
 
     // Table entries, for every input j in [0, 2^L).
-    // Square terms of the products, from a k or v bucket h (value h - 2^(V-1)).
-    int64_t square_entry(int p, int64_t h) const;
-    // Q_i's term: q^2 + 2^(V+1) q for the bucket h of q (the reference and calibration only).
-    int64_t query_square(int64_t h) const;
-    static int64_t product_entry(int64_t z) { return z * z; }
+    // The log code of bucket h (the same for q, k and v): m, or 2^L + m for a negative value.
+    int64_t code_entry(int64_t h) const;
+    double level(int64_t m) const; // T rho^(m - M), in bucket steps
+    double code_value(int64_t code) const; // the signed level a code stands for (calibration, tests)
+    // P(x), x = m_q + m_k, in units of step_q step_k / K; read negacyclically from code_q + code_k.
+    int64_t score_product_entry(int64_t x) const;
+    // A(x), x = alpha + m_v, in units of step_v / Lambda; read negacyclically from alpha + code_v.
+    int64_t output_product_entry(int64_t x) const;
+    double attention_weight(int64_t alpha) const; // rho^(alpha - 2^V)
     // Row maximum step: m + max(z - 2^V, 0) for z = c - m + 2^V.
     int64_t max_step_entry(int64_t z) const { return std::max<int64_t>(z - (int64_t{1} << value_bits), 0); }
     // (K - min(d, K)) 2^s, in units of S.
@@ -126,10 +140,12 @@ struct QuantizedHead {
     int64_t exp_value(int64_t score_bucket) const;
     // Lg in [-(2^(L-2)) + 1, 2^(L-2)].
     int64_t log_value(int64_t denominator_bucket, int32_t n) const;
-    // z = h - Lg + 2^(L-2) in [0, 2^L - 2].
-    int64_t attention_value(int64_t z) const;
-    int64_t attention_square_entry(int64_t z) const;
-    double output_scale() const { return out_scale[kValue] / (2.0 * static_cast<double>(exp_max())); }
+    // z = h - Lg + 2^(L-2) in [0, 2^L - 2] -> the attention code alpha.
+    int64_t attention_code(int64_t z) const;
+    int64_t output_factor() const { return int64_t{2} << value_bits; } // Lambda
+    double output_scale() const { return out_scale[kValue] / static_cast<double>(output_factor()); }
+    // A negacyclic read of an L-bit table f at x in [0, 2^(L+1)): f(x), or -f(x - 2^L).
+    int64_t read_negacyclic(int64_t (QuantizedHead::*f)(int64_t) const, int64_t x) const;
 };
 
 // Calibrates and quantizes a head from its float weights and calibration inputs x
