@@ -232,7 +232,7 @@ TEST(HeadCircuit, LogCodesMultiplyBySummation) {
         for (int64_t a = 0; a < 2 * buckets; ++a)
             for (int64_t b = 0; b < 2 * buckets; ++b) {
                 if (a % buckets > head.top_code() || b % buckets > head.top_code()) continue;
-                const double expected = double(quant::QuantizedHead::kProductScale) * head.code_value(a) * head.code_value(b);
+                const double expected = double(head.product_scale()) * head.code_value(a) * head.code_value(b);
                 const int64_t got = head.read_negacyclic(&quant::QuantizedHead::score_product_entry, a + b);
                 EXPECT_LE(std::fabs(double(got) - expected), 0.5 + 1e-9) << "codes " << a << " " << b;
             }

@@ -109,7 +109,7 @@ double QuantizedHead::code_value(int64_t code) const {
 int64_t QuantizedHead::score_product_entry(int64_t x) const {
     const double top = std::ldexp(1.0, value_bits) - 0.5;
     const double product = top * top * std::pow(level_ratio(lut_bits, top_code()), double(x - 2 * top_code()));
-    return static_cast<int64_t>(std::nearbyint(double(kProductScale) * product));
+    return static_cast<int64_t>(std::nearbyint(double(product_scale()) * product));
 }
 
 double QuantizedHead::attention_weight(int64_t alpha) const {
@@ -263,7 +263,7 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
         }
         head.out_scale[p] = tensor_scale * std::ldexp(1.0, head.acc_bits[p] - lut_bits);
     }
-    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(QuantizedHead::kProductScale) /
+    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(head.product_scale()) /
                       std::sqrt(double(d));
 
     // Score range and reference from the quantized q, k of the calibration sequences.

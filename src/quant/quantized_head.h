@@ -22,7 +22,7 @@
 //            and a negacyclic read of code_q + code_k (mod 2^(L+1)) flips the sign exactly when one
 //            of the two is negative: one bootstrap per product, no square terms, and L-bit
 //            buckets where a square trick would allow V bits.
-//   S_ij     = sum_c P(code_q + code_k), P(x) = round(K T^2 rho^(x - 2M)), K = kProductScale: the
+//   S_ij     = sum_c P(code_q + code_k), P(x) = round(K T^2 rho^(x - 2M)), K = product_scale(): the
 //            score in units of step_q step_k / K.
 //            u_S = S + 2^(B_S-1) mod 2^(B_S+1); coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
 //   M_i      = max_j c_ij (a chain of relu lookups on differences mod 2^L); d_ij = M_i - c_ij
@@ -83,8 +83,12 @@ struct QuantizedHead {
     double exp_reference = 0;                  // m, a relative score
     int output_width = 0;                      // O's encoding, headroom included; 0: output_bits(n)
 
-    // The scale of the product tables P: a product of two bucket centres in units of 1/K step^2.
-    static constexpr int64_t kProductScale = 4;
+    // K, the scale of the score products P: a product of two bucket centres in units of
+    // 1/K step^2; 4 up to L = 4, 1 above. A finer unit makes the score's lowest bits, which its
+    // exact rounding reads, more fragile: at L = 5, K = 4 left PARAM_5BIT_2M128 at p_fail
+    // 2^-12.6 per read (K = 1: 2^-75) for the same mean KL (0.0024); at L = 4 it lowers the KL
+    // from 0.018 to 0.016 and the L2 set keeps its margin.
+    int64_t product_scale() const { return int64_t{1} << (2 * std::clamp(5 - lut_bits, 0, 1)); }
 
     int64_t exp_max() const { return (int64_t{1} << value_bits) - 1; } // E
     int64_t top_code() const { return (int64_t{1} << value_bits) - 1; } // M: codes 0..M per sign
