@@ -96,7 +96,8 @@ void run_compile(const CompileOptions & opt) {
     j["widths"] = {{"x", head.x_bits},
                    {"weights", opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits},
                    {"qkv_accumulator", {head.acc_bits[0], head.acc_bits[1], head.acc_bits[2]}},
-                   {"q_k_v", head.value_bits},
+                   {"q_k_v", head.lut_bits}, // buckets; their log codes: q_k_v_levels per sign
+                   {"q_k_v_levels", head.top_code() + 1},
                    {"score", head.score_bits},
                    {"softmax_denominator", head.denominator_bits(opt.seq_len)},
                    {"output", head.output_bits(opt.seq_len)}};
@@ -118,9 +119,11 @@ void run_compile(const CompileOptions & opt) {
     }
     std::printf("%s of %s at n_bits %d, %d positions%s\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
                 opt.seq_len, opt.kv_cache ? " (one new token on the KV cache)" : "");
-    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v %d, scores %d, softmax sum %d, output %d bits\n",
-                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1], head.acc_bits[2],
-                head.value_bits, head.score_bits, head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
+    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v buckets %d (log codes, %lld levels per "
+                "sign), scores %d, softmax sum %d, output %d bits\n",
+                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1],
+                head.acc_bits[2], head.lut_bits, static_cast<long long>(head.top_code() + 1), head.score_bits,
+                head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
     if (quantized.attention) {
         std::printf("  block: head outputs rounded to %d bits from", quantized.attention->lut_bits);
         for (int32_t h = 0; h < quantized.attention->n_head; ++h) std::printf(" %d", quantized.attention->context_width(h));

@@ -64,7 +64,7 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
         ->capture_default_str();
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
     command.add_option("--lut-bits", o.lut_bits,
-                       "bits every lookup reads (q/k/v and attention weights get one less; default: --n-bits, at least 3)")
+                       "bits every lookup reads, and of the q/k/v buckets (default: --n-bits, at least 3)")
         ->check(CLI::Range(0, 12));
 }
 
