@@ -247,6 +247,38 @@ TEST(HeadCircuit, LogCodesMultiplyBySummation) {
     }
 }
 
+TEST(HeadCircuit, SoftmaxCalibrationTakesTheNearestWindow) {
+    // The calibrated window's attention weights are nearer to the softmax of the same scores than
+    // those of any other window the calibration tries (here with the calibrated m), calibrating
+    // again keeps the window, and the weights come nearer as the lookups widen.
+    double previous = 1e300;
+    for (int n_bits : {3, 4, 6, 8}) {
+        const quant::QuantizedHead head = make_head(n_bits, false);
+        const std::vector<std::vector<int64_t>> scores =
+            quant::calibration_scores(head, head.quantize_inputs(calibration_x()), kCalibrationLengths);
+        size_t rows = 0;
+        for (int32_t len : kCalibrationLengths) rows += size_t(len);
+        ASSERT_EQ(scores.size(), rows);
+        const double calibrated = quant::attention_error(head, scores);
+        EXPECT_GE(calibrated, 0.0);
+        EXPECT_LT(calibrated, 2.0) << "n_bits " << n_bits; // two normalized weight vectors are at most 2 apart
+        for (int window = std::max(1, head.value_bits - head.score_shift()); window <= head.value_bits; ++window) {
+            quant::QuantizedHead other = head;
+            other.window_bits = window;
+            quant::calibrate_softmax(other, scores); // back to the chosen window
+            EXPECT_EQ(other.window_bits, head.window_bits);
+            other.window_bits = window;
+            EXPECT_LE(calibrated, quant::attention_error(other, scores) + 1e-12) << "n_bits " << n_bits << " window " << window;
+        }
+        EXPECT_LT(calibrated, previous) << "n_bits " << n_bits;
+        previous = calibrated;
+        std::printf("n_bits %d: window 2^%d coarse buckets, attention error %.4f\n", n_bits, head.window_bits, calibrated);
+    }
+    quant::QuantizedHead head = make_head(4, false);
+    EXPECT_THROW(quant::calibrate_softmax(head, {}), Error);
+    EXPECT_THROW(quant::calibration_scores(head, std::vector<int64_t>(10), kCalibrationLengths), Error);
+}
+
 // Float comparison: a head with moderate scores (weights 0.1: softmax far from uniform, scores
 // mostly within the exp table's range) calibrated on 300 positions, so that fresh sequences
 // stay inside the calibrated ranges. Most sequences then follow the float head to about 1%;

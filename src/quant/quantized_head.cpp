@@ -45,6 +45,71 @@ bool fits(std::span<const int64_t> accs, int width) {
     return true;
 }
 
+// The fine buckets g_ij of calibration rows of scores S_ij, as the circuit computes them
+// (quantized_head.h): u_S modulo its encoding, the row's top by a chain of steps on differences
+// modulo 2^L, and the score relative to it.
+std::vector<std::vector<int64_t>> fine_buckets(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
+    const int s = head.score_shift(), V = head.value_bits;
+    const int64_t u_mask = (int64_t{1} << (head.score_bits + 1)) - 1, c_mask = (int64_t{1} << head.lut_bits) - 1;
+    std::vector<std::vector<int64_t>> out;
+    out.reserve(scores.size());
+    for (const auto & row : scores) {
+        std::vector<int64_t> u(row.size()), c(row.size()), fine(row.size());
+        for (size_t j = 0; j < row.size(); ++j) {
+            u[j] = (row[j] + (int64_t{1} << (head.score_bits - 1))) & u_mask;
+            c[j] = u[j] >> s;
+        }
+        int64_t top = c[0];
+        for (size_t j = 1; j < row.size(); ++j)
+            top = (top + head.max_step_entry((c[j] - top + (int64_t{1} << V)) & c_mask)) & c_mask;
+        for (size_t j = 0; j < row.size(); ++j)
+            fine[j] = (u[j] - (c[j] << s) + head.window_entry((top - c[j]) & c_mask)) >> head.fine_shift();
+        out.push_back(std::move(fine));
+    }
+    return out;
+}
+
+// m: a high percentile over rows of the largest relative score, so that most rows keep their
+// top attention weights inside the exp table's range without saturating. The 90th: measured
+// on fhegpt-tiny layer 0 (quantiles 0.1 .. 1.0), it kept the best top-1 agreement from 4 to 8
+// bits; the maximum underflows typical rows, the median saturates too many.
+double exp_reference_of(const std::vector<std::vector<int64_t>> & fine, const QuantizedHead & head) {
+    std::vector<double> row_max;
+    for (const auto & row : fine) {
+        double best = -1e300;
+        for (int64_t g : row) best = std::max(best, head.relative_score(g));
+        row_max.push_back(best);
+    }
+    std::sort(row_max.begin(), row_max.end());
+    return row_max[std::min(row_max.size() - 1, size_t(0.9 * double(row_max.size())))];
+}
+
+// Mean over rows of sum_j |a_ij - p_ij|: a the weight of the circuit's attention code, p the
+// softmax of the row's scores.
+double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores,
+                       const std::vector<std::vector<int64_t>> & fine) {
+    const int L = head.lut_bits;
+    double total = 0;
+    for (size_t r = 0; r < scores.size(); ++r) {
+        const auto & row = scores[r];
+        const int32_t n = static_cast<int32_t>(row.size());
+        int64_t denominator = 0;
+        for (int64_t g : fine[r]) denominator += head.exp_value(g);
+        const int64_t log = head.log_value(denominator >> head.denominator_shift(n), n);
+        const int64_t top = *std::max_element(row.begin(), row.end());
+        double sum = 0;
+        for (int64_t v : row) sum += std::exp(double(v - top) * head.score_unit);
+        for (int32_t j = 0; j < n; ++j) {
+            const double p = std::exp(double(row[j] - top) * head.score_unit) / sum;
+            const int64_t z = fine[r][j] + (int64_t{1} << (L - 2)) - log;
+            // Outside [0, 2^L) the circuit's read is negacyclic: no weight it could mean.
+            const double a = z >= 0 && z < (int64_t{1} << L) ? head.attention_weight(head.attention_code(z)) : 1.0 + p;
+            total += std::fabs(a - p);
+        }
+    }
+    return total / double(scores.size());
+}
+
 } // namespace
 
 int rounding_bootstraps(int shift, int chunk_bits) {
@@ -192,7 +257,7 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     head.x_scales.resize(static_cast<size_t>(n_embd));
     for (int32_t r = 0; r < n_embd; ++r)
         head.x_scales[r] = symmetric_scale(config.input_per_channel ? channel_absmax[r] : tensor_absmax, head.x_bits);
-    const int V = head.value_bits, chunk = head.chunk_bits();
+    const int chunk = head.chunk_bits();
     const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
     const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
 
@@ -266,12 +331,30 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(head.product_scale()) /
                       std::sqrt(double(d));
 
-    // Score range and reference from the quantized q, k of the calibration sequences.
+    // Only differences within a row matter (S is read modulo its encoding, quantized_head.h), and
+    // the row maximum works while a row spans fewer than 2^V coarse buckets, 2^B_S units: B_S
+    // leaves twice the widest calibrated row. Sized by the absolute range instead, the coarse
+    // and fine buckets were twice as wide (4-bit head: mean KL 0.016 against 0.026).
+    const std::vector<std::vector<int64_t>> scores = calibration_scores(head, x_int, lengths);
     int64_t score_spread = 0;
+    for (const auto & row : scores) {
+        const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
+        score_spread = std::max(score_spread, *hi - *lo);
+    }
+    head.score_bits = std::max(bit_width_of(score_spread) + 1, lut_bits - 1);
+    calibrate_softmax(head, scores);
+    return head;
+}
+
+std::vector<std::vector<int64_t>> calibration_scores(const QuantizedHead & head, std::span<const int64_t> x_int,
+                                                    std::span<const int32_t> lengths) {
+    const int32_t d = head.head_dim, n_embd = head.n_embd;
     std::vector<std::vector<int64_t>> scores;
     int64_t offset = 0;
     for (int32_t len : lengths) {
-        const auto xs = std::span<const int64_t>(x_int).subspan(size_t(offset) * n_embd, size_t(len) * n_embd);
+        if (len <= 0 || size_t(offset + len) * n_embd > x_int.size())
+            fail("calibration scores: {} inputs for sequences of {} positions", x_int.size(), len);
+        const auto xs = x_int.subspan(size_t(offset) * n_embd, size_t(len) * n_embd);
         const std::vector<int64_t> q = project(head, kQuery, xs, len), k = project(head, kKey, xs, len);
         for (int32_t i = 0; i < len; ++i) {
             std::vector<int64_t> row;
@@ -281,52 +364,34 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
                     s += head.read_negacyclic(&QuantizedHead::score_product_entry, q[size_t(i) * d + c] + k[size_t(j) * d + c]);
                 row.push_back(s);
             }
-            const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
-            score_spread = std::max(score_spread, *hi - *lo);
             scores.push_back(std::move(row));
         }
         offset += len;
     }
-    // Only differences within a row matter (S is read modulo its encoding, quantized_head.h), and
-    // the row maximum works while a row spans fewer than 2^V coarse buckets, 2^B_S units: B_S
-    // leaves twice the widest calibrated row. Sized by the absolute range instead, the coarse
-    // and fine buckets were twice as wide (4-bit head: mean KL 0.016 against 0.026).
-    head.score_bits = std::max(bit_width_of(score_spread) + 1, lut_bits - 1);
-    // The window: enough coarse buckets above the aliased one that a score aliased up to it
-    // still gets a negligible weight (E exp(-K coarse) < 1/2), at least as fine as S itself.
-    const int s = head.score_shift();
-    const double coarse = std::ldexp(1.0, s) * head.score_unit;
-    head.window_bits = std::max(1, V - s);
-    while (head.window_bits < V && double((int64_t{1} << head.window_bits) - 1) * coarse < std::log(2.0 * double(head.exp_max())))
-        ++head.window_bits;
-    // m: a high percentile over rows of the largest relative score, so that most rows keep their
-    // top attention weights inside the exp table's range without saturating.
-    // As the circuit computes them wherever a row's scores span fewer than 2^V coarse buckets:
-    // u_S modulo its encoding, the row's top by a chain of steps on differences modulo 2^L.
-    std::vector<double> row_max;
-    const int64_t u_mask = (int64_t{1} << (head.score_bits + 1)) - 1, c_mask = (int64_t{1} << lut_bits) - 1;
-    for (const auto & row : scores) {
-        std::vector<int64_t> u(row.size()), c(row.size());
-        for (size_t j = 0; j < row.size(); ++j) {
-            u[j] = (row[j] + (int64_t{1} << (head.score_bits - 1))) & u_mask;
-            c[j] = u[j] >> s;
+    return scores;
+}
+
+double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
+    return attention_error(head, scores, fine_buckets(head, scores));
+}
+
+void calibrate_softmax(QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
+    if (scores.empty()) fail("calibrate softmax: no calibration rows");
+    const int V = head.value_bits;
+    double best_error = 0;
+    int best_window = 0;
+    for (int window = std::max(1, V - head.score_shift()); window <= V; ++window) {
+        head.window_bits = window;
+        const std::vector<std::vector<int64_t>> fine = fine_buckets(head, scores);
+        head.exp_reference = exp_reference_of(fine, head);
+        const double error = attention_error(head, scores, fine);
+        if (best_window == 0 || error < best_error) {
+            best_error = error;
+            best_window = window;
         }
-        int64_t top = c[0];
-        for (size_t j = 1; j < row.size(); ++j)
-            top = (top + head.max_step_entry((c[j] - top + (int64_t{1} << V)) & c_mask)) & c_mask;
-        double best = -1e300;
-        for (size_t j = 0; j < row.size(); ++j) {
-            const int64_t fine = (u[j] - (c[j] << s) + head.window_entry((top - c[j]) & c_mask)) >> head.fine_shift();
-            best = std::max(best, head.relative_score(fine));
-        }
-        row_max.push_back(best);
     }
-    // The 90th percentile: measured on fhegpt-tiny layer 0 (quantiles 0.1 .. 1.0) with absolute
-    // score buckets, it kept the best top-1 agreement from 4 to 8 bits; the maximum underflows
-    // typical rows, the median saturates too many.
-    std::sort(row_max.begin(), row_max.end());
-    head.exp_reference = row_max[std::min(row_max.size() - 1, size_t(0.9 * double(row_max.size())))];
-    return head;
+    head.window_bits = best_window;
+    head.exp_reference = exp_reference_of(fine_buckets(head, scores), head);
 }
 
 } // namespace fhegpt::quant

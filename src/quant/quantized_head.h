@@ -157,6 +157,20 @@ struct QuantizedHead {
 QuantizedHead quantize_head(const model::HeadQkvWeights & weights, std::span<const float> x,
                             std::span<const int32_t> lengths, const HeadQuantConfig & config);
 
+// Softmax calibration. The scores S_ij of every row of the calibration sequences (x_int: the
+// quantized inputs, [sum(lengths), n_embd]), as the circuit computes them from q and k codes.
+std::vector<std::vector<int64_t>> calibration_scores(const QuantizedHead & head, std::span<const int64_t> x_int,
+                                                    std::span<const int32_t> lengths);
+// Mean over rows of sum_j |a_ij - p_ij|: a the weight of the attention code the circuit reaches
+// (fine bucket, exp, row sum, log, code), p the float softmax of the same scores.
+double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores);
+// Sets window_bits and exp_reference (score_bits set): of the windows of 2^k' coarse buckets, a
+// wider one aliases fewer low scores up into it, a narrower one has finer buckets; the head takes
+// the one with the least attention_error. (The fixed rule E exp(-K coarse) < 1/2 it replaces gave
+// a 4-bit fhegpt-tiny head a mean KL of 0.016; this, 0.011.) m is a high percentile (0.9) over rows
+// of the largest relative score.
+void calibrate_softmax(QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores);
+
 // Number of rounding bootstraps to remove `shift` low bits in chunks of `chunk_bits`:
 // two per chunk (circuit_builder.h).
 int rounding_bootstraps(int shift, int chunk_bits);
