@@ -105,13 +105,14 @@ std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHea
                 if (w != 0) terms.push_back({ValueId(r), w * (int64_t{1} << (scale - input_scale))});
             }
             const uint64_t constant = encode_integer(head.bias[p][c] + head.accumulator_offset(p, c), scale);
+            const uint64_t residue = bucket_residue(head, p, c);
             for (int32_t i = first; i < n; ++i) {
                 std::vector<LinearTerm> row = terms;
                 for (LinearTerm & term : row) term.value = x[size_t(i - first) * n_embd + term.value];
                 const ValueId acc = b.linear(row, constant);
                 const CircuitBuilder::Rounded h =
                     b.round_keeping_low_bits(acc, width, head.column_shift(p, c), head.kept_bits(p, c), "qkv.requant");
-                if (h.residue != bucket_residue(head, p, c)) fail("head circuit: column residues disagree");
+                if (h.residue != residue) fail("head circuit: column residues disagree");
                 code[p][size_t(i) * d + c] = b.lookup(h.value, code_table, h.residue);
             }
         }

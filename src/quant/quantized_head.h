@@ -12,6 +12,8 @@
 //              h = (acc + 2^(B-1)) >> shift in [0, 2^L), centre mu = h - 2^(L-1) + 1/2 steps
 //            (one step = out_scale[p]). The circuit keeps the lowest kept_bits of the
 //            accumulator under h as a residue that the code table tolerates (circuit_builder.h).
+//            Per-channel weights use power-of-two column scales w'_p 2^-e_pc (e_pc >= 0 extra
+//            bits) with shift_pc = acc_bits[p] + e_pc - L, so that every column has the same step.
 //   code     Products of two ciphertexts are the costly part, and a product read of q + k
 //            linear buckets would cost q and k one bit each. Instead every q/k/v bucket is read
 //            once into a log code: sign and magnitude index m in [0, 2^V), the magnitude being
