@@ -93,14 +93,12 @@ Circuit build_attention_row_circuit(const QuantizedAttention & att, int32_t firs
     std::vector<ValueId> x(size_t(n - first) * att.n_embd);
     for (auto & v : x) v = b.circuit().add_input(input_scale);
     std::vector<HeadCache> caches;
-    std::vector<HeadCacheScales> scales;
     const size_t cached = size_t(first) * att.head_dim;
     for (int32_t h = 0; h < att.n_head; ++h) {
-        scales.push_back(head_cache_scales(att.heads[h]));
-        caches.push_back(add_cache_inputs(b, scales[h], cached));
+        caches.push_back(add_cache_inputs(b, att.heads[h], cached));
     }
     add_attention_rows(b, att, first, n, x, input_scale, caches);
-    for (int32_t h = 0; h < att.n_head; ++h) mark_cache_outputs(b, caches[h], scales[h], cached);
+    for (int32_t h = 0; h < att.n_head; ++h) mark_cache_outputs(b, caches[h], att.heads[h], cached);
     return b.take();
 }
 

@@ -27,50 +27,41 @@ uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c) {
     return CircuitBuilder::kept_bits_residue(head_encoding(head, 1).column_width(head, p, c), head.kept_bits(p, c));
 }
 
-HeadCacheScales head_cache_scales(const quant::QuantizedHead & head) {
-    const int grid = 63 - head.lut_bits;
-    return {grid, grid};
-}
-
 namespace {
 
-struct CachePart {
-    std::vector<ValueId> * values;
-    int scale;
-};
-
-// The cache's parts in circuit order, with their scales.
-std::array<CachePart, kHeadCacheParts> cache_parts(HeadCache & cache, const HeadCacheScales & s) {
-    return {{{&cache.key_code, s.key_code}, {&cache.value_code, s.value_code}}};
+// The cache's parts in circuit order.
+std::array<std::vector<ValueId> *, kHeadCacheParts> cache_parts(HeadCache & cache) {
+    return {&cache.key_code, &cache.value_code};
 }
+
+int code_scale(const quant::QuantizedHead & head) { return 63 - head.lut_bits; }
 
 } // namespace
 
-HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count) {
+HeadCache add_cache_inputs(CircuitBuilder & b, const quant::QuantizedHead & head, size_t count) {
     HeadCache cache;
-    for (const CachePart & part : cache_parts(cache, scales))
-        for (size_t k = 0; k < count; ++k) part.values->push_back(b.circuit().add_input(part.scale));
+    for (std::vector<ValueId> * part : cache_parts(cache))
+        for (size_t k = 0; k < count; ++k) part->push_back(b.circuit().add_input(code_scale(head)));
     return cache;
 }
 
-void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from) {
-    for (const CachePart & part : cache_parts(cache, scales))
-        for (size_t k = from; k < part.values->size(); ++k) b.circuit().mark_output((*part.values)[k], part.scale);
+void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const quant::QuantizedHead & head, size_t from) {
+    for (std::vector<ValueId> * part : cache_parts(cache))
+        for (size_t k = from; k < part->size(); ++k) b.circuit().mark_output((*part)[k], code_scale(head));
 }
 
 Circuit build_head_row_circuit(const quant::QuantizedHead & head, int32_t first, int32_t n, int output_width) {
     if (first < 0 || first >= n) fail("head row circuit: rows {}..{}", first, n - 1);
     if (output_width <= 0) fail("head row circuit: a cached evaluation needs a fixed output width");
     const HeadEncoding e = head_encoding(head, n, output_width);
-    const HeadCacheScales scales = head_cache_scales(head);
     const size_t cached = size_t(first) * head.head_dim;
     CircuitBuilder b(head.chunk_bits());
     std::vector<ValueId> x(size_t(n - first) * head.n_embd);
     for (auto & v : x) v = b.circuit().add_input(e.input_scale);
-    HeadCache cache = add_cache_inputs(b, scales, cached);
+    HeadCache cache = add_cache_inputs(b, head, cached);
     for (ValueId o : add_head_rows(b, head, first, n, x, e.input_scale, cache, output_width))
         b.circuit().mark_output(o, e.output_scale);
-    mark_cache_outputs(b, cache, scales, cached);
+    mark_cache_outputs(b, cache, head, cached);
     return b.take();
 }
 

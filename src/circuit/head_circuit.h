@@ -33,17 +33,13 @@ struct HeadCache {
     std::vector<ValueId> key_code, value_code;
 };
 constexpr int32_t kHeadCacheParts = 2;
-// Their encodings (log2 scales): codes lie exactly on the L-bit grid.
-struct HeadCacheScales {
-    int key_code, value_code;
-};
 // How far the bucket of column c of projection p lies off its grid (its kept low bits).
 uint64_t bucket_residue(const quant::QuantizedHead & head, int p, int32_t c);
-HeadCacheScales head_cache_scales(const quant::QuantizedHead & head);
 // A cache of `count` values per part as circuit inputs, in the order of build_head_row_circuit.
-HeadCache add_cache_inputs(CircuitBuilder & b, const HeadCacheScales & scales, size_t count);
+// Codes lie exactly on the head's L-bit grid, so that is their encoding.
+HeadCache add_cache_inputs(CircuitBuilder & b, const quant::QuantizedHead & head, size_t count);
 // Marks every part's values from index `from` on as outputs, in the same order.
-void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const HeadCacheScales & scales, size_t from);
+void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const quant::QuantizedHead & head, size_t from);
 
 // Rows first..n-1 only: x holds the inputs of positions first..n-1 and `cache` the keys and
 // values of positions 0..first-1; the new positions' keys and values are appended to it.

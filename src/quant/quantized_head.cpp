@@ -151,6 +151,14 @@ double level_ratio(int lut_bits, int64_t top_code) {
     return std::pow(std::ldexp(1.0, lut_bits) - 1.0, 1.0 / double(top_code)); // rho
 }
 
+// The index in [0, last] whose value(index) is nearest to target (the lowest on a tie).
+template <class Value> int64_t nearest_index(int64_t last, Value value, double target) {
+    int64_t best = 0;
+    for (int64_t i = 1; i <= last; ++i)
+        if (std::fabs(value(i) - target) < std::fabs(value(best) - target)) best = i;
+    return best;
+}
+
 } // namespace
 
 double QuantizedHead::level(int64_t m) const {
@@ -160,10 +168,8 @@ double QuantizedHead::level(int64_t m) const {
 
 int64_t QuantizedHead::code_entry(int64_t h) const {
     const double centre = double(h - (int64_t{1} << value_bits)) + 0.5;
-    int64_t best = 0;
-    for (int64_t m = 1; m <= top_code(); ++m)
-        if (std::fabs(level(m) - std::fabs(centre)) < std::fabs(level(best) - std::fabs(centre))) best = m;
-    return centre > 0 ? best : (int64_t{1} << lut_bits) + best;
+    const int64_t m = nearest_index(top_code(), [&](int64_t i) { return level(i); }, std::fabs(centre));
+    return centre > 0 ? m : (int64_t{1} << lut_bits) + m;
 }
 
 double QuantizedHead::code_value(int64_t code) const {
@@ -172,8 +178,8 @@ double QuantizedHead::code_value(int64_t code) const {
 }
 
 int64_t QuantizedHead::score_product_entry(int64_t x) const {
-    const double top = std::ldexp(1.0, value_bits) - 0.5;
-    const double product = top * top * std::pow(level_ratio(lut_bits, top_code()), double(x - 2 * top_code()));
+    // level(m_q) level(m_k) with x = m_q + m_k
+    const double product = level(top_code()) * level(x - top_code());
     return static_cast<int64_t>(std::nearbyint(double(product_scale()) * product));
 }
 
@@ -218,11 +224,8 @@ int64_t QuantizedHead::log_value(int64_t denominator_bucket, int32_t n) const {
 int64_t QuantizedHead::attention_code(int64_t z) const {
     const int64_t diff = z - (int64_t{1} << (lut_bits - 2)); // g - Lg
     const double s = double(diff) * score_bucket_width() + relative_score(0) - exp_reference;
-    const double weight = std::exp(std::min(s, 0.0));
-    int64_t best = 0;
-    for (int64_t alpha = 1; alpha <= top_attention_code(); ++alpha)
-        if (std::fabs(attention_weight(alpha) - weight) < std::fabs(attention_weight(best) - weight)) best = alpha;
-    return best;
+    return nearest_index(top_attention_code(), [&](int64_t alpha) { return attention_weight(alpha); },
+                         std::exp(std::min(s, 0.0)));
 }
 
 QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const float> x, std::span<const int32_t> lengths,
@@ -378,7 +381,7 @@ double attention_error(const QuantizedHead & head, const std::vector<std::vector
 void calibrate_softmax(QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
     if (scores.empty()) fail("calibrate softmax: no calibration rows");
     const int V = head.value_bits;
-    double best_error = 0;
+    double best_error = 0, best_reference = 0;
     int best_window = 0;
     for (int window = std::max(1, V - head.score_shift()); window <= V; ++window) {
         head.window_bits = window;
@@ -388,10 +391,11 @@ void calibrate_softmax(QuantizedHead & head, const std::vector<std::vector<int64
         if (best_window == 0 || error < best_error) {
             best_error = error;
             best_window = window;
+            best_reference = head.exp_reference;
         }
     }
     head.window_bits = best_window;
-    head.exp_reference = exp_reference_of(fine_buckets(head, scores), head);
+    head.exp_reference = best_reference;
 }
 
 } // namespace fhegpt::quant
