@@ -33,7 +33,8 @@ const Keys & keys_for(const std::string & name) {
     return *slot;
 }
 
-const char * kSets[] = {"PARAM_2BIT_2M128", "PARAM_4BIT_2M128", "PARAM_4BIT_2M64", "PARAM_6BIT_2M128"};
+const char * kSets[] = {"PARAM_2BIT_2M128", "PARAM_4BIT_2M128", "PARAM_4BIT_2M128_PBS_L2", "PARAM_4BIT_2M64",
+                        "PARAM_5BIT_2M128", "PARAM_6BIT_2M128"};
 
 void BM_Decompose(benchmark::State & state, const std::string & name) {
     const TfheParameters & p = parameters_by_name(name);

@@ -250,12 +250,14 @@ TEST(HeadCircuit, LogCodesMultiplyBySummation) {
 TEST(HeadCircuit, SoftmaxCalibrationTakesTheNearestWindow) {
     // The calibrated window's attention weights are nearer to the softmax of the same scores than
     // those of any other window the calibration tries (here with the calibrated m), calibrating
-    // again keeps the window, and the weights come nearer as the lookups widen.
+    // again keeps the window, and the weights come nearer as the lookups widen. (quantize_head
+    // calibrates against the float attention instead: CalibratedClippingCostsNoBootstraps.)
     double previous = 1e300;
     for (int n_bits : {3, 4, 6, 8}) {
-        const quant::QuantizedHead head = make_head(n_bits, false);
+        quant::QuantizedHead head = make_head(n_bits, false);
         const std::vector<std::vector<int64_t>> scores =
             quant::calibration_scores(head, head.quantize_inputs(calibration_x()), kCalibrationLengths);
+        quant::calibrate_softmax(head, scores);
         size_t rows = 0;
         for (int32_t len : kCalibrationLengths) rows += size_t(len);
         ASSERT_EQ(scores.size(), rows);
@@ -297,10 +299,11 @@ struct FloatComparison {
             for (int32_t len : kCalibrationLengths) lengths.push_back(len);
         calibration = test::normal_x(size_t(20 * 15) * 64, 17);
     }
-    quant::QuantizedHead head(int n_bits, bool per_channel) const {
+    quant::QuantizedHead head(int n_bits, bool per_channel, bool calibrated_clipping = true) const {
         quant::HeadQuantConfig config;
         config.n_bits = n_bits;
         config.per_channel = per_channel;
+        config.calibrated_clipping = calibrated_clipping;
         return quant::quantize_head(model::head_qkv_weights(model, 0, 1), calibration, lengths, config);
     }
     struct Errors {
@@ -347,6 +350,27 @@ TEST(HeadCircuit, HighPrecisionFollowsTheFloatHead) {
         std::printf("n_bits 10 %s: relative L2 error: median sequence %.4f, pooled %.4f\n", what, e.median, e.pooled);
         EXPECT_LT(e.median, 0.05) << what;
         EXPECT_LT(e.pooled, 0.25) << what;
+    }
+}
+
+TEST(HeadCircuit, CalibratedClippingCostsNoBootstraps) {
+    // Clipped input and weight scales (the default) against absmax scales: never a bootstrap
+    // more, never wider scores, and at 4 bits nearer the float head.
+    const FloatComparison cmp;
+    for (int n_bits : {3, 4, 5, 6, 8}) {
+        const quant::QuantizedHead clipped = cmp.head(n_bits, false);
+        const quant::QuantizedHead absmax = cmp.head(n_bits, false, false);
+        const std::string what = "n_bits " + std::to_string(n_bits);
+        const CircuitAnalysis a = analyze(build_head_circuit(clipped, 6)), b = analyze(build_head_circuit(absmax, 6));
+        EXPECT_LE(a.bootstraps, b.bootstraps) << what;
+        EXPECT_LE(clipped.score_bits, absmax.score_bits) << what;
+        for (int p = 0; p < 3; ++p)
+            EXPECT_LE(clipped.rounding_bootstraps(p, 0), absmax.rounding_bootstraps(p, 0)) << what << " projection " << p;
+        if (n_bits == 4) {
+            const FloatComparison::Errors e = cmp.errors(clipped, 1.0, false), f = cmp.errors(absmax, 1.0, false);
+            std::printf("n_bits 4: relative L2 error, pooled: clipped %.4f, absmax %.4f\n", e.pooled, f.pooled);
+            EXPECT_LT(e.pooled, f.pooled);
+        }
     }
 }
 

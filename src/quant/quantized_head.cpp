@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <tuple>
 
 namespace fhegpt::quant {
 
@@ -25,16 +26,61 @@ int64_t bucket_of(const QuantizedHead & head, int p, int32_t c, int64_t acc) {
     return (acc + head.accumulator_offset(p, c)) >> head.column_shift(p, c);
 }
 
-// q (or k) log codes of n positions (code_entry).
+// The accumulators of projection p at n positions, [n, d] (calibration: a row at a time, over
+// contiguous weight rows).
+std::vector<int64_t> accumulators(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
+    const int32_t d = head.head_dim, n_embd = head.n_embd;
+    const std::vector<int64_t> & w = head.weights[p].values;
+    std::vector<int64_t> out(size_t(n) * d);
+    for (int32_t i = 0; i < n; ++i) {
+        int64_t * row = out.data() + size_t(i) * d;
+        std::copy(head.bias[p].begin(), head.bias[p].end(), row);
+        for (int32_t r = 0; r < n_embd; ++r) {
+            const int64_t x = x_int[size_t(i) * n_embd + r];
+            if (x == 0) continue;
+            const int64_t * w_row = w.data() + size_t(r) * d;
+            for (int32_t c = 0; c < d; ++c) row[c] += x * w_row[c];
+        }
+    }
+    return out;
+}
+
+// Projection p's log codes of n positions (code_entry), [n, d].
 std::vector<int64_t> project(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
     const int32_t d = head.head_dim;
-    std::vector<int64_t> out(size_t(n) * d);
-    for (int32_t i = 0; i < n; ++i)
-        for (int32_t c = 0; c < d; ++c) {
-            const int64_t acc = head.accumulator(p, c, x_int.subspan(size_t(i) * head.n_embd, head.n_embd));
-            out[size_t(i) * d + c] = head.code_entry(bucket_of(head, p, c, acc));
-        }
+    std::vector<int64_t> code(size_t{1} << head.lut_bits);
+    for (size_t h = 0; h < code.size(); ++h) code[h] = head.code_entry(int64_t(h));
+    std::vector<int64_t> out = accumulators(head, p, x_int, n);
+    for (size_t k = 0; k < out.size(); ++k) out[k] = code[size_t(bucket_of(head, p, int32_t(k % size_t(d)), out[k]))];
     return out;
+}
+
+// The scores S_ij of every row of the calibration sequences from the q and k codes of all
+// their positions ([positions, d] each).
+std::vector<std::vector<int64_t>> scores_of_codes(const QuantizedHead & head, std::span<const int64_t> q,
+                                                  std::span<const int64_t> k, std::span<const int32_t> lengths) {
+    const int32_t d = head.head_dim;
+    // The negacyclic product table, read at code_q + code_k modulo 2^(L+1).
+    std::vector<int64_t> product(size_t{2} << head.lut_bits);
+    for (size_t x = 0; x < product.size(); ++x)
+        product[x] = head.read_negacyclic(&QuantizedHead::score_product_entry, int64_t(x));
+    std::vector<std::vector<int64_t>> scores;
+    size_t offset = 0;
+    for (int32_t len : lengths) {
+        for (int32_t i = 0; i < len; ++i) {
+            std::vector<int64_t> row;
+            const int64_t * q_row = q.data() + (offset + size_t(i)) * d;
+            for (int32_t j = 0; j <= i; ++j) {
+                const int64_t * k_row = k.data() + (offset + size_t(j)) * d;
+                int64_t s = 0;
+                for (int32_t c = 0; c < d; ++c) s += product[size_t(q_row[c] + k_row[c]) & (product.size() - 1)];
+                row.push_back(s);
+            }
+            scores.push_back(std::move(row));
+        }
+        offset += size_t(len);
+    }
+    return scores;
 }
 
 // Does every accumulator of column c fit its encoding (u = acc + 2^(width-1) in [0, 2^width))?
@@ -85,29 +131,433 @@ double exp_reference_of(const std::vector<std::vector<int64_t>> & fine, const Qu
 }
 
 // Mean over rows of sum_j |a_ij - p_ij|: a the weight of the circuit's attention code, p the
-// softmax of the row's scores.
+// softmax of the row's scores, or `reference` where given.
 double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores,
-                       const std::vector<std::vector<int64_t>> & fine) {
+                       const std::vector<std::vector<int64_t>> & fine,
+                       const std::vector<std::vector<double>> * reference = nullptr) {
     const int L = head.lut_bits;
+    const int64_t entries = int64_t{1} << L;
+    // The exp values of fine buckets and the weights of attention codes, read as tables.
+    std::vector<int64_t> exp_table(static_cast<size_t>(entries));
+    std::vector<double> weight_table(static_cast<size_t>(entries));
+    for (int64_t i = 0; i < entries; ++i) {
+        exp_table[size_t(i)] = head.exp_value(i);
+        weight_table[size_t(i)] = head.attention_weight(head.attention_code(i));
+    }
     double total = 0;
     for (size_t r = 0; r < scores.size(); ++r) {
         const auto & row = scores[r];
         const int32_t n = static_cast<int32_t>(row.size());
         int64_t denominator = 0;
-        for (int64_t g : fine[r]) denominator += head.exp_value(g);
+        for (int64_t g : fine[r]) denominator += g >= 0 && g < entries ? exp_table[size_t(g)] : head.exp_value(g);
         const int64_t log = head.log_value(denominator >> head.denominator_shift(n), n);
         const int64_t top = *std::max_element(row.begin(), row.end());
         double sum = 0;
-        for (int64_t v : row) sum += std::exp(double(v - top) * head.score_unit);
+        if (!reference)
+            for (int64_t v : row) sum += std::exp(double(v - top) * head.score_unit);
         for (int32_t j = 0; j < n; ++j) {
-            const double p = std::exp(double(row[j] - top) * head.score_unit) / sum;
+            const double p = reference ? (*reference)[r][size_t(j)] : std::exp(double(row[j] - top) * head.score_unit) / sum;
             const int64_t z = fine[r][j] + (int64_t{1} << (L - 2)) - log;
             // Outside [0, 2^L) the circuit's read is negacyclic: no weight it could mean.
-            const double a = z >= 0 && z < (int64_t{1} << L) ? head.attention_weight(head.attention_code(z)) : 1.0 + p;
+            const double a = z >= 0 && z < entries ? weight_table[size_t(z)] : 1.0 + p;
             total += std::fabs(a - p);
         }
     }
     return total / double(scores.size());
+}
+
+void set_score_unit(QuantizedHead & head) {
+    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(head.product_scale()) /
+                      std::sqrt(double(head.head_dim));
+}
+
+// The client's input scales, per channel or one for the tensor: clipped to the least squared
+// error, or absmax.
+std::vector<double> input_scales(std::span<const float> x, int32_t n_embd, int bits, bool per_channel, bool clipped) {
+    const size_t positions = x.size() / size_t(n_embd);
+    auto scale_of = [&](std::span<const float> values) {
+        return clipped ? mse_scale(values, bits) : symmetric_scale(absmax(values), bits);
+    };
+    if (!per_channel) return std::vector<double>(size_t(n_embd), scale_of(x));
+    std::vector<double> scales(static_cast<size_t>(n_embd));
+    std::vector<float> channel(positions);
+    for (int32_t r = 0; r < n_embd; ++r) {
+        for (size_t i = 0; i < positions; ++i) channel[i] = x[i * size_t(n_embd) + size_t(r)];
+        scales[size_t(r)] = scale_of(channel);
+    }
+    return scales;
+}
+
+// Weight clips tried, as fractions of the absmax of W'. With GPTQ rounding the others absorb
+// a clipped weight's error, and a tighter scale fills the L-bit buckets better: on fhegpt-tiny
+// a 4-bit head keeps clips of 0.4 to 0.95.
+std::vector<double> clip_candidates() {
+    std::vector<double> clips;
+    for (int percent = 100; percent >= 30; percent -= 5) clips.push_back(percent / 100.0);
+    return clips;
+}
+
+// Sets window_bits and exp_reference (calibrate_softmax) against the softmax of the scores, or
+// against `reference` where given; returns the attention error reached.
+double calibrate_window(QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores,
+                        const std::vector<std::vector<double>> * reference) {
+    const int V = head.value_bits;
+    double best_error = 0, best_reference = 0;
+    int best_window = 0;
+    for (int window = std::max(1, V - head.score_shift()); window <= V; ++window) {
+        head.window_bits = window;
+        const std::vector<std::vector<int64_t>> fine = fine_buckets(head, scores);
+        head.exp_reference = exp_reference_of(fine, head);
+        const double error = attention_error(head, scores, fine, reference);
+        if (best_window == 0 || error < best_error) {
+            best_error = error;
+            best_window = window;
+            best_reference = head.exp_reference;
+        }
+    }
+    head.window_bits = best_window;
+    head.exp_reference = best_reference;
+    return best_error;
+}
+
+// B_S: twice the widest calibrated row of scores fits 2^B_S.
+int score_bits_of(const std::vector<std::vector<int64_t>> & scores, int lut_bits) {
+    int64_t spread = 0;
+    for (const auto & row : scores) {
+        const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
+        spread = std::max(spread, *hi - *lo);
+    }
+    return std::max(bit_width_of(spread) + 1, lut_bits - 1);
+}
+
+// The coarsest product scale K tried, 2^-6: a product of two top levels still spans many units.
+constexpr int kMinProductScaleLog2 = -6;
+
+// A clip candidate: the bootstraps its roundings cost (per q/k/v value, and per score), and its
+// error on the calibration inputs.
+struct Cost {
+    int value_rounding = 0, score_rounding = 0;
+    int extra_score_bits = 0; // beyond those of absmax scales
+    double error = 0;
+};
+
+// The candidate with the least error among those with the fewest bootstraps.
+size_t cheapest(const std::vector<Cost> & costs) {
+    size_t best = 0;
+    for (size_t i = 1; i < costs.size(); ++i) {
+        const Cost & a = costs[i], & b = costs[best];
+        if (std::tie(a.value_rounding, a.score_rounding, a.extra_score_bits, a.error) <
+            std::tie(b.value_rounding, b.score_rounding, b.extra_score_bits, b.error))
+            best = i;
+    }
+    return best;
+}
+
+// Rounding bootstraps of one score: to its coarse bucket, and relative to the row's top to its
+// fine bucket.
+int score_rounding_cost(const QuantizedHead & head) {
+    return rounding_bootstraps(head.score_shift(), head.chunk_bits()) + rounding_bootstraps(head.fine_shift(), head.chunk_bits());
+}
+
+// Rounding bootstraps of all of projection p's columns.
+int rounding_cost(const QuantizedHead & head, int p) {
+    int total = 0;
+    for (int32_t c = 0; c < head.head_dim; ++c) total += head.rounding_bootstraps(p, c);
+    return total;
+}
+
+// One projection's quantized weights and what follows from them.
+struct ProjectionQuant {
+    int projection = 0;
+    double tensor_scale = 0;
+    bool centred = false; // keys: the calibration mean taken off the bias
+    QuantizedMatrix weights;
+    std::vector<int64_t> bias;
+    std::vector<int> exponent;
+    int acc_bits = 0;
+    double out_scale = 0;
+};
+
+// Quantizes the q, k and v projections of a head at chosen clips.
+class ProjectionQuantizer {
+public:
+    ProjectionQuantizer(QuantizedHead & head, const model::HeadQkvWeights & w, std::span<const float> x,
+                        std::span<const int64_t> x_int, int64_t total, int weight_bits)
+        : head_(head), x_int_(x_int), total_(total), weight_bits_(weight_bits), gptq_(false) {
+        const int32_t d = w.head_dim, n_embd = w.n_embd;
+        gptq_ = effective_weight_rounding(head.config.weight_rounding, weight_bits) == WeightRounding::gptq;
+        if (gptq_) gram_ = augmented_gram(x_int, total, n_embd);
+        const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
+        const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
+        for (int p = 0; p < 3; ++p) {
+            folded_[p].resize(size_t(n_embd) * d);
+            column_absmax_[p].assign(size_t(d), 0.0);
+            for (int32_t r = 0; r < n_embd; ++r)
+                for (int32_t c = 0; c < d; ++c) {
+                    const double v = double(w_p[p][size_t(r) * w.ldw + c]) * head.x_scales[size_t(r)];
+                    folded_[p][size_t(r) * d + c] = v;
+                    column_absmax_[p][size_t(c)] = std::max(column_absmax_[p][size_t(c)], std::fabs(v));
+                }
+            bias_[p].assign(b_p[p], b_p[p] + d);
+            reference_[p].resize(size_t(total) * d);
+            for (int64_t i = 0; i < total; ++i)
+                for (int32_t c = 0; c < d; ++c) {
+                    double acc = bias_[p][size_t(c)];
+                    for (int32_t r = 0; r < n_embd; ++r)
+                        acc += double(x[size_t(i) * n_embd + r]) * w_p[p][size_t(r) * w.ldw + c];
+                    reference_[p][size_t(i) * d + c] = acc;
+                }
+        }
+        // A constant added to every key adds a constant to each row of scores, which softmax
+        // ignores: k's bias minus its calibration mean centres the keys, so that their buckets
+        // can span a narrower range.
+        key_mean_.assign(size_t(d), 0.0);
+        for (int64_t i = 0; i < total; ++i)
+            for (int32_t c = 0; c < d; ++c) key_mean_[size_t(c)] += reference_[kKey][size_t(i) * d + c] / double(total);
+    }
+
+    // The float projection of the calibration inputs, [total, d].
+    const std::vector<double> & reference(int p) const { return reference_[p]; }
+
+    // Per-tensor scale clip * absmax(W') / max_level; the keys centred or not.
+    ProjectionQuant quantize(int p, double clip, bool centre_keys = false) {
+        const double absmax = *std::max_element(column_absmax_[p].begin(), column_absmax_[p].end());
+        centred_[p] = p == kKey && centre_keys;
+        round(p, symmetric_scale(absmax * clip, weight_bits_), std::vector<int>(size_t(head_.head_dim), 0));
+        return snapshot(p);
+    }
+
+    // The applied tensor scale with power-of-two column scales: extra column bits, at most the
+    // spare bits of the lut_bits chunks the widest column's rounding spans. Each costs one more
+    // sign bootstrap per value of the column.
+    ProjectionQuant per_channel(int p) {
+        const double tensor_scale = tensor_scale_[p];
+        const int removed = head_.acc_bits[p] - head_.lut_bits, chunk = head_.chunk_bits();
+        const int free_bits = (removed + chunk - 1) / chunk * chunk - removed;
+        std::vector<int> e(static_cast<size_t>(head_.head_dim));
+        for (size_t c = 0; c < e.size(); ++c) {
+            const double ideal = symmetric_scale(column_absmax_[p][c], weight_bits_);
+            const int natural = column_absmax_[p][c] > 0 ? static_cast<int>(std::floor(std::log2(tensor_scale / ideal))) : free_bits;
+            e[c] = std::clamp(natural, 0, free_bits);
+        }
+        round(p, tensor_scale, e);
+        return snapshot(p);
+    }
+
+    ProjectionQuant snapshot(int p) const {
+        return {p, tensor_scale_[p], centred_[p], head_.weights[p], head_.bias[p], head_.column_exponent[p],
+                head_.acc_bits[p], head_.out_scale[p]};
+    }
+
+    void apply(const ProjectionQuant & q) {
+        const int p = q.projection;
+        tensor_scale_[p] = q.tensor_scale;
+        centred_[p] = q.centred;
+        head_.weights[p] = q.weights;
+        head_.bias[p] = q.bias;
+        head_.column_exponent[p] = q.exponent;
+        head_.acc_bits[p] = q.acc_bits;
+        head_.out_scale[p] = q.out_scale;
+    }
+
+private:
+    // Rounds W' with column exponents e into the head; B the smallest width that fits every
+    // calibration accumulator.
+    void round(int p, double tensor_scale, const std::vector<int> & e) {
+        const int32_t d = head_.head_dim, n_embd = head_.n_embd;
+        tensor_scale_[p] = tensor_scale;
+        head_.column_exponent[p] = e;
+        QuantizedMatrix & m = head_.weights[p];
+        m.rows = n_embd;
+        m.cols = d;
+        m.values.resize(size_t(n_embd) * d);
+        m.scales.resize(static_cast<size_t>(d));
+        for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
+        head_.bias[p].resize(static_cast<size_t>(d));
+        std::vector<double> bias = bias_[p];
+        if (centred_[p])
+            for (int32_t c = 0; c < d; ++c) bias[size_t(c)] -= key_mean_[size_t(c)];
+        if (gptq_) {
+            std::vector<double> with_bias(folded_[p]);
+            with_bias.insert(with_bias.end(), bias.begin(), bias.end());
+            const RoundedWeights rounded = round_weights_gptq(with_bias, n_embd, d, m.scales, weight_bits_, gram_, kGptqDamping);
+            m.values = rounded.values;
+            for (int32_t c = 0; c < d; ++c) head_.bias[p][c] = static_cast<int64_t>(std::nearbyint(rounded.bias[c]));
+        } else {
+            for (int32_t r = 0; r < n_embd; ++r)
+                for (int32_t c = 0; c < d; ++c)
+                    m.values[size_t(r) * d + c] = quantize_value(folded_[p][size_t(r) * d + c], m.scales[c], weight_bits_);
+            for (int32_t c = 0; c < d; ++c)
+                head_.bias[p][c] = static_cast<int64_t>(std::nearbyint(bias[size_t(c)] / m.scales[c]));
+        }
+        const std::vector<int64_t> accs = accumulators(head_, p, x_int_, static_cast<int32_t>(total_));
+        int B = head_.lut_bits;
+        for (int32_t c = 0; c < d; ++c) {
+            int64_t lo = 0, hi = 0;
+            for (int64_t i = 0; i < total_; ++i) {
+                lo = std::min(lo, accs[size_t(i) * d + c]);
+                hi = std::max(hi, accs[size_t(i) * d + c]);
+            }
+            const int64_t range[] = {lo, hi};
+            while (!fits(range, B + e[c])) ++B;
+        }
+        head_.acc_bits[p] = B;
+        head_.out_scale[p] = tensor_scale * std::ldexp(1.0, B - head_.lut_bits);
+    }
+
+    QuantizedHead & head_;
+    std::span<const int64_t> x_int_;
+    int64_t total_;
+    int weight_bits_;
+    bool gptq_;
+    std::vector<double> gram_;
+    std::vector<double> folded_[3], column_absmax_[3], bias_[3], reference_[3], key_mean_;
+    double tensor_scale_[3] = {0, 0, 0};
+    bool centred_[3] = {false, false, false};
+};
+
+// Mean squared error of projection p's codes (the levels they stand for) against the float
+// values, over the calibration positions.
+double code_error(const QuantizedHead & head, int p, std::span<const int64_t> x_int, const std::vector<double> & reference) {
+    const auto positions = static_cast<int32_t>(x_int.size() / size_t(head.n_embd));
+    const std::vector<int64_t> codes = project(head, p, x_int, positions);
+    double error = 0;
+    for (size_t k = 0; k < codes.size(); ++k) {
+        const double e = head.code_value(codes[k]) * head.out_scale[p] - reference[k];
+        error += e * e;
+    }
+    return error / double(codes.size());
+}
+
+std::vector<double> softmax(std::span<const double> scores) {
+    const double top = *std::max_element(scores.begin(), scores.end());
+    std::vector<double> p(scores.size());
+    double sum = 0;
+    for (size_t j = 0; j < scores.size(); ++j) sum += p[j] = std::exp(scores[j] - top);
+    for (double & v : p) v /= sum;
+    return p;
+}
+
+// The float attention weights of every calibration row, from float q and k ([positions, d]).
+std::vector<std::vector<double>> reference_attention(const std::vector<double> & q, const std::vector<double> & k,
+                                                     std::span<const int32_t> lengths, int32_t d) {
+    std::vector<std::vector<double>> rows;
+    size_t offset = 0;
+    for (int32_t len : lengths) {
+        for (int32_t i = 0; i < len; ++i) {
+            std::vector<double> scores;
+            for (int32_t j = 0; j <= i; ++j) {
+                double s = 0;
+                for (int32_t c = 0; c < d; ++c) s += q[(offset + size_t(i)) * d + c] * k[(offset + size_t(j)) * d + c];
+                scores.push_back(s / std::sqrt(double(d)));
+            }
+            rows.push_back(softmax(scores));
+        }
+        offset += size_t(len);
+    }
+    return rows;
+}
+
+// Quantizes the q, k and v projections of `head` (its input scales set) on the calibration
+// inputs. Each projection's weight clip is chosen among the clips that cost the fewest
+// bootstraps (a tighter scale widens the accumulators and the scores, and so their roundings).
+// v's: the least squared error of its codes against the float values. q's and k's act together:
+// the pair whose scores, under a float softmax, come nearest to the float attention of the
+// calibration rows. Returns the bootstraps the roundings cost.
+Cost quantize_projections(QuantizedHead & head, const model::HeadQkvWeights & w, std::span<const float> x,
+                          std::span<const int32_t> lengths, int64_t total, int weight_bits, int & absmax_score_bits) {
+    const int32_t d = head.head_dim;
+    const int lut_bits = head.lut_bits;
+    const std::vector<int64_t> x_int = head.quantize_inputs(x);
+    ProjectionQuantizer quantizer(head, w, x, x_int, total, weight_bits);
+
+    const std::vector<std::vector<double>> float_attention =
+        reference_attention(quantizer.reference(kQuery), quantizer.reference(kKey), lengths, d);
+    const std::vector<double> clips = head.config.calibrated_clipping ? clip_candidates() : std::vector<double>{1.0};
+    {
+        std::vector<ProjectionQuant> options;
+        std::vector<Cost> costs;
+        for (double clip : clips) {
+            options.push_back(quantizer.quantize(kValue, clip));
+            costs.push_back({rounding_cost(head, kValue), 0, 0, code_error(head, kValue, x_int, quantizer.reference(kValue))});
+        }
+        quantizer.apply(options[cheapest(costs)]);
+    }
+    {
+        std::vector<ProjectionQuant> q_options, k_options;
+        std::vector<std::vector<int64_t>> q_codes, k_codes;
+        const auto positions = static_cast<int32_t>(total);
+        for (double clip : clips) {
+            q_options.push_back(quantizer.quantize(kQuery, clip));
+            q_codes.push_back(project(head, kQuery, x_int, positions));
+        }
+        for (bool centred : {false, true})
+            for (double clip : clips) {
+                k_options.push_back(quantizer.quantize(kKey, clip, centred));
+                k_codes.push_back(project(head, kKey, x_int, positions));
+            }
+        // Wider scores leave the score's roundings less margin over the noise of the products
+        // summed into it (at 5 bits, one more bit pushed fhegpt-tiny's head from the 5-bit to the
+        // 6-bit parameter set): no pair may widen them beyond absmax scales (the first call's
+        // clips[0] = 1).
+        const int default_product_scale = QuantizedHead::default_product_scale_log2(lut_bits);
+        // The cost of q option a with k option b; sets the head's product scale.
+        auto evaluate = [&](size_t a, size_t b) {
+            quantizer.apply(q_options[a]);
+            quantizer.apply(k_options[b]);
+            // Finer q and k steps make finer score units: a coarser product scale K keeps the
+            // scores within the absmax width. The products' rounding errors that K adds stay far
+            // below a fine bucket (2^(fine_shift) units).
+            head.product_scale_log2 = default_product_scale;
+            std::vector<std::vector<int64_t>> scores;
+            for (;;) {
+                set_score_unit(head);
+                scores = scores_of_codes(head, q_codes[a], k_codes[b], lengths);
+                head.score_bits = score_bits_of(scores, lut_bits);
+                if (absmax_score_bits == 0) absmax_score_bits = head.score_bits;
+                if (head.score_bits <= absmax_score_bits || head.product_scale_log2 <= kMinProductScaleLog2) break;
+                --head.product_scale_log2;
+            }
+            const double error = calibrate_window(head, scores, &float_attention);
+            return Cost{rounding_cost(head, kQuery) + rounding_cost(head, kKey), score_rounding_cost(head),
+                        std::max(head.score_bits - absmax_score_bits, 0), error};
+        };
+        // Coordinate descent from absmax scales (option 0 of each): k's clip, q's, then k's again.
+        size_t best_q = 0, best_k = 0;
+        std::vector<Cost> best{evaluate(0, 0)};
+        int best_scale = head.product_scale_log2;
+        for (int pass = 0; pass < 3; ++pass) {
+            const bool keys = pass % 2 == 0;
+            for (size_t option = 0; option < (keys ? k_options.size() : q_options.size()); ++option) {
+                const size_t a = keys ? best_q : option, b = keys ? option : best_k;
+                best.push_back(evaluate(a, b));
+                if (cheapest(best) == 1) {
+                    best_q = a;
+                    best_k = b;
+                    best_scale = head.product_scale_log2;
+                    best.erase(best.begin());
+                } else {
+                    best.pop_back();
+                }
+            }
+        }
+        quantizer.apply(q_options[best_q]);
+        quantizer.apply(k_options[best_k]);
+        head.product_scale_log2 = best_scale;
+    }
+    if (head.config.per_channel)
+        for (int p = 0; p < 3; ++p) quantizer.apply(quantizer.per_channel(p));
+    set_score_unit(head);
+
+    // Only differences within a row matter (S is read modulo its encoding, quantized_head.h), and
+    // the row maximum works while a row spans fewer than 2^V coarse buckets, 2^B_S units: B_S
+    // leaves twice the widest calibrated row. Sized by the absolute range instead, the coarse
+    // and fine buckets were twice as wide (4-bit head: mean KL 0.016 against 0.026).
+    const std::vector<std::vector<int64_t>> scores = calibration_scores(head, x_int, lengths);
+    head.score_bits = score_bits_of(scores, lut_bits);
+    const double error = calibrate_window(head, scores, &float_attention);
+    return {rounding_cost(head, kQuery) + rounding_cost(head, kKey) + rounding_cost(head, kValue),
+            score_rounding_cost(head), std::max(head.score_bits - absmax_score_bits, 0), error};
 }
 
 } // namespace
@@ -151,12 +601,19 @@ double level_ratio(int lut_bits, int64_t top_code) {
     return std::pow(std::ldexp(1.0, lut_bits) - 1.0, 1.0 / double(top_code)); // rho
 }
 
-// The index in [0, last] whose value(index) is nearest to target (the lowest on a tie).
+// The index in [0, last] whose value(index) is nearest to target (the lowest on a tie), for an
+// increasing value(): a binary search for the first value at or above target, then the nearer
+// of it and the one below (calibration reads every table entry many times: 2^L entries, up to
+// 2^(L-1) + 1 levels).
 template <class Value> int64_t nearest_index(int64_t last, Value value, double target) {
-    int64_t best = 0;
-    for (int64_t i = 1; i <= last; ++i)
-        if (std::fabs(value(i) - target) < std::fabs(value(best) - target)) best = i;
-    return best;
+    int64_t lo = 0, hi = last; // the first index with value >= target, or last
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (value(mid) < target) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo > 0 && std::fabs(value(lo - 1) - target) <= std::fabs(value(lo) - target)) return lo - 1;
+    return lo;
 }
 
 } // namespace
@@ -252,126 +709,37 @@ QuantizedHead quantize_head(const model::HeadQkvWeights & w, std::span<const flo
     head.x_bits = config.n_bits;
     head.lut_bits = lut_bits;
     head.value_bits = lut_bits - 1;
-    const int32_t d = w.head_dim, n_embd = w.n_embd;
-    std::vector<double> channel_absmax(static_cast<size_t>(n_embd), 0.0);
-    for (size_t i = 0; i < x.size(); ++i)
-        channel_absmax[i % size_t(n_embd)] = std::max(channel_absmax[i % size_t(n_embd)], double(std::fabs(x[i])));
-    const double tensor_absmax = *std::max_element(channel_absmax.begin(), channel_absmax.end());
-    head.x_scales.resize(static_cast<size_t>(n_embd));
-    for (int32_t r = 0; r < n_embd; ++r)
-        head.x_scales[r] = symmetric_scale(config.input_per_channel ? channel_absmax[r] : tensor_absmax, head.x_bits);
-    const int chunk = head.chunk_bits();
-    const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
-    const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
-
-    const std::vector<int64_t> x_int = head.quantize_inputs(x);
-    const bool gptq = effective_weight_rounding(config.weight_rounding, weight_bits) == WeightRounding::gptq;
-    const std::vector<double> gram = gptq ? augmented_gram(x_int, total, n_embd) : std::vector<double>();
-    // W' = W with the input scales folded in, [n_embd, d] per projection.
-    std::vector<double> folded(size_t(n_embd) * d);
-
-    for (int p = 0; p < 3; ++p) {
-        // Column absmax of W' and the per-tensor scale w'_p.
-        std::vector<double> col_absmax(static_cast<size_t>(d), 0.0);
-        for (int32_t r = 0; r < n_embd; ++r)
-            for (int32_t c = 0; c < d; ++c) {
-                const double v = double(w_p[p][size_t(r) * w.ldw + c]) * head.x_scales[r];
-                folded[size_t(r) * d + c] = v;
-                col_absmax[c] = std::max(col_absmax[c], std::fabs(v));
-            }
-        const double tensor_scale = symmetric_scale(*std::max_element(col_absmax.begin(), col_absmax.end()), weight_bits);
-
-        // Quantizes with column exponents e, returns the smallest B that fits every accumulator.
-        auto quantize_with = [&](const std::vector<int> & e) {
-            head.column_exponent[p] = e;
-            QuantizedMatrix & m = head.weights[p];
-            m.rows = n_embd;
-            m.cols = d;
-            m.values.resize(size_t(n_embd) * d);
-            m.scales.resize(static_cast<size_t>(d));
-            for (int32_t c = 0; c < d; ++c) m.scales[c] = std::ldexp(tensor_scale, -e[c]);
-            head.bias[p].resize(static_cast<size_t>(d));
-            if (gptq) {
-                std::vector<double> with_bias(folded);
-                for (int32_t c = 0; c < d; ++c) with_bias.push_back(b_p[p][c]);
-                const RoundedWeights rounded =
-                    round_weights_gptq(with_bias, n_embd, d, m.scales, weight_bits, gram, kGptqDamping);
-                m.values = rounded.values;
-                for (int32_t c = 0; c < d; ++c) head.bias[p][c] = static_cast<int64_t>(std::nearbyint(rounded.bias[c]));
-            } else {
-                for (int32_t r = 0; r < n_embd; ++r)
-                    for (int32_t c = 0; c < d; ++c)
-                        m.values[size_t(r) * d + c] = quantize_value(folded[size_t(r) * d + c], m.scales[c], weight_bits);
-                for (int32_t c = 0; c < d; ++c)
-                    head.bias[p][c] = static_cast<int64_t>(std::nearbyint(b_p[p][c] / m.scales[c]));
-            }
-            int B = lut_bits;
-            std::vector<int64_t> accs(static_cast<size_t>(total));
-            for (int32_t c = 0; c < d; ++c) {
-                for (int64_t i = 0; i < total; ++i)
-                    accs[size_t(i)] = head.accumulator(p, c, std::span(x_int).subspan(size_t(i) * n_embd, n_embd));
-                while (!fits(accs, B + e[c])) ++B;
-            }
-            return B;
-        };
-        const int tensor_bits = quantize_with(std::vector<int>(static_cast<size_t>(d), 0));
-        head.acc_bits[p] = tensor_bits;
-        if (config.per_channel) {
-            // Extra column bits, at most the spare bits of the lut_bits chunks the widest column's
-            // rounding spans. Each costs one more sign bootstrap per value of the column.
-            const int removed = tensor_bits - lut_bits;
-            const int free_bits = (removed + chunk - 1) / chunk * chunk - removed;
-            std::vector<int> e(static_cast<size_t>(d));
-            for (int32_t c = 0; c < d; ++c) {
-                const double ideal = symmetric_scale(col_absmax[c], weight_bits);
-                const int natural = col_absmax[c] > 0 ? static_cast<int>(std::floor(std::log2(tensor_scale / ideal))) : free_bits;
-                e[c] = std::clamp(natural, 0, free_bits);
-            }
-            head.acc_bits[p] = quantize_with(e);
-        }
-        head.out_scale[p] = tensor_scale * std::ldexp(1.0, head.acc_bits[p] - lut_bits);
+    head.product_scale_log2 = QuantizedHead::default_product_scale_log2(lut_bits);
+    const int32_t n_embd = w.n_embd;
+    // Input scales clipped to the least squared error of each channel, unless that costs
+    // bootstraps: it widens the accumulators (at 4 bits, fhegpt-tiny's q past what two sign
+    // bootstraps round), and then absmax scales are kept.
+    head.x_scales = input_scales(x, n_embd, head.x_bits, config.input_per_channel, false);
+    int absmax_score_bits = 0;
+    const Cost cost = quantize_projections(head, w, x, lengths, total, weight_bits, absmax_score_bits);
+    if (config.calibrated_clipping) {
+        QuantizedHead clipped = head;
+        clipped.x_scales = input_scales(x, n_embd, head.x_bits, config.input_per_channel, true);
+        const Cost clipped_cost = quantize_projections(clipped, w, x, lengths, total, weight_bits, absmax_score_bits);
+        if (std::tie(clipped_cost.value_rounding, clipped_cost.score_rounding, clipped_cost.extra_score_bits) <=
+            std::tie(cost.value_rounding, cost.score_rounding, cost.extra_score_bits))
+            head = std::move(clipped);
     }
-    head.score_unit = head.out_scale[kQuery] * head.out_scale[kKey] / double(head.product_scale()) /
-                      std::sqrt(double(d));
-
-    // Only differences within a row matter (S is read modulo its encoding, quantized_head.h), and
-    // the row maximum works while a row spans fewer than 2^V coarse buckets, 2^B_S units: B_S
-    // leaves twice the widest calibrated row. Sized by the absolute range instead, the coarse
-    // and fine buckets were twice as wide (4-bit head: mean KL 0.016 against 0.026).
-    const std::vector<std::vector<int64_t>> scores = calibration_scores(head, x_int, lengths);
-    int64_t score_spread = 0;
-    for (const auto & row : scores) {
-        const auto [lo, hi] = std::minmax_element(row.begin(), row.end());
-        score_spread = std::max(score_spread, *hi - *lo);
-    }
-    head.score_bits = std::max(bit_width_of(score_spread) + 1, lut_bits - 1);
-    calibrate_softmax(head, scores);
     return head;
 }
 
 std::vector<std::vector<int64_t>> calibration_scores(const QuantizedHead & head, std::span<const int64_t> x_int,
                                                     std::span<const int32_t> lengths) {
-    const int32_t d = head.head_dim, n_embd = head.n_embd;
-    std::vector<std::vector<int64_t>> scores;
-    int64_t offset = 0;
+    int64_t total = 0;
     for (int32_t len : lengths) {
-        if (len <= 0 || size_t(offset + len) * n_embd > x_int.size())
-            fail("calibration scores: {} inputs for sequences of {} positions", x_int.size(), len);
-        const auto xs = x_int.subspan(size_t(offset) * n_embd, size_t(len) * n_embd);
-        const std::vector<int64_t> q = project(head, kQuery, xs, len), k = project(head, kKey, xs, len);
-        for (int32_t i = 0; i < len; ++i) {
-            std::vector<int64_t> row;
-            for (int32_t j = 0; j <= i; ++j) {
-                int64_t s = 0;
-                for (int32_t c = 0; c < d; ++c)
-                    s += head.read_negacyclic(&QuantizedHead::score_product_entry, q[size_t(i) * d + c] + k[size_t(j) * d + c]);
-                row.push_back(s);
-            }
-            scores.push_back(std::move(row));
-        }
-        offset += len;
+        if (len <= 0) fail("calibration scores: a sequence of {} positions", len);
+        total += len;
     }
-    return scores;
+    if (size_t(total) * size_t(head.n_embd) != x_int.size())
+        fail("calibration scores: {} inputs for {} positions of {}", x_int.size(), total, head.n_embd);
+    const auto total_positions = static_cast<int32_t>(total);
+    return scores_of_codes(head, project(head, kQuery, x_int, total_positions), project(head, kKey, x_int, total_positions),
+                           lengths);
 }
 
 double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
@@ -380,22 +748,7 @@ double attention_error(const QuantizedHead & head, const std::vector<std::vector
 
 void calibrate_softmax(QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
     if (scores.empty()) fail("calibrate softmax: no calibration rows");
-    const int V = head.value_bits;
-    double best_error = 0, best_reference = 0;
-    int best_window = 0;
-    for (int window = std::max(1, V - head.score_shift()); window <= V; ++window) {
-        head.window_bits = window;
-        const std::vector<std::vector<int64_t>> fine = fine_buckets(head, scores);
-        head.exp_reference = exp_reference_of(fine, head);
-        const double error = attention_error(head, scores, fine);
-        if (best_window == 0 || error < best_error) {
-            best_error = error;
-            best_window = window;
-            best_reference = head.exp_reference;
-        }
-    }
-    head.window_bits = best_window;
-    head.exp_reference = best_reference;
+    calibrate_window(head, scores, nullptr);
 }
 
 } // namespace fhegpt::quant

@@ -29,6 +29,25 @@ double absmax(std::span<const float> values) {
     return m;
 }
 
+double mse_scale(std::span<const float> values, int bits) {
+    const double top = absmax(values), levels = static_cast<double>(max_level(bits));
+    if (top == 0) return 1.0;
+    double best_error = 0, best_scale = 0;
+    for (int percent = 100; percent >= 20; --percent) {
+        const double scale = top * percent / 100.0 / levels;
+        double error = 0;
+        for (float v : values) {
+            const double e = std::clamp(std::nearbyint(v / scale), -levels, levels) * scale - v;
+            error += e * e;
+        }
+        if (best_scale == 0 || error < best_error) {
+            best_error = error;
+            best_scale = scale;
+        }
+    }
+    return best_scale;
+}
+
 QuantizedMatrix quantize_matrix(const float * data, int32_t rows, int32_t cols, int32_t ld, int bits,
                                 bool per_channel) {
     QuantizedMatrix m;

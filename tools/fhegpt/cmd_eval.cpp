@@ -92,11 +92,12 @@ void run_eval(const EvalOptions & opt) {
 
     std::ofstream csv(opt.csv_path);
     if (!csv) fail("{}: cannot write", opt.csv_path);
-    csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,positions,top1,top5,top10,mean_kl\n";
+    csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,scales,positions,top1,top5,top10,mean_kl\n";
     std::vector<PlotPanel> panels;
     for (const PartSpec & part : parts) {
         PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : "") +
-                            (opt.quant.rounding() == quant::WeightRounding::nearest ? " (weights rounded to nearest)" : ""),
+                            (opt.quant.rounding() == quant::WeightRounding::nearest ? " (weights rounded to nearest)" : "") +
+                            (opt.quant.absmax_scales ? " (absmax scales)" : ""),
                         "n_bits",
                         "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
         const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
@@ -119,8 +120,8 @@ void run_eval(const EvalOptions & opt) {
             const int weight_bits = opt.quant.weight_bits ? opt.quant.weight_bits : bits;
             const quant::WeightRounding rounding = quant::effective_weight_rounding(opt.quant.rounding(), weight_bits);
             csv << part.text() << ',' << bits << ',' << weight_bits << ',' << (opt.quant.per_channel ? 1 : 0) << ','
-                << quant::weight_rounding_name(rounding) << ',' << quantized.lut_bits() << ',' << total.positions << ','
-                << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
+                << quant::weight_rounding_name(rounding) << ',' << quantized.lut_bits() << ','
+                << (opt.quant.absmax_scales ? "absmax" : "clipped") << ',' << total.positions << ',' << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
             for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
             panel.series[0].y.push_back(total.top1());
             panel.series[1].y.push_back(total.top5());

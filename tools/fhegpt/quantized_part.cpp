@@ -56,6 +56,9 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
                      "(default: per tensor)");
     command.add_flag("--per-tensor-inputs", o.per_tensor_inputs,
                      "one scale for all input channels (default: one per channel, folded into the weights)");
+    command.add_flag("--absmax-scales", o.absmax_scales,
+                     "input and weight scales from the calibration absmax (default: clips chosen on the calibration "
+                     "inputs, never at the cost of a bootstrap)");
     command
         .add_option("--weight-rounding", o.weight_rounding,
                     "nearest: every weight to its nearest level; gptq: rounding errors compensated on the "
@@ -80,6 +83,7 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
     config.weight_bits = options.weight_bits;
     config.per_channel = options.per_channel;
     config.input_per_channel = !options.per_tensor_inputs;
+    config.calibrated_clipping = !options.absmax_scales;
     config.lut_bits = options.lut_bits;
     config.weight_rounding = options.rounding();
     QuantizedPart out;

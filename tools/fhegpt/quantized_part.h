@@ -32,6 +32,7 @@ struct QuantOptions {
     std::string calibration_path = "data/calibration_prompts.txt";
     bool per_channel = false;
     bool per_tensor_inputs = false;
+    bool absmax_scales = false;
     int weight_bits = 0;
     int lut_bits = 0;
     std::string weight_rounding = "gptq"; // or "nearest" (checked by add_quant_options)
