@@ -286,7 +286,7 @@ public:
         : head_(head), x_int_(x_int), total_(total), weight_bits_(weight_bits), gptq_(false) {
         const int32_t d = w.head_dim, n_embd = w.n_embd;
         gptq_ = effective_weight_rounding(head.config.weight_rounding, weight_bits) == WeightRounding::gptq;
-        if (gptq_) gram_ = augmented_gram(x_int, total, n_embd);
+        if (gptq_) factor_ = gptq_factor(augmented_gram(x_int, total, n_embd), n_embd, kGptqDamping);
         const float * w_p[3] = {w.w_q, w.w_k, w.w_v};
         const float * b_p[3] = {w.b_q, w.b_k, w.b_v};
         for (int p = 0; p < 3; ++p) {
@@ -380,7 +380,7 @@ private:
         if (gptq_) {
             std::vector<double> with_bias(folded_[p]);
             with_bias.insert(with_bias.end(), bias.begin(), bias.end());
-            const RoundedWeights rounded = round_weights_gptq(with_bias, n_embd, d, m.scales, weight_bits_, gram_, kGptqDamping);
+            const RoundedWeights rounded = round_weights_gptq(with_bias, n_embd, d, m.scales, weight_bits_, factor_);
             m.values = rounded.values;
             for (int32_t c = 0; c < d; ++c) head_.bias[p][c] = static_cast<int64_t>(std::nearbyint(rounded.bias[c]));
         } else {
@@ -410,7 +410,7 @@ private:
     int64_t total_;
     int weight_bits_;
     bool gptq_;
-    std::vector<double> gram_;
+    GptqFactor factor_;
     std::vector<double> folded_[3], column_absmax_[3], bias_[3], reference_[3], key_mean_;
     double tensor_scale_[3] = {0, 0, 0};
     bool centred_[3] = {false, false, false};

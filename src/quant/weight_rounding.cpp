@@ -82,19 +82,32 @@ std::vector<double> augmented_gram(std::span<const int64_t> x, int64_t samples, 
     return h;
 }
 
-RoundedWeights round_weights_gptq(std::span<const double> w, int32_t dim, int32_t cols,
-                                  std::span<const double> scales, int bits, std::span<const double> gram, double damp) {
+GptqFactor gptq_factor(std::span<const double> gram, int32_t dim, double damp) {
+    if (dim <= 0) fail("weight rounding: {} input rows", dim);
     const size_t n = size_t(dim) + 1;
-    if (dim <= 0 || cols <= 0 || w.size() != n * size_t(cols) || scales.size() != size_t(cols))
-        fail("weight rounding: {} weights and {} scales for {} rows and {} columns", w.size(), scales.size(), n, cols);
-    const double level = static_cast<double>(max_level(bits));
-
     // U: the upper Cholesky factor of H^-1 (H^-1 = U^T U). Row r's error, divided by U_rr and
     // times U_rj, is what rows j > r must absorb (GPTQ's update).
     std::vector<double> l = damped(gram, n, damp);
     cholesky_lower(l, n);
-    std::vector<double> u = inverse_from_cholesky(l, n);
-    cholesky_lower(u, n); // lower factor L' of H^-1 = L' L'^T; U = L'^T reads u[j * n + r]
+    GptqFactor factor{dim, inverse_from_cholesky(l, n)};
+    cholesky_lower(factor.lower, n); // lower factor L' of H^-1 = L' L'^T; U = L'^T reads lower[j * n + r]
+    return factor;
+}
+
+RoundedWeights round_weights_gptq(std::span<const double> w, int32_t dim, int32_t cols,
+                                  std::span<const double> scales, int bits, std::span<const double> gram, double damp) {
+    return round_weights_gptq(w, dim, cols, scales, bits, gptq_factor(gram, dim, damp));
+}
+
+RoundedWeights round_weights_gptq(std::span<const double> w, int32_t dim, int32_t cols,
+                                  std::span<const double> scales, int bits, const GptqFactor & factor) {
+    const size_t n = size_t(dim) + 1;
+    if (dim <= 0 || cols <= 0 || w.size() != n * size_t(cols) || scales.size() != size_t(cols))
+        fail("weight rounding: {} weights and {} scales for {} rows and {} columns", w.size(), scales.size(), n, cols);
+    if (factor.dim != dim || factor.lower.size() != n * n)
+        fail("weight rounding: a factor of {} rows for {} rows", factor.dim, dim);
+    const double level = static_cast<double>(max_level(bits));
+    const std::vector<double> & u = factor.lower;
 
     std::vector<double> work(w.begin(), w.end());
     RoundedWeights out;

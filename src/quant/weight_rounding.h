@@ -48,8 +48,19 @@ struct RoundedWeights {
     std::vector<double> bias;    // [cols], real, in units of the column's scale
 };
 
+// The factor GPTQ's updates read: the upper Cholesky factor U of (H + damping)^-1 (stored as the
+// lower factor of H^-1, [(dim + 1), (dim + 1)]). It depends on the inputs alone, so one serves
+// every matrix rounded on them (a head's calibration rounds each projection at many clips).
+struct GptqFactor {
+    int32_t dim = 0;
+    std::vector<double> lower;
+};
+GptqFactor gptq_factor(std::span<const double> gram, int32_t dim, double damp);
+
 // Rounds w ([(dim + 1), cols], the last row the bias; real values) to integers times scales[c]
 // in column c, GPTQ order 0..dim-1, the bias row absorbing what is left.
+RoundedWeights round_weights_gptq(std::span<const double> w, int32_t dim, int32_t cols,
+                                  std::span<const double> scales, int bits, const GptqFactor & factor);
 RoundedWeights round_weights_gptq(std::span<const double> w, int32_t dim, int32_t cols,
                                   std::span<const double> scales, int bits, std::span<const double> gram, double damp);
 
