@@ -95,7 +95,7 @@ TEST(AttentionCircuit, HeadsPlusContextRounding) {
     EXPECT_EQ(block.max_lookup_bits, att.lut_bits);
     const tfhe::TfheParameters * chosen = choose_parameters(build_attention_circuit(att, n));
     ASSERT_NE(chosen, nullptr);
-    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_PBS_L2");
+    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_MIXED");
 }
 
 TEST(AttentionCircuit, HighPrecisionFollowsTheFloatBlock) {

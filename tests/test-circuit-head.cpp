@@ -472,6 +472,33 @@ TEST(HeadCircuitEncrypted, EqualsSimulationBitForBit) {
     }
 }
 
+TEST(HeadCircuitEncrypted, TwoBootstrappingKeysEqualSimulation) {
+    // A set with a second, finer bootstrapping key: the analysis puts only some kinds on it
+    // (the reads of long sums), and the executor must route every lookup to the same key.
+    const quant::QuantizedHead head = make_head(4, false);
+    const int32_t n = 3;
+    const Circuit c = build_head_circuit(head, n);
+    const tfhe::TfheParameters & params = tfhe::parameters_by_name("INSECURE_TEST_4BIT_MIXED");
+    ASSERT_TRUE(params.has_fine_bootstrap());
+    const NoiseAnalysis noise = analyze_noise(c, params);
+    EXPECT_LT(noise.log2_expected_failures, kMaxLog2ExpectedFailures);
+    EXPECT_GT(noise.fine_bootstraps, 0);
+    EXPECT_LT(noise.fine_bootstraps, analyze(c).bootstraps / 2);
+    const std::vector<bool> fine = fine_bootstrap_kinds(c, params);
+    EXPECT_EQ(size_t(std::count(fine.begin(), fine.end(), true)), noise.fine_kinds.size());
+    // Without the second key the same set's fast bootstraps alone would fail the policy.
+    const tfhe::TfheParameters & single = tfhe::parameters_by_name("INSECURE_TEST_4BIT");
+    EXPECT_GT(analyze_noise(c, single).log2_expected_failures, kMaxLog2ExpectedFailures);
+
+    const tfhe::ClientKey client = tfhe::generate_client_key(params);
+    const tfhe::ServerKey server = tfhe::generate_server_key(client);
+    ASSERT_TRUE(server.fine_bootstrap_key.has_value());
+    const std::vector<int64_t> x = extreme_inputs(head, n, 21);
+    const std::vector<int64_t> simulated = simulate(c, x);
+    const auto outputs = run_encrypted(c, server, encrypt_inputs(c, client, x), ThreadPool::global());
+    EXPECT_EQ(decrypt_outputs(c, client, outputs), simulated);
+}
+
 TEST(HeadCircuitEncrypted, BehindTheAttentionSeam) {
     const model::Gpt2Model & m = head_model();
     const quant::QuantizedHead head = make_head(4, true);
@@ -697,9 +724,17 @@ TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
         << cheap.worst_kind; // a read of one of the long sums
     EXPECT_LT(fine.worst_log2_p_fail, -70.0);
     EXPECT_LT(fine.log2_expected_failures, -60.0);
+    // The cheapest set that meets the policy keeps the fast key and bootstraps only the reads of
+    // the long sums with the level-2 key.
     const tfhe::TfheParameters * chosen = choose_parameters(c);
     ASSERT_NE(chosen, nullptr);
-    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_PBS_L2");
+    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_MIXED");
+    const NoiseAnalysis mixed = analyze_noise(c, *chosen);
+    EXPECT_LE(mixed.log2_expected_failures, kMaxLog2ExpectedFailures);
+    EXPECT_GT(mixed.fine_bootstraps, 0);
+    EXPECT_LT(mixed.fine_bootstraps, analyze(c).bootstraps);
+    EXPECT_NE(std::find(mixed.fine_kinds.begin(), mixed.fine_kinds.end(), "qk.product"), mixed.fine_kinds.end());
+    EXPECT_EQ(std::find(mixed.fine_kinds.begin(), mixed.fine_kinds.end(), "qkv.requant.sign"), mixed.fine_kinds.end());
     // A circuit of single lookups on fresh inputs needs nothing more than the cheap set; its
     // output must be decrypted at a unit well above a bootstrap's noise (2^49.2 there).
     Circuit small;
@@ -712,7 +747,8 @@ TEST(HeadCircuitNoise, ChoosesTheLevel2SetForLongSums) {
     fine_output.mark_output(fine_output.add_lookup(in2, fine_output.add_table(4, std::vector<uint64_t>(16, 0), "t")), 49);
     EXPECT_EQ(analyze_noise(fine_output, tfhe::parameters_by_name("PARAM_4BIT_2M128")).worst_kind, "output.decrypt");
     ASSERT_NE(choose_parameters(fine_output), nullptr);
-    EXPECT_EQ(choose_parameters(fine_output)->name, "PARAM_4BIT_2M128_PBS_L2");
+    EXPECT_EQ(choose_parameters(fine_output)->name, "PARAM_4BIT_2M128_MIXED");
+    EXPECT_EQ(analyze_noise(fine_output, *choose_parameters(fine_output)).fine_kinds, std::vector<std::string>{"t"});
     ASSERT_NE(choose_parameters(small), nullptr);
     EXPECT_EQ(choose_parameters(small)->name, "PARAM_4BIT_2M128");
 }

@@ -474,6 +474,43 @@ TEST(TfheSerialization, RejectsEveryWrongDimension) {
     }
 }
 
+TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
+    // A set with a second bootstrapping key: the bundle carries it, at its own decomposition.
+    const char * name = "INSECURE_TEST_4BIT_MIXED";
+    const TfheParameters & p = parameters_by_name(name);
+    ASSERT_TRUE(p.has_fine_bootstrap());
+    const TfheParameters fine = p.fine_bootstrap_parameters();
+    EXPECT_EQ(fine.pbs_level_count.value, p.fine_pbs_level_count.value);
+    EXPECT_FALSE(fine.has_fine_bootstrap());
+    EXPECT_NE(p.pbs_level_count.value, fine.pbs_level_count.value);
+    const TestKeys & keys = keys_for(name);
+    ASSERT_TRUE(keys.compressed.fine_bootstrap_key.has_value());
+    EXPECT_EQ(keys.compressed.fine_bootstrap_key->level_count.value, p.fine_pbs_level_count.value);
+    const Bytes bytes = serialize_compressed_server_key(keys.compressed);
+    const CompressedServerKey back = deserialize_compressed_server_key(bytes, p);
+    ASSERT_TRUE(back.fine_bootstrap_key.has_value());
+    EXPECT_EQ(*back.fine_bootstrap_key, *keys.compressed.fine_bootstrap_key);
+    EXPECT_EQ(back.bootstrap_key, keys.compressed.bootstrap_key);
+    const ServerKey server = decompress_server_key(back);
+    expect_bootstraps(keys.client, server);
+    // The fine key bootstraps too (same secret keys, finer decomposition).
+    const LweCiphertext in = encrypt_message(keys.client, 3, 16);
+    LweCiphertext out = allocate_lwe_ciphertext(server);
+    const LookupTable lut = generate_lookup_table(server, 16, 16, [](uint64_t m) { return (m + 5) % 16; });
+    BootstrapWorkspace workspace = allocate_bootstrap_workspace(server, ThreadPool::global(), BootstrapKeyKind::fine);
+    const LweCiphertext * ins[1] = {&in};
+    LweCiphertext * outs[1] = {&out};
+    const LookupTable * luts[1] = {&lut};
+    batch_keyswitch_bootstrap(server, BootstrapKeyKind::fine, ins, outs, luts, workspace);
+    EXPECT_EQ(decrypt_message(keys.client, out, 16), 8u);
+    // Every truncation of the fine part, and the bundle read as the single-key set, fail cleanly.
+    for (size_t cut : {size_t{1}, size_t{8}, size_t{100}, bytes.size() / 3})
+        expect_error([&] { deserialize_compressed_server_key(std::span<const uint8_t>(bytes).first(bytes.size() - cut), p); },
+                     "");
+    expect_error([&] { deserialize_compressed_server_key(bytes, parameters_by_name("INSECURE_TEST_4BIT")); },
+                 "INSECURE_TEST_4BIT");
+}
+
 TEST(TfheSerialization, RejectsEveryTruncationAndTrailingBytes) {
     const TestKeys & keys = keys_for(kSet);
     const TfheParameters & p = *keys.params;

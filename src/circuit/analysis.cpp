@@ -41,10 +41,18 @@ double log2_add(double a, double b) {
 
 } // namespace
 
-NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters & params) {
+namespace {
+
+// The noise analysis with the lookups of the kinds in `fine` on the fine bootstrapping key.
+NoiseAnalysis analyze_noise_with(const Circuit & circuit, const tfhe::TfheParameters & params,
+                                 const std::vector<bool> & fine) {
     const tfhe::NoiseBudget budget = tfhe::bootstrap_noise_budget(params);
+    const double fine_output =
+        params.has_fine_bootstrap() ? tfhe::bootstrap_noise_budget(params.fine_bootstrap_parameters()).pbs_output : 0;
     NoiseAnalysis out;
     out.parameter_set = params.name;
+    for (size_t k = 0; k < fine.size(); ++k)
+        if (fine[k]) out.fine_kinds.push_back(circuit.kinds()[k]);
     std::vector<double> variance(circuit.size(), budget.fresh);
     const auto & nodes = circuit.nodes();
     for (size_t id = 0; id < nodes.size(); ++id) {
@@ -66,7 +74,9 @@ NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters 
                 out.worst_kind = kind;
             }
             out.log2_expected_failures = log2_add(out.log2_expected_failures, log2_p);
-            variance[id] = budget.pbs_output;
+            const bool on_fine = size_t(table.kind) < fine.size() && fine[table.kind];
+            out.fine_bootstraps += on_fine;
+            variance[id] = on_fine ? fine_output : budget.pbs_output;
         }
     }
     // Decryption of an output rounds to its unit 2^delta: it fails when the noise exceeds half of it.
@@ -83,6 +93,55 @@ NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters 
         out.log2_expected_failures = log2_add(out.log2_expected_failures, log2_p);
     }
     return out;
+}
+
+} // namespace
+
+std::vector<bool> fine_bootstrap_kinds(const Circuit & circuit, const tfhe::TfheParameters & params,
+                                       double max_log2_expected_failures) {
+    const size_t kinds = circuit.kinds().size();
+    std::vector<bool> fine(kinds, false);
+    if (!params.has_fine_bootstrap()) return fine;
+    std::vector<int64_t> count(kinds, 0);
+    for (const Node & n : circuit.nodes())
+        if (n.kind == NodeKind::lookup) ++count[circuit.tables()[n.table].kind];
+    const auto failures = [&](const std::vector<bool> & f) {
+        return analyze_noise_with(circuit, params, f).log2_expected_failures;
+    };
+    double current = failures(fine);
+    while (current > max_log2_expected_failures) {
+        size_t best = kinds;
+        double best_failures = current;
+        for (size_t k = 0; k < kinds; ++k) {
+            if (fine[k] || count[k] == 0) continue;
+            fine[k] = true;
+            const double f = failures(fine);
+            fine[k] = false;
+            if (f < best_failures || (f == best_failures && best < kinds && count[k] < count[best])) {
+                best = k;
+                best_failures = f;
+            }
+        }
+        if (best == kinds) { // nothing helps: all on the fine key, the analysis reports the rest
+            for (size_t k = 0; k < kinds; ++k) fine[k] = count[k] > 0;
+            return fine;
+        }
+        fine[best] = true;
+        current = best_failures;
+    }
+    std::vector<size_t> order;
+    for (size_t k = 0; k < kinds; ++k)
+        if (fine[k]) order.push_back(k);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return count[a] > count[b]; });
+    for (size_t k : order) {
+        fine[k] = false;
+        if (failures(fine) > max_log2_expected_failures) fine[k] = true;
+    }
+    return fine;
+}
+
+NoiseAnalysis analyze_noise(const Circuit & circuit, const tfhe::TfheParameters & params) {
+    return analyze_noise_with(circuit, params, fine_bootstrap_kinds(circuit, params));
 }
 
 const tfhe::TfheParameters * choose_parameters(const Circuit & circuit, double max_log2_expected_failures) {

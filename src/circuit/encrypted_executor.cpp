@@ -1,5 +1,6 @@
 #include "circuit/encrypted_executor.h"
 
+#include "circuit/analysis.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 
@@ -66,7 +67,17 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
 
     std::vector<tfhe::LweCiphertext> value(nodes.size());
     for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = *inputs[i];
+    // A set with a second, finer bootstrapping key: the lookups of the kinds the analysis puts
+    // there use it (the same deterministic choice as analyze_noise's).
+    const std::vector<bool> fine_kinds = fine_bootstrap_kinds(circuit, params);
+    const auto on_fine_key = [&](size_t id) {
+        const int32_t kind = circuit.tables()[nodes[id].table].kind;
+        return size_t(kind) < fine_kinds.size() && fine_kinds[kind];
+    };
     tfhe::BootstrapWorkspace workspace = tfhe::allocate_bootstrap_workspace(key, pool);
+    tfhe::BootstrapWorkspace fine_workspace;
+    if (std::find(fine_kinds.begin(), fine_kinds.end(), true) != fine_kinds.end())
+        fine_workspace = tfhe::allocate_bootstrap_workspace(key, pool, tfhe::BootstrapKeyKind::fine);
     int64_t done = 0;
     std::vector<const tfhe::LweCiphertext *> in_ptrs;
     std::vector<tfhe::LweCiphertext *> out_ptrs;
@@ -76,16 +87,21 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     for (int32_t level = 0; level <= max_depth; ++level) {
         const auto & lookups = lookups_at[level];
         if (!lookups.empty()) {
-            in_ptrs.clear();
-            out_ptrs.clear();
-            lut_ptrs.clear();
-            for (size_t id : lookups) {
-                value[id] = tfhe::allocate_lwe_ciphertext(key);
-                in_ptrs.push_back(&value[nodes[id].input]);
-                out_ptrs.push_back(&value[id]);
-                lut_ptrs.push_back(&luts[nodes[id].table]);
+            for (const tfhe::BootstrapKeyKind bsk : {tfhe::BootstrapKeyKind::standard, tfhe::BootstrapKeyKind::fine}) {
+                in_ptrs.clear();
+                out_ptrs.clear();
+                lut_ptrs.clear();
+                for (size_t id : lookups) {
+                    if (on_fine_key(id) != (bsk == tfhe::BootstrapKeyKind::fine)) continue;
+                    value[id] = tfhe::allocate_lwe_ciphertext(key);
+                    in_ptrs.push_back(&value[nodes[id].input]);
+                    out_ptrs.push_back(&value[id]);
+                    lut_ptrs.push_back(&luts[nodes[id].table]);
+                }
+                if (in_ptrs.empty()) continue;
+                tfhe::batch_keyswitch_bootstrap(key, bsk, in_ptrs, out_ptrs, lut_ptrs,
+                                                bsk == tfhe::BootstrapKeyKind::fine ? fine_workspace : workspace, pool);
             }
-            tfhe::batch_keyswitch_bootstrap(key, in_ptrs, out_ptrs, lut_ptrs, workspace, pool);
             done += int64_t(lookups.size());
             if (progress) progress(done, total);
         }

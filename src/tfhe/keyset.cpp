@@ -1,6 +1,7 @@
 #include "tfhe/keyset.h"
 
 #include "common/check.h"
+#include "common/error.h"
 #include "tfhe/algorithms/lwe_bootstrap_key_generation.h"
 #include "tfhe/algorithms/lwe_encryption.h"
 #include "tfhe/algorithms/lwe_keyswitch.h"
@@ -29,6 +30,10 @@ CompressedServerKey generate_compressed_server_key(const ClientKey & client_key)
     key.bootstrap_key = generate_seeded_lwe_bootstrap_key(client_key.lwe_secret_key, client_key.glwe_secret_key,
                                                           p.pbs_base_log, p.pbs_level_count, p.glwe_noise,
                                                           Seed::from_os());
+    if (p.has_fine_bootstrap())
+        key.fine_bootstrap_key = generate_seeded_lwe_bootstrap_key(
+            client_key.lwe_secret_key, client_key.glwe_secret_key, p.fine_pbs_base_log, p.fine_pbs_level_count,
+            p.glwe_noise, Seed::from_os());
     return key;
 }
 
@@ -37,6 +42,12 @@ ServerKey decompress_server_key(const CompressedServerKey & compressed) {
     key.parameters = compressed.parameters;
     key.keyswitch_key = decompress_seeded_lwe_keyswitch_key(compressed.keyswitch_key);
     key.bootstrap_key = convert_to_fourier_lwe_bootstrap_key(decompress_seeded_lwe_bootstrap_key(compressed.bootstrap_key));
+    if (compressed.parameters.has_fine_bootstrap() != compressed.fine_bootstrap_key.has_value())
+        fail("server key for {}: {} fine bootstrapping key", compressed.parameters.name,
+             compressed.fine_bootstrap_key ? "an unexpected" : "no");
+    if (compressed.fine_bootstrap_key)
+        key.fine_bootstrap_key =
+            convert_to_fourier_lwe_bootstrap_key(decompress_seeded_lwe_bootstrap_key(*compressed.fine_bootstrap_key));
     return key;
 }
 
@@ -48,6 +59,10 @@ ServerKey generate_server_key(const ClientKey & client_key) {
                                                    p.ks_base_log, p.ks_level_count, p.lwe_noise);
     key.bootstrap_key = convert_to_fourier_lwe_bootstrap_key(generate_lwe_bootstrap_key(
         client_key.lwe_secret_key, client_key.glwe_secret_key, p.pbs_base_log, p.pbs_level_count, p.glwe_noise));
+    if (p.has_fine_bootstrap())
+        key.fine_bootstrap_key = convert_to_fourier_lwe_bootstrap_key(
+            generate_lwe_bootstrap_key(client_key.lwe_secret_key, client_key.glwe_secret_key, p.fine_pbs_base_log,
+                                       p.fine_pbs_level_count, p.glwe_noise));
     return key;
 }
 
@@ -82,8 +97,14 @@ LookupTable generate_lookup_table(const ServerKey & key, uint64_t input_modulus,
     return generate_lookup_table(key.parameters.polynomial_size, input_modulus, output_modulus, f);
 }
 
-BootstrapWorkspace allocate_bootstrap_workspace(const ServerKey & key, ThreadPool & pool) {
-    return allocate_bootstrap_workspace(key.bootstrap_key, pool.size());
+const FourierLweBootstrapKey & ServerKey::bootstrap_key_of(BootstrapKeyKind kind) const {
+    if (kind == BootstrapKeyKind::standard) return bootstrap_key;
+    if (!fine_bootstrap_key) fail("server key for {} has no fine bootstrapping key", parameters.name);
+    return *fine_bootstrap_key;
+}
+
+BootstrapWorkspace allocate_bootstrap_workspace(const ServerKey & key, ThreadPool & pool, BootstrapKeyKind kind) {
+    return allocate_bootstrap_workspace(key.bootstrap_key_of(kind), pool.size());
 }
 
 void keyswitch_bootstrap(const ServerKey & key, const LweCiphertext & input, LweCiphertext & output,
@@ -108,6 +129,14 @@ void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphert
                                std::span<LweCiphertext * const> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool) {
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key,
+                                           key.parameters.modulus_switch, workspace, pool);
+}
+
+void batch_keyswitch_bootstrap(const ServerKey & key, BootstrapKeyKind kind,
+                               std::span<const LweCiphertext * const> inputs, std::span<LweCiphertext * const> outputs,
+                               std::span<const LookupTable * const> luts, BootstrapWorkspace & workspace,
+                               ThreadPool & pool) {
+    batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key_of(kind),
                                            key.parameters.modulus_switch, workspace, pool);
 }
 

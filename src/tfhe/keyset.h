@@ -4,7 +4,8 @@
 // S (k, N), whose LWE reading is the big key under which all ciphertexts live between
 // bootstraps (KS-PBS order: key switch big -> small, bootstrap small -> big).
 // ServerKey (public evaluation keys): the key-switching key (big -> small) and the
-// bootstrapping key in the Fourier domain. CompressedServerKey: the seeded forms that a client
+// bootstrapping key in the Fourier domain, and for sets with has_fine_bootstrap() a second
+// bootstrapping key of the same keys at the finer decomposition. CompressedServerKey: the seeded forms that a client
 // uploads (n' l 32-bit bodies + seed, n l (k+1) N bodies + seed).
 #pragma once
 
@@ -24,9 +25,13 @@
 #include "tfhe/entities/seeded_lwe_keyswitch_key.h"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace fhegpt::tfhe {
+
+// Which of a server key's bootstrapping keys a bootstrap uses.
+enum class BootstrapKeyKind : uint8_t { standard, fine };
 
 struct ClientKey {
     TfheParameters parameters;
@@ -39,14 +44,21 @@ struct ServerKey {
     TfheParameters parameters;
     LweKeyswitchKey keyswitch_key;
     FourierLweBootstrapKey bootstrap_key;
+    std::optional<FourierLweBootstrapKey> fine_bootstrap_key; // iff parameters.has_fine_bootstrap()
 
-    size_t size_bytes() const { return keyswitch_key.size_bytes() + bootstrap_key.size_bytes(); }
+    size_t size_bytes() const {
+        return keyswitch_key.size_bytes() + bootstrap_key.size_bytes() +
+               (fine_bootstrap_key ? fine_bootstrap_key->size_bytes() : 0);
+    }
+    // The bootstrapping key of `kind` (fail()s for a fine key this set does not have).
+    const FourierLweBootstrapKey & bootstrap_key_of(BootstrapKeyKind kind) const;
 };
 
 struct CompressedServerKey {
     TfheParameters parameters;
     SeededLweKeyswitchKey keyswitch_key;
     SeededLweBootstrapKey bootstrap_key;
+    std::optional<SeededLweBootstrapKey> fine_bootstrap_key; // iff parameters.has_fine_bootstrap()
 };
 
 // Fresh secret keys from the OS CSPRNG.
@@ -69,7 +81,8 @@ uint64_t decrypt_phase(const ClientKey & key, const LweCiphertext & ciphertext);
 LookupTable generate_lookup_table(const ServerKey & key, uint64_t input_modulus, uint64_t output_modulus,
                                   const MessageFunction & f);
 // Scratch for batches on `pool` (allocate once, reuse for every batch).
-BootstrapWorkspace allocate_bootstrap_workspace(const ServerKey & key, ThreadPool & pool = ThreadPool::global());
+BootstrapWorkspace allocate_bootstrap_workspace(const ServerKey & key, ThreadPool & pool = ThreadPool::global(),
+                                                BootstrapKeyKind kind = BootstrapKeyKind::standard);
 // One key switch + bootstrap on the calling thread, with the scratch of workspace thread 0
 // (one caller at a time per workspace).
 void keyswitch_bootstrap(const ServerKey & key, const LweCiphertext & input, LweCiphertext & output,
@@ -82,6 +95,11 @@ void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphert
 void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphertext * const> inputs,
                                std::span<LweCiphertext * const> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool = ThreadPool::global());
+// The same with the bootstrapping key of `kind` (a workspace allocated for that kind).
+void batch_keyswitch_bootstrap(const ServerKey & key, BootstrapKeyKind kind,
+                               std::span<const LweCiphertext * const> inputs, std::span<LweCiphertext * const> outputs,
+                               std::span<const LookupTable * const> luts, BootstrapWorkspace & workspace,
+                               ThreadPool & pool = ThreadPool::global());
 // An output ciphertext of the right (big) dimension, zero.
 LweCiphertext allocate_lwe_ciphertext(const ServerKey & key);
 

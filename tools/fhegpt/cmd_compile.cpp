@@ -9,6 +9,7 @@
 #include "quantized_part.h"
 #include "tfhe/tfhe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -27,15 +28,17 @@ struct CompileOptions {
 };
 
 // CPU seconds per bootstrap (key switch included) on the 2-core EPYC this project is measured
-// on, `fhegpt bench pbs`: for the 4-bit sets the batched rate (CPU time per PBS of the 2-thread
-// run, which blind-rotates four ciphertexts per pass), for the wider sets one-thread latency.
-// A batch splits over the cores.
-double measured_bootstrap_seconds(const tfhe::TfheParameters & params) {
+// on, `fhegpt bench pbs`: for the 4- and 5-bit sets the batched rate (CPU time per PBS of the
+// 2-thread run, which blind-rotates four ciphertexts per pass), for the wider sets one-thread
+// latency. A batch splits over the cores. `fine`: the set's fine bootstrapping key.
+double measured_bootstrap_seconds(const tfhe::TfheParameters & params, bool fine = false) {
+    if (fine) return measured_bootstrap_seconds(params.fine_bootstrap_parameters());
     if (params.name == "PARAM_4BIT_2M128_PBS_L2") return 0.0097;
     if (params.name == "PARAM_6BIT_2M128_PBS_L3") return 0.0907;
+    if (params.message_bits == 5) return params.pbs_level_count.value == 1 ? 0.0131 : 0.0210;
+    if (params.message_bits == 4 && params.pbs_level_count.value == 2) return 0.0097;
     switch (params.message_bits) {
     case 1: case 2: case 3: case 4: return 0.0057;
-    case 5: return 0.029 + 0.0015;
     case 6: return 0.070 + 0.0018;
     default: return 0;
     }
@@ -61,7 +64,6 @@ void run_compile(const CompileOptions & opt) {
     const bool has_set = chosen != nullptr;
     const std::string set = has_set ? chosen->name : "none";
     const unsigned threads = opt.threads > 0 ? unsigned(opt.threads) : std::max(1u, std::thread::hardware_concurrency());
-    const double estimate = has_set ? double(a.bootstraps) * measured_bootstrap_seconds(*chosen) / threads : -1;
     // The noise of the chosen set, and of the cheapest set that reads the lookups (for comparison).
     std::vector<circuit::NoiseAnalysis> noise;
     for (const tfhe::TfheParameters * p : tfhe::production_parameter_sets())
@@ -69,6 +71,17 @@ void run_compile(const CompileOptions & opt) {
             noise.push_back(circuit::analyze_noise(circuit, *p));
             if (p == chosen) break;
         }
+    // Lookups of these kinds run on the chosen set's fine bootstrapping key.
+    const std::vector<std::string> fine_kinds = has_set ? noise.back().fine_kinds : std::vector<std::string>{};
+    const int64_t fine_bootstraps = has_set ? noise.back().fine_bootstraps : 0;
+    const auto on_fine = [&](const std::string & kind) {
+        return std::find(fine_kinds.begin(), fine_kinds.end(), kind) != fine_kinds.end();
+    };
+    const double estimate =
+        has_set ? (double(a.bootstraps - fine_bootstraps) * measured_bootstrap_seconds(*chosen) +
+                   (fine_bootstraps > 0 ? double(fine_bootstraps) * measured_bootstrap_seconds(*chosen, true) : 0)) /
+                      threads
+                : -1;
 
     nlohmann::json j;
     j["part"] = part.text();
@@ -80,10 +93,12 @@ void run_compile(const CompileOptions & opt) {
     j["pbs_by_kind"] = a.bootstraps_by_kind;
     nlohmann::json params = nlohmann::json::object();
     for (const auto & [kind, bits] : a.lookup_bits_by_kind)
-        params[kind] = {{"input_bits", bits}, {"parameter_set", set}};
+        params[kind] = {{"input_bits", bits}, {"parameter_set", set},
+                        {"bootstrap_key", on_fine(kind) ? "fine" : "standard"}};
     j["params_by_lookup"] = params;
     j["estimated_seconds"] = estimate;
     j["parameter_set"] = set;
+    j["fine_bootstraps"] = fine_bootstraps;
     nlohmann::json noise_json = nlohmann::json::array();
     for (const circuit::NoiseAnalysis & na : noise)
         noise_json.push_back({{"parameter_set", na.parameter_set},
@@ -137,10 +152,11 @@ void run_compile(const CompileOptions & opt) {
     std::printf("  bootstraps: %lld in %d sequential batches\n", static_cast<long long>(a.bootstraps), a.depth);
     for (const auto & [kind, count] : a.bootstraps_by_kind) {
         const int bits = a.lookup_bits_by_kind.at(kind);
+        const char * key = on_fine(kind) ? ", fine bootstrapping key" : "";
         if (bits == 0)
-            std::printf("    %-26s %7lld  (sign)\n", kind.c_str(), static_cast<long long>(count));
+            std::printf("    %-26s %7lld  (sign%s)\n", kind.c_str(), static_cast<long long>(count), key);
         else
-            std::printf("    %-26s %7lld  (%d-bit)\n", kind.c_str(), static_cast<long long>(count), bits);
+            std::printf("    %-26s %7lld  (%d-bit%s)\n", kind.c_str(), static_cast<long long>(count), bits, key);
     }
     if (has_set)
         std::printf("  estimated time: %.1f s on %u threads (measured bootstrap speed of %s)\n", estimate, threads, set.c_str());

@@ -47,7 +47,18 @@ struct TfheParameters {
     double security_bits = 0;     // claimed by the source (0: insecure)
     double source_log2_p_fail = 0; // failure probability per bootstrap claimed by the source, log2
     bool insecure = false;
+    // Optional second bootstrapping key of the same secret keys with a finer blind-rotation
+    // decomposition (0 levels: none). Its outputs are less noisy; the circuit analysis sends
+    // only the lookups whose outputs enter long sums through it (circuit/analysis.h). Extra
+    // GGSW encryptions of the same key bits under the same GLWE key and noise leave the
+    // security of the set unchanged.
+    DecompositionBaseLog fine_pbs_base_log{0};
+    DecompositionLevelCount fine_pbs_level_count{0};
 
+    bool has_fine_bootstrap() const { return fine_pbs_level_count.value > 0; }
+    // The set as its fine bootstrapping key sees it: the fine decomposition in place of
+    // pbs_base_log/pbs_level_count, no second key. Requires has_fine_bootstrap().
+    TfheParameters fine_bootstrap_parameters() const;
     uint64_t message_modulus() const { return uint64_t{1} << message_bits; }
     LweDimension big_lwe_dimension() const { return LweDimension{glwe_dimension.value * polynomial_size.value}; }
 };

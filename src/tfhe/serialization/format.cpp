@@ -119,6 +119,10 @@ uint64_t parameter_set_hash(const TfheParameters & p) {
     h.add_u64(p.ks_level_count.value);
     h.add_u64(static_cast<uint64_t>(p.modulus_switch));
     h.add_u64(p.max_norm2);
+    if (p.has_fine_bootstrap()) { // only then, so that the hashes of single-key sets stay as they were
+        h.add_u64(p.fine_pbs_base_log.value);
+        h.add_u64(p.fine_pbs_level_count.value);
+    }
     return h.value();
 }
 

@@ -128,6 +128,8 @@ struct EvaluationKeySizes {
     uint64_t bootstrap_key_compressed_bytes = 0; // SeededLweBootstrapKey
     uint64_t keyswitch_key_bytes = 0;            // LweKeyswitchKey
     uint64_t keyswitch_key_compressed_bytes = 0; // SeededLweKeyswitchKey
+    uint64_t fine_bootstrap_key_bytes = 0;       // the second bootstrapping key of a set with one (else 0)
+    uint64_t fine_bootstrap_key_compressed_bytes = 0;
 };
 EvaluationKeySizes serialized_evaluation_key_sizes(const TfheParameters & params);
 uint64_t serialized_lwe_ciphertext_vector_size(const TfheParameters & params, LweKeyChoice choice, uint64_t count);

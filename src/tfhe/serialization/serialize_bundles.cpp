@@ -1,4 +1,5 @@
 // Key bundles (client key, compressed server key) and files.
+#include "common/check.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "tfhe/serialization/blob_shape.h"
@@ -25,9 +26,17 @@ BlobShape client_key_shape(const TfheParameters & params) {
                         blob_size(glwe_secret_key_shape(params), params));
 }
 
+// The fine bootstrapping key of a set that has one is stored as a blob of
+// params.fine_bootstrap_parameters() (same name, its own decomposition and hash).
+uint64_t fine_bootstrap_key_bytes(const TfheParameters & params) {
+    if (!params.has_fine_bootstrap()) return 0;
+    const TfheParameters fine = params.fine_bootstrap_parameters();
+    return 8 + blob_size(seeded_lwe_bootstrap_key_shape(fine), fine);
+}
+
 BlobShape compressed_server_key_shape(const TfheParameters & params) {
     return bundle_shape(ObjectKind::CompressedServerKey, blob_size(seeded_lwe_keyswitch_key_shape(params), params),
-                        blob_size(seeded_lwe_bootstrap_key_shape(params), params));
+                        blob_size(seeded_lwe_bootstrap_key_shape(params), params) + fine_bootstrap_key_bytes(params));
 }
 
 void write_part(BinaryWriter & writer, const std::vector<uint8_t> & part) {
@@ -79,6 +88,11 @@ std::vector<uint8_t> serialize_compressed_server_key(const CompressedServerKey &
     BinaryWriter writer = begin_blob(shape, params);
     write_part(writer, serialize_seeded_lwe_keyswitch_key(key.keyswitch_key, params));
     write_part(writer, serialize_seeded_lwe_bootstrap_key(key.bootstrap_key, params));
+    FHEGPT_CHECK(params.has_fine_bootstrap() == key.fine_bootstrap_key.has_value(),
+                 "server key for %s with%s a fine bootstrapping key", params.name.c_str(),
+                 key.fine_bootstrap_key ? "" : "out");
+    if (key.fine_bootstrap_key)
+        write_part(writer, serialize_seeded_lwe_bootstrap_key(*key.fine_bootstrap_key, params.fine_bootstrap_parameters()));
     return finish_blob(writer, shape, params);
 }
 
@@ -90,11 +104,17 @@ CompressedServerKey deserialize_compressed_server_key(std::span<const uint8_t> b
                                              blob_size(seeded_lwe_keyswitch_key_shape(params), params));
     std::span<const uint8_t> bsk = read_part(reader, kind, "seeded bootstrap key",
                                              blob_size(seeded_lwe_bootstrap_key_shape(params), params));
+    std::span<const uint8_t> fine_bsk;
+    if (params.has_fine_bootstrap())
+        fine_bsk = read_part(reader, kind, "seeded fine bootstrap key", fine_bootstrap_key_bytes(params) - 8);
     reader.expect_end(object_kind_name(kind));
     CompressedServerKey key;
     key.parameters = params;
     key.keyswitch_key = deserialize_seeded_lwe_keyswitch_key(ksk, params, fmt::format("{} (server key)", source));
     key.bootstrap_key = deserialize_seeded_lwe_bootstrap_key(bsk, params, fmt::format("{} (server key)", source));
+    if (params.has_fine_bootstrap())
+        key.fine_bootstrap_key = deserialize_seeded_lwe_bootstrap_key(
+            fine_bsk, params.fine_bootstrap_parameters(), fmt::format("{} (server key, fine)", source));
     return key;
 }
 

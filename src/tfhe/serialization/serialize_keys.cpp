@@ -273,6 +273,11 @@ EvaluationKeySizes serialized_evaluation_key_sizes(const TfheParameters & params
     sizes.bootstrap_key_compressed_bytes = blob_size(seeded_lwe_bootstrap_key_shape(params), params);
     sizes.keyswitch_key_bytes = blob_size(keyswitch_shape(ObjectKind::LweKeyswitchKey, params, false), params);
     sizes.keyswitch_key_compressed_bytes = blob_size(seeded_lwe_keyswitch_key_shape(params), params);
+    if (params.has_fine_bootstrap()) {
+        const TfheParameters fine = params.fine_bootstrap_parameters();
+        sizes.fine_bootstrap_key_bytes = blob_size(bootstrap_shape(ObjectKind::LweBootstrapKey, fine, false), fine);
+        sizes.fine_bootstrap_key_compressed_bytes = blob_size(seeded_lwe_bootstrap_key_shape(fine), fine);
+    }
     return sizes;
 }
 
