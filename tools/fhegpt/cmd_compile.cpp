@@ -33,8 +33,7 @@ struct CompileOptions {
 // latency. A batch splits over the cores. `fine`: the set's fine bootstrapping key.
 double measured_bootstrap_seconds(const tfhe::TfheParameters & params, bool fine = false) {
     if (fine) return measured_bootstrap_seconds(params.fine_bootstrap_parameters());
-    if (params.name == "PARAM_4BIT_2M128_PBS_L2") return 0.0097;
-    if (params.name == "PARAM_6BIT_2M128_PBS_L3") return 0.0907;
+    if (params.message_bits == 6 && params.pbs_level_count.value == 3) return 0.0907;
     if (params.message_bits == 5) return params.pbs_level_count.value == 1 ? 0.0131 : 0.0210;
     if (params.message_bits == 4 && params.pbs_level_count.value == 2) return 0.0097;
     switch (params.message_bits) {

@@ -123,6 +123,9 @@ std::vector<TfheParameters> build_sets() {
     with_fine("PARAM_5BIT_2M128_NORM2", "PARAM_5BIT_2M128_NORM2_MIXED",
               "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_4_CARRY_1_KS_PBS_GAUSSIAN_2M128, plus a PBS base log 15 level 2 key (fhegpt)",
               15, 2);
+    with_fine("PARAM_6BIT_2M128", "PARAM_6BIT_2M128_MIXED",
+              "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128, plus a PBS base log 11 level 3 key (fhegpt)",
+              11, 3);
     with_fine("INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_MIXED", "fhegpt unit tests (insecure)", 15, 2);
     return sets;
 }
