@@ -39,11 +39,8 @@ double log2_add(double a, double b) {
     return hi + std::log2(1.0 + std::exp2(lo - hi));
 }
 
-} // namespace
-
-namespace {
-
-// The noise analysis with the lookups of the kinds in `fine` on the fine bootstrapping key.
+// The noise analysis with the lookups of the kinds in `fine` (one entry per Circuit::kinds) on
+// the fine bootstrapping key.
 NoiseAnalysis analyze_noise_with(const Circuit & circuit, const tfhe::TfheParameters & params,
                                  const std::vector<bool> & fine) {
     const tfhe::NoiseBudget budget = tfhe::bootstrap_noise_budget(params);
@@ -74,7 +71,7 @@ NoiseAnalysis analyze_noise_with(const Circuit & circuit, const tfhe::TfheParame
                 out.worst_kind = kind;
             }
             out.log2_expected_failures = log2_add(out.log2_expected_failures, log2_p);
-            const bool on_fine = size_t(table.kind) < fine.size() && fine[table.kind];
+            const bool on_fine = fine[table.kind];
             out.fine_bootstraps += on_fine;
             variance[id] = on_fine ? fine_output : budget.pbs_output;
         }

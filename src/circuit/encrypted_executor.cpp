@@ -70,10 +70,7 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     // A set with a second, finer bootstrapping key: the lookups of the kinds the analysis puts
     // there use it (the same deterministic choice as analyze_noise's).
     const std::vector<bool> fine_kinds = fine_bootstrap_kinds(circuit, params);
-    const auto on_fine_key = [&](size_t id) {
-        const int32_t kind = circuit.tables()[nodes[id].table].kind;
-        return size_t(kind) < fine_kinds.size() && fine_kinds[kind];
-    };
+    const auto on_fine_key = [&](size_t id) { return fine_kinds[circuit.tables()[nodes[id].table].kind]; };
     tfhe::BootstrapWorkspace workspace = tfhe::allocate_bootstrap_workspace(key, pool);
     tfhe::BootstrapWorkspace fine_workspace;
     if (std::find(fine_kinds.begin(), fine_kinds.end(), true) != fine_kinds.end())

@@ -48,8 +48,7 @@ PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool
     const tfhe::TfheParameters & params = m.parameters();
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     // A compressed key bundle: its blob header, the two or three part blobs and their lengths.
-    m.server_key_bytes = keys.bootstrap_key_compressed_bytes + keys.keyswitch_key_compressed_bytes +
-                         keys.fine_bootstrap_key_compressed_bytes + 4096;
+    m.server_key_bytes = keys.compressed_upload_bytes() + 4096;
     const uint64_t eval_bytes = tfhe::serialized_seeded_lwe_ciphertext_vector_size(
         params, tfhe::LweKeyChoice::Big, uint64_t(options_.max_positions) * uint64_t(m.n_embd));
     m.max_request_bytes = std::max(m.server_key_bytes, eval_bytes) + 4096;

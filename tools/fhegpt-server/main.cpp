@@ -66,10 +66,7 @@ void run_server(const ServerCommand & cmd) {
                  "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
                  "(encrypted cache %.2f MiB per position), idle timeout %.0f s, %zu threads\n",
                  spec.text().c_str(), cmd.n_bits, params.name.c_str(),
-                 mib(keys.bootstrap_key_compressed_bytes + keys.keyswitch_key_compressed_bytes +
-                     keys.fine_bootstrap_key_compressed_bytes),
-                 options.max_sessions,
-                 options.max_positions, mib(server.cache_bytes_per_position()), options.idle_timeout_seconds,
+                 mib(keys.compressed_upload_bytes()), options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()), options.idle_timeout_seconds,
                  ThreadPool::global().size());
     std::printf("listening on http://%s:%d\n", options.host.c_str(), port);
     std::fflush(stdout);

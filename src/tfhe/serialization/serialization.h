@@ -130,6 +130,11 @@ struct EvaluationKeySizes {
     uint64_t keyswitch_key_compressed_bytes = 0; // SeededLweKeyswitchKey
     uint64_t fine_bootstrap_key_bytes = 0;       // the second bootstrapping key of a set with one (else 0)
     uint64_t fine_bootstrap_key_compressed_bytes = 0;
+
+    // What a client uploads: the compressed keys of the set (the bundle adds a few header bytes).
+    uint64_t compressed_upload_bytes() const {
+        return bootstrap_key_compressed_bytes + keyswitch_key_compressed_bytes + fine_bootstrap_key_compressed_bytes;
+    }
 };
 EvaluationKeySizes serialized_evaluation_key_sizes(const TfheParameters & params);
 uint64_t serialized_lwe_ciphertext_vector_size(const TfheParameters & params, LweKeyChoice choice, uint64_t count);
