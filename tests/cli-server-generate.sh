@@ -23,21 +23,25 @@ until grep -q '^listening on ' "$dir/out"; do
 done
 url=$(sed -n 's/^listening on //p' "$dir/out")
 
-gen() { "$fhegpt" generate -m models/fhegpt-tiny -p "The king said" -n 4 --temperature 0 --n-bits 4 "$@"; }
-encrypted=$(gen --server "$url" --encrypt "$part" 2>"$dir/client")
-# Without the server's cache: every token sends the whole sequence.
-uncached=$(gen --server "$url" --encrypt "$part" --no-kv-cache 2>/dev/null)
-simulated=$(gen --simulate "$part" 2>/dev/null)
-recomputed=$(gen --simulate "$part" --no-kv-cache 2>/dev/null)
+gen() { "$fhegpt" generate -m models/fhegpt-tiny -p "The king said" --temperature 0 --n-bits 4 "$@"; }
+encrypted=$(gen -n 4 --server "$url" --encrypt "$part" 2>"$dir/client")
+# Without the server's cache every token sends and evaluates the whole sequence (quadratic):
+# two tokens, against the simulation of the same two.
+uncached=$(gen -n 2 --server "$url" --encrypt "$part" --no-kv-cache 2>/dev/null)
+simulated=$(gen -n 4 --simulate "$part" 2>/dev/null)
+simulated_two=$(gen -n 2 --simulate "$part" 2>/dev/null)
+recomputed=$(gen -n 4 --simulate "$part" --no-kv-cache 2>/dev/null)
 cat "$dir/client"
 echo "encrypted:  $encrypted"
-echo "uncached:   $uncached"
 echo "simulated:  $simulated"
 echo "recomputed: $recomputed"
+echo "uncached (2 tokens):  $uncached"
+echo "simulated (2 tokens): $simulated_two"
 # The client's progress lines and the server's log lines.
 grep -q 'PBS, .* s on the server' "$dir/client"
 grep -q 'POST /v1/eval 200' "$dir/log"
 kill "$pid"
 wait "$pid" || true
 grep -q 'stopped' "$dir/log"
-[ -n "$encrypted" ] && [ "$encrypted" = "$simulated" ] && [ "$uncached" = "$simulated" ] && [ "$simulated" = "$recomputed" ]
+[ -n "$encrypted" ] && [ "$encrypted" = "$simulated" ] && [ "$simulated" = "$recomputed" ] &&
+    [ -n "$uncached" ] && [ "$uncached" = "$simulated_two" ]

@@ -1,1 +1,0 @@
-# tfhe targets

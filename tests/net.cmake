@@ -1,6 +1,0 @@
-# net targets: the client/server protocol (message codecs, manifests, the session table) and an
-# in-process part server driven over HTTP by RemotePart clients and raw requests.
-fhegpt_add_test(test-net-protocol SOURCES test-net-protocol.cpp
-                LIBS fhegpt_net nlohmann_json::nlohmann_json)
-fhegpt_add_test(test-net-server SOURCES test-net-server.cpp
-                LIBS fhegpt_net PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
