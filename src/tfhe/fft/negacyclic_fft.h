@@ -65,6 +65,21 @@ public:
     // Small signed integer coefficients (decomposition digits) to the Fourier domain. Any int64 is
     // accepted (rounded to the nearest double), exactness of products needs small values.
     void forward_integer(std::span<const int64_t> coefficients, std::span<double> fourier) const;
+    // forward_integer of the signed digits of one level (1 = most significant) of the gadget
+    // decomposition of torus coefficients with base 2^base_log and level_count levels: exactly the
+    // digits of SignedDecomposer::decompose (commons/decomposition.h), bit for bit the same
+    // spectrum as forward_integer of them, but extracted inside the first FFT pass instead of
+    // being written out. base_log <= 52 (the digits are exact doubles).
+    void forward_decomposition_level(std::span<const uint64_t> coefficients, size_t base_log, size_t level_count,
+                                     size_t level, std::span<double> fourier) const;
+    // The second half of an external product: for each column c < cols,
+    //   coefficients_c += round(inverse transform of sum_{r < rows} a_r * b_{r cols + c}) mod 2^64,
+    // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
+    // work: cols N doubles of scratch. Bit for bit the same as zeroing a spectrum, multiply_add
+    // of each row in order, then backward_add, on this instance's kernel (some kernels fuse the
+    // products into the first inverse pass).
+    void backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows, size_t cols,
+                                      std::span<double> work, std::span<uint64_t> coefficients) const;
     // coefficients += round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
     // Any finite magnitude wraps correctly (values beyond 2^63 keep their top 53 bits).
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
