@@ -18,29 +18,14 @@
 // Cost (AVX-512, this project's dev machine, N = 2048): forward ~0.7 us, backward ~0.75 us.
 #pragma once
 
+#include "tfhe/fft/aligned_memory.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <span>
-#include <vector>
 
 namespace fhegpt::tfhe {
-
-// std::allocator with 64-byte alignment, for SIMD-friendly buffers.
-template <typename T>
-struct AlignedAllocator {
-    using value_type = T;
-    AlignedAllocator() = default;
-    template <typename U>
-    AlignedAllocator(const AlignedAllocator<U> &) noexcept {}
-    T * allocate(size_t n) { return static_cast<T *>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-    void deallocate(T * p, size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
-    template <typename U>
-    bool operator==(const AlignedAllocator<U> &) const noexcept { return true; }
-};
-template <typename T>
-using aligned_vector = std::vector<T, AlignedAllocator<T>>;
 
 // Kernel selection. Auto picks the best one this CPU supports (avx512 > avx2 > scalar); the
 // others are testing / benchmarking hooks. All kernels use the same Fourier layout and order,
@@ -77,9 +62,11 @@ public:
     // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
     // work: cols N doubles of scratch. Bit for bit the same as zeroing a spectrum, multiply_add
     // of each row in order, then backward_add, on this instance's kernel (some kernels fuse the
-    // products into the first inverse pass).
+    // products into the first inverse pass). next_b: empty, or the next b of a sequence (same
+    // size, e.g. the next GGSW of a blind rotation), prefetched into the cache while b is read.
     void backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows, size_t cols,
-                                      std::span<double> work, std::span<uint64_t> coefficients) const;
+                                      std::span<double> work, std::span<uint64_t> coefficients,
+                                      std::span<const double> next_b = {}) const;
     // coefficients += round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
     // Any finite magnitude wraps correctly (values beyond 2^63 keep their top 53 bits).
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
