@@ -47,9 +47,9 @@ void check_scratch(const FourierGgswView & ggsw, const ExternalProductScratch & 
     FHEGPT_CHECK_EQ(scratch.level_count.value, ggsw.level_count.value);
 }
 
-// out += ggsw [x] in, `in` may be scratch.rotated; next_ggsw: prefetched (may be null).
+// out += ggsw [x] in, `in` may be scratch.rotated.
 void external_product_core(std::span<uint64_t> out, const FourierGgswView & ggsw, const uint64_t * in,
-                           ExternalProductScratch & scratch, const double * next_ggsw) {
+                           ExternalProductScratch & scratch) {
     const size_t k1 = ggsw.glwe_dimension.value + 1, n = ggsw.polynomial_size.value;
     const size_t levels = ggsw.level_count.value, rows = levels * k1, glwe = k1 * n;
     const size_t base_log = ggsw.base_log.value;
@@ -70,11 +70,8 @@ void external_product_core(std::span<uint64_t> out, const FourierGgswView & ggsw
             fft.forward_integer(std::span<const int64_t>(scratch.digits.data() + r * n, n),
                                 std::span<double>(scratch.digits_fourier.data() + r * n, n));
     }
-    const size_t ggsw_size = rows * k1 * n;
-    fft.backward_add_sum_of_products(scratch.digits_fourier, std::span<const double>(ggsw.data, ggsw_size), rows, k1,
-                                     scratch.output_fourier, out,
-                                     next_ggsw != nullptr ? std::span<const double>(next_ggsw, ggsw_size)
-                                                          : std::span<const double>());
+    fft.backward_add_sum_of_products(scratch.digits_fourier, std::span<const double>(ggsw.data, rows * k1 * n), rows,
+                                     k1, scratch.output_fourier, out);
 }
 
 } // namespace
@@ -85,24 +82,19 @@ void add_external_product_assign(std::span<uint64_t> out, const FourierGgswView 
     const size_t glwe = (ggsw.glwe_dimension.value + 1) * ggsw.polynomial_size.value;
     FHEGPT_CHECK_EQ(out.size(), glwe);
     FHEGPT_CHECK_EQ(in.size(), glwe);
-    external_product_core(out, ggsw, in.data(), scratch, nullptr);
+    external_product_core(out, ggsw, in.data(), scratch);
 }
 
 void cmux_rotate_assign(std::span<uint64_t> accumulator, const FourierGgswView & ggsw, size_t power,
-                        ExternalProductScratch & scratch, const double * next_ggsw) {
+                        ExternalProductScratch & scratch) {
     check_scratch(ggsw, scratch);
     const size_t k1 = ggsw.glwe_dimension.value + 1, n = ggsw.polynomial_size.value;
     FHEGPT_CHECK_EQ(accumulator.size(), k1 * n);
-    if (power == 0) {
-        // No product, but the key stream still moves on.
-        if (next_ggsw != nullptr)
-            for (size_t i = 0; i < ggsw.row_count() * k1 * n; i += 8) __builtin_prefetch(next_ggsw + i, 0, 2);
-        return;
-    }
+    if (power == 0) return;
     for (size_t c = 0; c < k1; ++c)
         polynomial_monomial_mul_sub(std::span<uint64_t>(scratch.rotated.data() + c * n, n),
                                     accumulator.subspan(c * n, n), power);
-    external_product_core(accumulator, ggsw, scratch.rotated.data(), scratch, next_ggsw);
+    external_product_core(accumulator, ggsw, scratch.rotated.data(), scratch);
 }
 
 } // namespace fhegpt::tfhe

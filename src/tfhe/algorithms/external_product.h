@@ -49,9 +49,7 @@ void add_external_product_assign(std::span<uint64_t> out, const FourierGgswView 
                                  ExternalProductScratch & scratch);
 
 // acc += ggsw [x] (X^power acc - acc), power in [0, 2N); nothing to do for power 0.
-// next_ggsw (may be null): the data of the GGSW a blind rotation uses next (same shape), read
-// ahead into the cache while this one is used.
 void cmux_rotate_assign(std::span<uint64_t> accumulator, const FourierGgswView & ggsw, size_t power,
-                        ExternalProductScratch & scratch, const double * next_ggsw = nullptr);
+                        ExternalProductScratch & scratch);
 
 } // namespace fhegpt::tfhe

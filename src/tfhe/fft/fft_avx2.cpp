@@ -317,29 +317,17 @@ struct SpecInPlace {
 };
 FHEGPT_K256_INLINE Cx load_spec(const SpecInPlace & s, size_t i) { return load(s.re + i, s.im + i); }
 
-// With Prefetch, each 64-byte line of b read is also asked for in next_b (the next GGSW of a
-// blind rotation, same layout): the key stream is spread over the whole transform, a few lines
-// at a time, instead of one burst that overflows the miss buffers.
-template <int Rows, bool Prefetch>
+template <int Rows>
 struct SpecProducts {
     const double * a; // row r at a + r n
     const double * b; // row r at b + r b_stride
-    const double * next_b;
     size_t rows, n, b_stride, h;
 };
-template <int Rows, bool Prefetch>
-FHEGPT_K256_INLINE Cx load_spec(const SpecProducts<Rows, Prefetch> & s, size_t i) {
+template <int Rows>
+FHEGPT_K256_INLINE Cx load_spec(const SpecProducts<Rows> & s, size_t i) {
     __m256d cr = _mm256_setzero_pd(), ci = _mm256_setzero_pd();
     const size_t rows = Rows > 0 ? static_cast<size_t>(Rows) : s.rows;
-    for (size_t r = 0; r < rows; ++r) {
-        if constexpr (Prefetch) {
-            if (i % 8 == 0) {
-                _mm_prefetch(reinterpret_cast<const char *>(s.next_b + r * s.b_stride + i), _MM_HINT_T1);
-                _mm_prefetch(reinterpret_cast<const char *>(s.next_b + r * s.b_stride + s.h + i), _MM_HINT_T1);
-            }
-        }
-        mac4(cr, ci, s.a + r * s.n + i, s.b + r * s.b_stride + i, s.h);
-    }
+    for (size_t r = 0; r < rows; ++r) mac4(cr, ci, s.a + r * s.n + i, s.b + r * s.b_stride + i, s.h);
     return {cr, ci};
 }
 
@@ -488,34 +476,26 @@ void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) 
 }
 
 // The products are summed inside the first inverse pass (no spectrum written out, then re-read).
-template <int Rows, bool Prefetch>
+template <int Rows>
 FHEGPT_K256 void backward_products_rows(const Plan & p, const double * a, const double * b, size_t rows, size_t cols,
-                                        double * work, uint64_t * coeffs, const double * next_b) {
+                                        double * work, uint64_t * coeffs) {
     const size_t n = p.n;
     for (size_t c = 0; c < cols; ++c) {
         double * re = work + c * n;
         double * im = re + p.m;
-        const double * next = Prefetch ? next_b + c * n : nullptr;
-        inv_final(p, SpecProducts<Rows, Prefetch>{a, b + c * n, next, rows, n, cols * n, p.m}, re, im);
+        inv_final(p, SpecProducts<Rows>{a, b + c * n, rows, n, cols * n, p.m}, re, im);
         backward_rest<true>(p, re, im, coeffs + c * n);
     }
 }
 
-template <bool Prefetch>
-void backward_products_prefetch(const Plan & p, const double * a, const double * b, size_t rows, size_t cols,
-                                double * work, uint64_t * coeffs, const double * next_b) {
-    switch (rows) {
-    case 1: backward_products_rows<1, Prefetch>(p, a, b, rows, cols, work, coeffs, next_b); break;
-    case 2: backward_products_rows<2, Prefetch>(p, a, b, rows, cols, work, coeffs, next_b); break;
-    case 4: backward_products_rows<4, Prefetch>(p, a, b, rows, cols, work, coeffs, next_b); break;
-    default: backward_products_rows<0, Prefetch>(p, a, b, rows, cols, work, coeffs, next_b); break;
-    }
-}
-
 void backward_products(const Plan & p, const double * a, const double * b, size_t rows, size_t cols, double * work,
-                       uint64_t * coeffs, const double * next_b) {
-    if (next_b != nullptr) backward_products_prefetch<true>(p, a, b, rows, cols, work, coeffs, next_b);
-    else backward_products_prefetch<false>(p, a, b, rows, cols, work, coeffs, next_b);
+                       uint64_t * coeffs) {
+    switch (rows) {
+    case 1: backward_products_rows<1>(p, a, b, rows, cols, work, coeffs); break;
+    case 2: backward_products_rows<2>(p, a, b, rows, cols, work, coeffs); break;
+    case 4: backward_products_rows<4>(p, a, b, rows, cols, work, coeffs); break;
+    default: backward_products_rows<0>(p, a, b, rows, cols, work, coeffs); break;
+    }
 }
 
 FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, size_t h) {

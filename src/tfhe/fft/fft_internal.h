@@ -82,10 +82,9 @@ using MultiplyAddFn = void (*)(double *, const double *, const double *, size_t 
 using MultiplyAccumulateFn = void (*)(double * out, const double * a, const double * b, size_t rows, size_t cols,
                                       size_t half);
 // coeffs[c] += backward(sum_r a[r] * b[r cols + c]) for c < cols, work: cols N doubles of scratch.
-// Bit for bit multiply_accumulate into work, then backward(add) of each column. next_b (may be
-// null): data of b's shape to prefetch while b is read.
+// Bit for bit multiply_accumulate into work, then backward(add) of each column.
 using BackwardProductsFn = void (*)(const Plan &, const double * a, const double * b, size_t rows, size_t cols,
-                                    double * work, uint64_t * coeffs, const double * next_b);
+                                    double * work, uint64_t * coeffs);
 using PlanInitFn = void (*)(Plan &);
 
 struct KernelOps {

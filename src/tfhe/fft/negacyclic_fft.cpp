@@ -164,23 +164,19 @@ void NegacyclicFft::forward_decomposition_level(std::span<const uint64_t> coeffi
 }
 
 void NegacyclicFft::backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows,
-                                                 size_t cols, std::span<double> work, std::span<uint64_t> coefficients,
-                                                 std::span<const double> next_b) const {
+                                                 size_t cols, std::span<double> work,
+                                                 std::span<uint64_t> coefficients) const {
     const size_t n = plan_->n;
     FHEGPT_CHECK(rows >= 1 && cols >= 1, "sum of %zu x %zu products", rows, cols);
     FHEGPT_CHECK_EQ(a.size(), rows * n);
     FHEGPT_CHECK_EQ(b.size(), rows * cols * n);
     FHEGPT_CHECK_EQ(work.size(), cols * n);
     FHEGPT_CHECK_EQ(coefficients.size(), cols * n);
-    FHEGPT_CHECK(next_b.empty() || next_b.size() == b.size(), "prefetch of %zu doubles for %zu", next_b.size(), b.size());
     const KernelOps & ops = *plan_->ops;
     if (ops.backward_products != nullptr) {
-        ops.backward_products(*plan_, a.data(), b.data(), rows, cols, work.data(), coefficients.data(),
-                              next_b.empty() ? nullptr : next_b.data());
+        ops.backward_products(*plan_, a.data(), b.data(), rows, cols, work.data(), coefficients.data());
         return;
     }
-    // Kernels without a fused form ask for all of next_b at once (to L2), then compute.
-    for (size_t i = 0; i < next_b.size(); i += 8) __builtin_prefetch(next_b.data() + i, 0, 2);
     ops.multiply_accumulate(work.data(), a.data(), b.data(), rows, cols, n / 2);
     for (size_t c = 0; c < cols; ++c) ops.backward(*plan_, work.data() + c * n, coefficients.data() + c * n, true);
 }

@@ -62,11 +62,9 @@ public:
     // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
     // work: cols N doubles of scratch. Bit for bit the same as zeroing a spectrum, multiply_add
     // of each row in order, then backward_add, on this instance's kernel (some kernels fuse the
-    // products into the first inverse pass). next_b: empty, or the next b of a sequence (same
-    // size, e.g. the next GGSW of a blind rotation), prefetched into the cache while b is read.
+    // products into the first inverse pass).
     void backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows, size_t cols,
-                                      std::span<double> work, std::span<uint64_t> coefficients,
-                                      std::span<const double> next_b = {}) const;
+                                      std::span<double> work, std::span<uint64_t> coefficients) const;
     // coefficients += round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
     // Any finite magnitude wraps correctly (values beyond 2^63 keep their top 53 bits).
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
