@@ -445,7 +445,9 @@ TEST(TfheFft, ForwardDecompositionLevelIsForwardIntegerOfTheDigits) {
 }
 
 // The fused second half of an external product equals zeroing a spectrum, multiply_add of each
-// row in order, then backward_add: bit for bit, for several row and column counts.
+// row in order, then backward_add, for several row and column counts, up to the rounding to a
+// multiple of 2^12 that a kernel may apply (<= 2^11). A different order of the products would
+// show: the results are ~2^90 before the reduction mod 2^64, so one rounding differs by >= 2^37.
 TEST(TfheFft, BackwardAddSumOfProductsMatchesTheUnfusedSteps) {
     std::mt19937_64 rng(10);
     for (FftKernel kernel : available_kernels())
@@ -469,6 +471,8 @@ TEST(TfheFft, BackwardAddSumOfProductsMatchesTheUnfusedSteps) {
                                                         kernel_of(fft));
                         fft.backward_add(spectrum, std::span<uint64_t>(reference.data() + c * n, n));
                     }
-                    ASSERT_EQ(fused, reference) << name_of(kernel) << " N=" << n << " rows " << rows << " cols " << cols;
+                    for (size_t i = 0; i < cols * n; ++i)
+                        ASSERT_LE(std::abs(signed_diff(fused[i], reference[i])), int64_t{1} << 11)
+                            << name_of(kernel) << " N=" << n << " rows " << rows << " cols " << cols << " i=" << i;
                 }
 }

@@ -64,10 +64,23 @@ FHEGPT_K256_INLINE __m256i wrap_scaled(__m256d y) {
     return _mm256_blend_epi32(_mm256_slli_epi64(hb, 32), lb, 0x55);
 }
 
-template <bool Add>
+// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in half the operations
+// (f 2^52 + 1.5 2^52 rounds to an integer whose bits, minus those of 1.5 2^52, are its value).
+FHEGPT_K256_INLINE __m256i wrap_scaled_torus(__m256d y) {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kNearest)); // [-1/2, 1/2], exact
+    const __m256d magic = _mm256_set1_pd(0x1p52 + 0x1p51);
+    const __m256i r = _mm256_castpd_si256(_mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), magic));
+    return _mm256_slli_epi64(_mm256_sub_epi64(r, _mm256_castpd_si256(magic)), 12);
+}
+
+// Output conversions: coefficients = result, += result, or += result rounded to 2^12 (Torus).
+enum class Out { Set, Add, AddTorus };
+
+template <Out Mode>
 FHEGPT_K256_INLINE void store_u64(uint64_t * p, __m256d y) {
-    __m256i v = wrap_scaled(y);
-    if (Add) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    __m256i v = Mode == Out::AddTorus ? wrap_scaled_torus(y) : wrap_scaled(y);
+    if (Mode != Out::Set) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
     _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v);
 }
 
@@ -420,7 +433,7 @@ FHEGPT_K256 void inv_radix4(const Plan & p, const Plan::Pass & pass, double * re
     }
 }
 
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void inv_radix4_out(const Plan & p, double * re, double * im, uint64_t * dst) {
     const size_t m = p.m;
     const size_t q = m / 4;
@@ -430,36 +443,36 @@ FHEGPT_K256 void inv_radix4_out(const Plan & p, double * re, double * im, uint64
         Cx x0 = load(re + j, im + j), x1 = load(re + q + j, im + q + j);
         Cx x2 = load(re + 2 * q + j, im + 2 * q + j), x3 = load(re + 3 * q + j, im + 3 * q + j);
         inv_bfly4(x0, x1, x2, x3, t);
-        store_u64<Add>(dst + j, _mm256_mul_pd(x0.re, scale));
-        store_u64<Add>(dst + m + j, _mm256_mul_pd(x0.im, scale));
-        store_u64<Add>(dst + q + j, x1.re);
-        store_u64<Add>(dst + m + q + j, x1.im);
-        store_u64<Add>(dst + 2 * q + j, x2.re);
-        store_u64<Add>(dst + m + 2 * q + j, x2.im);
-        store_u64<Add>(dst + 3 * q + j, x3.re);
-        store_u64<Add>(dst + m + 3 * q + j, x3.im);
+        store_u64<Mode>(dst + j, _mm256_mul_pd(x0.re, scale));
+        store_u64<Mode>(dst + m + j, _mm256_mul_pd(x0.im, scale));
+        store_u64<Mode>(dst + q + j, x1.re);
+        store_u64<Mode>(dst + m + q + j, x1.im);
+        store_u64<Mode>(dst + 2 * q + j, x2.re);
+        store_u64<Mode>(dst + m + 2 * q + j, x2.im);
+        store_u64<Mode>(dst + 3 * q + j, x3.re);
+        store_u64<Mode>(dst + m + 3 * q + j, x3.im);
     }
 }
 
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void convert_out(const Plan & p, const double * re, const double * im, uint64_t * dst) {
     const __m256d scale = _mm256_set1_pd(p.out_scale);
     for (size_t j = 0; j < p.m; j += 4) {
-        store_u64<Add>(dst + j, _mm256_mul_pd(_mm256_loadu_pd(re + j), scale));
-        store_u64<Add>(dst + p.m + j, _mm256_mul_pd(_mm256_loadu_pd(im + j), scale));
+        store_u64<Mode>(dst + j, _mm256_mul_pd(_mm256_loadu_pd(re + j), scale));
+        store_u64<Mode>(dst + p.m + j, _mm256_mul_pd(_mm256_loadu_pd(im + j), scale));
     }
 }
 
 // The levels after inv_final, then the output conversion (coefficients += or = the result).
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void backward_rest(const Plan & p, double * re, double * im, uint64_t * dst) {
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
     if (separate == 0) {
-        convert_out<Add>(p, re, im, dst);
+        convert_out<Mode>(p, re, im, dst);
         return;
     }
     for (int i = separate - 1; i >= 1; --i) inv_radix4(p, p.passes[i], re, im);
-    inv_radix4_out<Add>(p, re, im, dst);
+    inv_radix4_out<Mode>(p, re, im, dst);
 }
 
 template <bool Add>
@@ -467,7 +480,7 @@ FHEGPT_K256 void backward_impl(const Plan & p, double * fourier, uint64_t * dst)
     double * re = fourier;
     double * im = fourier + p.m;
     inv_final(p, SpecInPlace{re, im}, re, im);
-    backward_rest<Add>(p, re, im, dst);
+    backward_rest<Add ? Out::Add : Out::Set>(p, re, im, dst);
 }
 
 void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) {
@@ -475,7 +488,8 @@ void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) 
     else backward_impl<false>(p, fourier, coeffs);
 }
 
-// The products are summed inside the first inverse pass (no spectrum written out, then re-read).
+// The products are summed inside the first inverse pass (no spectrum written out, then re-read),
+// and the result is added rounded to a multiple of 2^12 (the contract allows it).
 template <int Rows>
 FHEGPT_K256 void backward_products_rows(const Plan & p, const double * a, const double * b, size_t rows, size_t cols,
                                         double * work, uint64_t * coeffs) {
@@ -484,7 +498,7 @@ FHEGPT_K256 void backward_products_rows(const Plan & p, const double * a, const 
         double * re = work + c * n;
         double * im = re + p.m;
         inv_final(p, SpecProducts<Rows>{a, b + c * n, rows, n, cols * n, p.m}, re, im);
-        backward_rest<true>(p, re, im, coeffs + c * n);
+        backward_rest<Out::AddTorus>(p, re, im, coeffs + c * n);
     }
 }
 

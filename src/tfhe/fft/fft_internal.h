@@ -82,7 +82,8 @@ using MultiplyAddFn = void (*)(double *, const double *, const double *, size_t 
 using MultiplyAccumulateFn = void (*)(double * out, const double * a, const double * b, size_t rows, size_t cols,
                                       size_t half);
 // coeffs[c] += backward(sum_r a[r] * b[r cols + c]) for c < cols, work: cols N doubles of scratch.
-// Bit for bit multiply_accumulate into work, then backward(add) of each column.
+// multiply_accumulate into work, then backward(add) of each column, the results possibly rounded
+// to multiples of 2^12 (negacyclic_fft.h).
 using BackwardProductsFn = void (*)(const Plan &, const double * a, const double * b, size_t rows, size_t cols,
                                     double * work, uint64_t * coeffs);
 using PlanInitFn = void (*)(Plan &);
