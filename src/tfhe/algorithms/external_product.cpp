@@ -7,8 +7,10 @@
 
 namespace fhegpt::tfhe {
 
-ExternalProductScratch::ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels)
-    : glwe_dimension(k), polynomial_size(n), level_count(levels), fft(&fft_plan(n)), rotated((k.value + 1) * n.value),
+ExternalProductScratch::ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels,
+                                               FftKernel kernel)
+    : glwe_dimension(k), polynomial_size(n), level_count(levels), fft(&fft_plan(n, kernel)),
+      rotated((k.value + 1) * n.value),
       state((k.value + 1) * n.value), digits((k.value + 1) * levels.value * n.value),
       digits_fourier((k.value + 1) * levels.value * n.value), output_fourier((k.value + 1) * n.value) {}
 

@@ -34,7 +34,9 @@ struct ExternalProductScratch {
     aligned_vector<double> output_fourier; // (k + 1) N
 
     ExternalProductScratch() = default;
-    ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels);
+    // kernel: the FFT kernel (Auto: the best this CPU has; others for testing / benchmarking).
+    ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels,
+                           FftKernel kernel = FftKernel::Auto);
     // Bytes an ExternalProductScratch of this shape holds.
     static size_t size_bytes(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels);
 };
