@@ -16,3 +16,4 @@ add_executable(test-tfhe-noise test-tfhe-noise.cpp)
 target_link_libraries(test-tfhe-noise PRIVATE fhegpt_tfhe GTest::gtest GTest::gtest_main)
 gtest_discover_tests(test-tfhe-noise DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
                      PROPERTIES TIMEOUT 1800 LABELS slow)
+fhegpt_add_test(test-tfhe-calibration SOURCES test-tfhe-calibration.cpp LIBS fhegpt_tfhe)
