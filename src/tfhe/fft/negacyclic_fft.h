@@ -15,7 +15,9 @@
 // Precision: forward_torus of a random 64-bit torus polynomial times forward_integer of digits in
 // [-2^22, 2^22], backward_add: max error ~2^40 (N = 2048) to ~2^41 (N = 8192) out of 2^64 (the
 // result's magnitude ~2^89 has 53 bits in double precision). Small-integer products are exact.
-// Cost (AVX-512, this project's dev machine, N = 2048): forward ~0.7 us, backward ~0.75 us.
+// Cost at N = 2048 (build/bench/bench-tfhe-fft): forward ~0.7 us, backward ~0.75 us on a
+// 2-core AMD EPYC with AVX-512; forward ~1.9 us, backward ~2.5 us on a 2-core AMD EPYC Zen 3
+// (AVX2 + FMA, no AVX-512).
 #pragma once
 
 #include "tfhe/fft/aligned_memory.h"
