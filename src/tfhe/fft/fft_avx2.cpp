@@ -322,8 +322,9 @@ FHEGPT_K256_INLINE void mac1(double & cr, double & ci, const double * a, const d
 }
 
 // Spectrum sources of the first inverse pass: the 4 complex values at points i..i+3. In place,
-// or the sum of row products of an external product (multiply_accumulate's operations, so that
-// the fused transform is bit for bit the unfused one); Rows > 0: the row count known at compile time.
+// or the sum of row products of an external product, accumulated with multiply_add's operations
+// in row order (the sums are bit for bit those of the unfused calls); Rows > 0: the row count
+// known at compile time.
 struct SpecInPlace {
     const double * re;
     const double * im;
@@ -463,7 +464,7 @@ FHEGPT_K256 void convert_out(const Plan & p, const double * re, const double * i
     }
 }
 
-// The levels after inv_final, then the output conversion (coefficients += or = the result).
+// The levels after inv_final, then the output conversion (Out: coefficients =, += or += rounded).
 template <Out Mode>
 FHEGPT_K256 void backward_rest(const Plan & p, double * re, double * im, uint64_t * dst) {
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
@@ -523,29 +524,8 @@ FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, 
     for (; j < h; ++j) mac1(acc[j], acc[h + j], a + j, b + j, h);
 }
 
-FHEGPT_K256 void multiply_accumulate(double * out, const double * a, const double * b, size_t rows, size_t cols,
-                                     size_t h) {
-    const size_t n = 2 * h;
-    for (size_t c = 0; c < cols; ++c) {
-        double * o = out + c * n;
-        size_t j = 0;
-        for (; j + 4 <= h; j += 4) {
-            __m256d cr = _mm256_setzero_pd(), ci = _mm256_setzero_pd();
-            for (size_t r = 0; r < rows; ++r) mac4(cr, ci, a + r * n + j, b + (r * cols + c) * n + j, h);
-            _mm256_storeu_pd(o + j, cr);
-            _mm256_storeu_pd(o + h + j, ci);
-        }
-        for (; j < h; ++j) {
-            double cr = 0.0, ci = 0.0;
-            for (size_t r = 0; r < rows; ++r) mac1(cr, ci, a + r * n + j, b + (r * cols + c) * n + j, h);
-            o[j] = cr;
-            o[h + j] = ci;
-        }
-    }
-}
-
 const KernelOps kOps = {"avx2",   8,           init, forward_torus, forward_integer, forward_digits,
-                        backward, multiply_add, multiply_accumulate, backward_products};
+                        backward, multiply_add, nullptr, backward_products};
 
 } // namespace
 

@@ -97,8 +97,8 @@ struct KernelOps {
     ForwardDigitsFn forward_digits;
     BackwardFn backward;
     MultiplyAddFn multiply_add;
-    MultiplyAccumulateFn multiply_accumulate;
-    BackwardProductsFn backward_products; // null: multiply_accumulate, then backward per column
+    MultiplyAccumulateFn multiply_accumulate; // may be null when backward_products is set
+    BackwardProductsFn backward_products;     // null: multiply_accumulate, then backward per column
 };
 
 extern const KernelOps kScalarOps;
