@@ -1,5 +1,7 @@
 // Negacyclic FFT: forward / backward per kernel and size, and a one-external-product proxy
-// (N = 2048, k = 1, 1 level: 2 forward_integer + 4 multiply_add + 2 backward_add).
+// (N = 2048, k = 1, 1 level: 2 forward_integer + 4 multiply_add + 2 backward_add), and the same
+// product through the fused calls the engine uses (digits extracted in the forward transform,
+// products summed in the inverse one).
 #include "tfhe/fft/negacyclic_fft.h"
 
 #include <benchmark/benchmark.h>
@@ -117,6 +119,25 @@ void bm_external_product(benchmark::State & state, FftKernel kernel) {
     }
 }
 
+// The same product as the engine computes it: digits of two random torus polynomials (base 2^23,
+// 1 level) extracted inside the forward transforms, the row products summed inside the first
+// inverse pass (NegacyclicFft::forward_decomposition_level, backward_add_sum_of_products).
+void bm_external_product_fused(benchmark::State & state, FftKernel kernel) {
+    const size_t n = 2048;
+    NegacyclicFft fft(n, kernel);
+    const auto in0 = random_torus(n, 1), in1 = random_torus(n, 2);
+    aligned_vector<double> ggsw(4 * n), digits(2 * n), work(2 * n);
+    for (size_t i = 0; i < 4; ++i) fft.forward_torus(random_torus(n, 10 + i), std::span<double>(ggsw.data() + i * n, n));
+    std::vector<uint64_t> out(2 * n, 0);
+    for (auto _ : state) {
+        fft.forward_decomposition_level(in0, 23, 1, 1, std::span<double>(digits.data(), n));
+        fft.forward_decomposition_level(in1, 23, 1, 1, std::span<double>(digits.data() + n, n));
+        fft.backward_add_sum_of_products(digits, ggsw, 2, 2, work, out);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+}
+
 int register_all() {
     for (FftKernel k : {FftKernel::Avx512, FftKernel::Avx2, FftKernel::Scalar}) {
         if (!NegacyclicFft::kernel_available(k)) continue;
@@ -129,6 +150,7 @@ int register_all() {
         benchmark::RegisterBenchmark(("backward_add/" + s).c_str(), bm_backward_add, k)->Apply(sizes);
         benchmark::RegisterBenchmark(("multiply_add/" + s).c_str(), bm_multiply_add, k)->Arg(2048);
         benchmark::RegisterBenchmark(("external_product_n2048/" + s).c_str(), bm_external_product, k);
+        benchmark::RegisterBenchmark(("external_product_fused_n2048/" + s).c_str(), bm_external_product_fused, k);
     }
     return 0;
 }

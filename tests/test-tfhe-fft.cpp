@@ -1,11 +1,14 @@
 #include "tfhe/fft/negacyclic_fft.h"
 
+#include "tfhe/commons/decomposition.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 using fhegpt::tfhe::aligned_vector;
@@ -73,6 +76,13 @@ std::vector<uint64_t> fft_product(const NegacyclicFft & fft, FftKernel kernel, c
 }
 
 int64_t signed_diff(uint64_t x, uint64_t y) { return static_cast<int64_t>(x - y); }
+
+// The kernel an instance runs (sizes below a SIMD kernel's minimum run the scalar one).
+FftKernel kernel_of(const NegacyclicFft & fft) {
+    for (FftKernel k : {FftKernel::Scalar, FftKernel::Avx2, FftKernel::Avx512})
+        if (std::string(fft.instance_kernel_name()) == name_of(k)) return k;
+    return FftKernel::Scalar;
+}
 
 } // namespace
 
@@ -395,4 +405,74 @@ TEST(TfheFft, UnalignedBuffersWork) {
         const auto expect = schoolbook(a, b);
         for (size_t i = 0; i < n; ++i) ASSERT_EQ(out[i + 1], expect[i]) << name_of(kernel);
     }
+}
+
+// The digits extracted inside the first FFT pass are SignedDecomposer's: the spectrum equals
+// forward_integer of the decomposed digits bit for bit, for every level, on every kernel, for
+// 1- to 4-level decompositions, the widest base (52 bits) and a full 64-bit decomposition, on
+// random coefficients and on the values where rounding and carries wrap (0, 2^63, -1, ...).
+TEST(TfheFft, ForwardDecompositionLevelIsForwardIntegerOfTheDigits) {
+    using fhegpt::tfhe::DecompositionBaseLog;
+    using fhegpt::tfhe::DecompositionLevelCount;
+    using fhegpt::tfhe::SignedDecomposer;
+    std::mt19937_64 rng(9);
+    const std::pair<size_t, size_t> decompositions[] = {{23, 1}, {15, 2}, {11, 3}, {4, 4}, {52, 1}, {16, 4}, {1, 5}};
+    const uint64_t edges[] = {0, 1, ~uint64_t{0}, uint64_t{1} << 63, (uint64_t{1} << 63) - 1, uint64_t{1} << 40,
+                              (uint64_t{1} << 40) - 1, 0xFFFFFF0000000000ULL, 0x7FFFFF8000000000ULL};
+    for (FftKernel kernel : available_kernels())
+        for (size_t n : {16u, 32u, 64u, 2048u, 4096u}) {
+            NegacyclicFft fft(n, kernel);
+            std::vector<uint64_t> x = random_torus(n, rng);
+            for (size_t i = 0; i < std::size(edges); ++i) x[(i * 7) % n] = edges[i];
+            for (const auto & [base_log, levels] : decompositions) {
+                const SignedDecomposer decomposer(DecompositionBaseLog{base_log}, DecompositionLevelCount{levels});
+                std::vector<std::vector<int64_t>> digits(levels, std::vector<int64_t>(n));
+                std::vector<int64_t> d(levels);
+                for (size_t j = 0; j < n; ++j) {
+                    decomposer.decompose(x[j], d);
+                    for (size_t l = 0; l < levels; ++l) digits[l][j] = d[l];
+                }
+                for (size_t level = 1; level <= levels; ++level) {
+                    aligned_vector<double> fused(n), reference(n);
+                    fft.forward_decomposition_level(x, base_log, levels, level, fused);
+                    fft.forward_integer(digits[level - 1], reference);
+                    for (size_t i = 0; i < n; ++i)
+                        ASSERT_EQ(fused[i], reference[i]) << name_of(kernel) << " N=" << n << " base 2^" << base_log
+                                                          << " x " << levels << " level " << level << " i=" << i;
+                }
+            }
+        }
+}
+
+// The fused second half of an external product equals zeroing a spectrum, multiply_add of each
+// row in order, then backward_add, for several row and column counts, up to the rounding to a
+// multiple of 2^12 that a kernel may apply (<= 2^11). A different order of the products would
+// show: the results are ~2^90 before the reduction mod 2^64, so one rounding differs by >= 2^37.
+TEST(TfheFft, BackwardAddSumOfProductsMatchesTheUnfusedSteps) {
+    std::mt19937_64 rng(10);
+    for (FftKernel kernel : available_kernels())
+        for (size_t n : {16u, 64u, 2048u})
+            for (size_t rows : {1u, 2u, 3u, 4u, 6u})
+                for (size_t cols : {1u, 2u, 3u}) {
+                    NegacyclicFft fft(n, kernel);
+                    aligned_vector<double> a(rows * n), b(rows * cols * n), work(cols * n);
+                    for (size_t r = 0; r < rows; ++r)
+                        fft.forward_integer(random_small(n, 1 << 22, rng), std::span<double>(a.data() + r * n, n));
+                    for (size_t i = 0; i < rows * cols; ++i)
+                        fft.forward_torus(random_torus(n, rng), std::span<double>(b.data() + i * n, n));
+                    const std::vector<uint64_t> init = random_torus(cols * n, rng);
+                    std::vector<uint64_t> fused = init, reference = init;
+                    fft.backward_add_sum_of_products(a, b, rows, cols, work, fused);
+                    for (size_t c = 0; c < cols; ++c) {
+                        aligned_vector<double> spectrum(n, 0.0);
+                        for (size_t r = 0; r < rows; ++r)
+                            NegacyclicFft::multiply_add(spectrum, std::span<const double>(a.data() + r * n, n),
+                                                        std::span<const double>(b.data() + (r * cols + c) * n, n),
+                                                        kernel_of(fft));
+                        fft.backward_add(spectrum, std::span<uint64_t>(reference.data() + c * n, n));
+                    }
+                    for (size_t i = 0; i < cols * n; ++i)
+                        ASSERT_LE(std::abs(signed_diff(fused[i], reference[i])), int64_t{1} << 11)
+                            << name_of(kernel) << " N=" << n << " rows " << rows << " cols " << cols << " i=" << i;
+                }
 }

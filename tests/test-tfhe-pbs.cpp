@@ -9,6 +9,7 @@
 // Compiled twice: test-tfhe-pbs runs the checks on the INSECURE_TEST_ sets (fast, part of
 // every run); test-tfhe-pbs-production (FHEGPT_TFHE_PRODUCTION) runs them on every production
 // set, zero failures allowed (CTest label `slow`). Keys are generated once per parameter set.
+// Both also bootstrap with every FFT kernel the CPU has and compare the decryptions.
 #include "tfhe/tfhe.h"
 
 #include <gtest/gtest.h>
@@ -347,6 +348,50 @@ void check_noise_model(Harness & h, size_t keyswitch_samples, bool promise) {
                 p.source_log2_p_fail);
     const double promised = p.name.find("2M64") != std::string::npos ? -64.0 : -128.0;
     EXPECT_LE(measured_log2, promised + 4.0) << p.name;
+
+// Every FFT kernel this CPU has (scalar, AVX2, AVX-512) bootstraps the same key-switched inputs
+// to the same decryptions. The kernels round differently (they are not bit-identical), and a
+// rounding difference can flip a decomposition digit of the accumulator, so the output phases
+// differ by up to the output noise, not by the FFT error: they must stay within 8 standard
+// deviations of the set's bootstrap output noise of each other. Returns the largest gap in those
+// standard deviations.
+double check_kernels_agree(Harness & h, size_t count) {
+    const uint64_t p = h.p();
+    std::vector<uint64_t> table(p);
+    for (auto & t : table) t = h.rng() % p;
+    const LookupTable lut = generate_lookup_table_from_table(h.params.polynomial_size, p, p, table);
+    const FourierLweBootstrapKey & bsk = h.server.bootstrap_key;
+    std::vector<LweCiphertext> small;
+    std::vector<uint64_t> messages;
+    for (size_t i = 0; i < count; ++i) {
+        messages.push_back(h.rng() % p);
+        small.emplace_back(h.params.lwe_dimension);
+        keyswitch_lwe_ciphertext(h.server.keyswitch_key, encrypt_message(h.client, messages.back(), p), small.back());
+    }
+    std::vector<uint64_t> reference_phases;
+    double widest = 0;
+    for (FftKernel kernel : {FftKernel::Scalar, FftKernel::Avx2, FftKernel::Avx512}) {
+        if (!NegacyclicFft::kernel_available(kernel)) continue;
+        ProgrammableBootstrapScratch scratch(bsk);
+        scratch.external_product = ExternalProductScratch(bsk.glwe_dimension, bsk.polynomial_size, bsk.level_count, kernel);
+        for (size_t i = 0; i < count; ++i) {
+            LweCiphertext out = allocate_lwe_ciphertext(h.server);
+            programmable_bootstrap_lwe_ciphertext(small[i], out, lut, bsk, h.params.modulus_switch, scratch);
+            ++h.pbs;
+            h.expect_message(out, table[messages[i]], p,
+                             std::string("kernel ") + scratch.external_product.fft->instance_kernel_name());
+            const uint64_t phase = decrypt_phase(h.client, out);
+            if (reference_phases.size() < count) {
+                reference_phases.push_back(phase);
+                continue;
+            }
+            const double gap = std::abs(torus_to_double(phase - reference_phases[i]));
+            widest = std::max(widest, gap);
+        }
+    }
+    const double sigma = std::sqrt(programmable_bootstrap_variance(h.params));
+    EXPECT_LT(widest, 8 * sigma) << h.params.name;
+    return widest / sigma;
 }
 
 struct Scale {
@@ -363,6 +408,7 @@ struct Scale {
     check_noise_limit(h, s.noise_limit);
     check_batch_equals_sequential(h, s.batch);
     check_noise_model(h, s.keyswitches, true);
+    check_kernels_agree(h, s.batch);
     std::printf("%s: %zu bootstraps, %zu failures (noise model log2 p_fail %.1f)\n", name.c_str(), h.pbs - before,
                 h.failures, bootstrap_noise_budget(h.params).log2_p_fail);
     EXPECT_EQ(h.failures, 0u);
@@ -384,6 +430,9 @@ TEST_P(TfhePbsInsecure, OutputAndKeyswitchNoiseFollowTheModel) {
     Harness & h = harness(GetParam());
     check_lookup_tables(h, std::max<uint64_t>(1, 128 / h.p())); // 640 outputs
     check_noise_model(h, 1000, false);
+}
+TEST_P(TfhePbsInsecure, FftKernelsAgree) {
+    std::printf("largest output phase gap between FFT kernels: %.2f sigma\n", check_kernels_agree(harness(GetParam()), 16));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsInsecure,

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "tfhe/speed_calibration.h"
 #include "tfhe/tfhe.h"
 
 #include <nlohmann/json.hpp>
@@ -157,6 +158,7 @@ nlohmann::json bench_one(const TfheParameters & params, ThreadPool & pool, int c
     j["N"] = params.polynomial_size.value;
     j["threads"] = pool.size();
     j["fft_kernel"] = NegacyclicFft::kernel_name();
+    j["cpu"] = cpu_model_name();
     j["keygen_s"] = client_s + compressed_s + decompress_s;
     j["keygen_compressed_s"] = client_s + compressed_s;
     j["decompress_s"] = decompress_s;
@@ -220,8 +222,8 @@ void run_bench_pbs(const BenchPbsOptions & opt) {
     if (opt.threads > 0) own_pool.emplace(static_cast<size_t>(opt.threads));
     ThreadPool & pool = own_pool ? *own_pool : ThreadPool::global();
     if (!opt.json)
-        std::printf("fhegpt bench pbs: FFT kernel %s, %zu threads (not audited; figures depend on the machine)\n\n",
-                    NegacyclicFft::kernel_name(), pool.size());
+        std::printf("fhegpt bench pbs: %s, FFT kernel %s, %zu threads (not audited; figures depend on the machine)\n\n",
+                    cpu_model_name().c_str(), NegacyclicFft::kernel_name(), pool.size());
     size_t total_failures = 0;
     for (const TfheParameters * params : sets) {
         const nlohmann::json j = bench_one(*params, pool, opt.count);

@@ -1,17 +1,20 @@
 // fhegpt compile: the circuit of a quantized part at a sequence length, and what it costs:
 // the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
-// estimated from this engine's measured bootstrap speed.
+// estimated from the bootstrap speed measured on this machine (tfhe/speed_calibration.h: a
+// short calibration the first time, cached on disk).
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
 #include "commands.h"
 #include "common/error.h"
 #include "quantized_part.h"
+#include "tfhe/speed_calibration.h"
 #include "tfhe/tfhe.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 namespace fhegpt::cli {
@@ -25,23 +28,8 @@ struct CompileOptions {
     int32_t threads = 0;
     bool json = false;
     bool kv_cache = false;
+    bool recalibrate = false;
 };
-
-// CPU seconds per bootstrap (key switch included) on the 2-core EPYC this project is measured
-// on, `fhegpt bench pbs`: for the 4- and 5-bit sets the batched rate (CPU time per PBS of the
-// 2-thread run, which blind-rotates four ciphertexts per pass), for the wider sets one-thread
-// latency. A batch splits over the cores. `fine`: the set's fine bootstrapping key.
-double measured_bootstrap_seconds(const tfhe::TfheParameters & params, bool fine = false) {
-    if (fine) return measured_bootstrap_seconds(params.fine_bootstrap_parameters());
-    if (params.message_bits == 6 && params.pbs_level_count.value == 3) return 0.0907;
-    if (params.message_bits == 5) return params.pbs_level_count.value == 1 ? 0.0131 : 0.0210;
-    if (params.message_bits == 4 && params.pbs_level_count.value == 2) return 0.0097;
-    switch (params.message_bits) {
-    case 1: case 2: case 3: case 4: return 0.0057;
-    case 6: return 0.070 + 0.0018;
-    default: return 0;
-    }
-}
 
 void run_compile(const CompileOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
@@ -76,11 +64,12 @@ void run_compile(const CompileOptions & opt) {
     const auto on_fine = [&](const std::string & kind) {
         return std::find(fine_kinds.begin(), fine_kinds.end(), kind) != fine_kinds.end();
     };
-    const double estimate =
-        has_set ? (double(a.bootstraps - fine_bootstraps) * measured_bootstrap_seconds(*chosen) +
-                   (fine_bootstraps > 0 ? double(fine_bootstraps) * measured_bootstrap_seconds(*chosen, true) : 0)) /
-                      threads
-                : -1;
+    std::optional<tfhe::SpeedCalibration> speed;
+    if (has_set) {
+        if (!opt.json) std::fprintf(stderr, "compile: bootstrap speed of %s on this machine...\n", set.c_str());
+        speed = tfhe::calibrate_bootstrap_speed(*chosen, {threads, opt.recalibrate, {}});
+    }
+    const double estimate = speed ? speed->estimate_seconds(a.bootstraps - fine_bootstraps, fine_bootstraps) : -1;
 
     nlohmann::json j;
     j["part"] = part.text();
@@ -96,6 +85,14 @@ void run_compile(const CompileOptions & opt) {
                         {"bootstrap_key", on_fine(kind) ? "fine" : "standard"}};
     j["params_by_lookup"] = params;
     j["estimated_seconds"] = estimate;
+    if (speed)
+        j["bootstrap_speed"] = {{"cpu", speed->cpu},
+                                {"fft_kernel", speed->fft_kernel},
+                                {"threads", speed->threads},
+                                {"measured_at", speed->measured_at},
+                                {"from_cache", speed->from_cache},
+                                {"pbs_per_s", speed->standard.batch_per_second},
+                                {"fine_pbs_per_s", speed->fine ? speed->fine->batch_per_second : 0.0}};
     j["parameter_set"] = set;
     j["fine_bootstraps"] = fine_bootstraps;
     nlohmann::json noise_json = nlohmann::json::array();
@@ -158,7 +155,10 @@ void run_compile(const CompileOptions & opt) {
             std::printf("    %-26s %7lld  (%d-bit%s)\n", kind.c_str(), static_cast<long long>(count), bits, key);
     }
     if (has_set)
-        std::printf("  estimated time: %.1f s on %u threads (measured bootstrap speed of %s)\n", estimate, threads, set.c_str());
+        std::printf("  estimated time: %.1f s at %.0f PBS/s%s (%s, %s%s)\n", estimate, speed->standard.batch_per_second,
+                    speed->fine ? fmt::format(", fine key {:.0f} PBS/s", speed->fine->batch_per_second).c_str() : "",
+                    set.c_str(), speed->machine_description().c_str(),
+                    speed->from_cache ? "; cached, --recalibrate to measure again" : "");
     else
         std::printf("  no production parameter set reads %d-bit lookups (1..6 exist): simulation only\n", a.max_lookup_bits);
 }
@@ -173,6 +173,7 @@ void add_compile_command(CLI::App & app) {
     cmd->add_option("--seq-len", opt->seq_len, "positions")->capture_default_str();
     cmd->add_option("-t,--threads", opt->threads, "threads for the estimate (0: all cores)")->check(CLI::NonNegativeNumber);
     cmd->add_flag("--json", opt->json, "print one JSON object");
+    cmd->add_flag("--recalibrate", opt->recalibrate, "measure the bootstrap speed again instead of reading its cache");
     cmd->add_flag("--kv-cache", opt->kv_cache,
                   "the cost of one new token at position seq-len - 1 with the encrypted KV cache");
     cmd->callback([opt] { run_compile(*opt); });

@@ -6,6 +6,7 @@
 // encrypted continuation equals the simulated one.
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
+#include "circuit/head_circuit.h"
 #include "commands.h"
 #include "common/error.h"
 #include "model/generate.h"
@@ -14,6 +15,7 @@
 #include "model/gpt2_tokenizer.h"
 #include "quantized_part.h"
 #include "remote_generation.h"
+#include "tfhe/speed_calibration.h"
 
 #include <cerrno>
 #include <chrono>
@@ -164,6 +166,29 @@ void print_block_estimate(const model::Gpt2Model & model, const model::Gpt2Token
     std::printf("  (fhegpt demo --part %s runs it)\n", block.text().c_str());
 }
 
+// Before the encrypted run: its bootstraps (the prompt's rows, then one row per generated token
+// but the last, as the simulation generated them) at the bootstrap speed measured on this
+// machine (a short calibration the first time, then its cache).
+void print_encrypted_estimate(const QuantizedPart & quantized, int32_t positions, int32_t prompt_tokens,
+                              size_t generated_tokens) {
+    const tfhe::TfheParameters & params = quantized.parameters(positions, "");
+    std::fprintf(stderr, "demo: bootstrap speed of %s on this machine...\n", params.name.c_str());
+    const tfhe::SpeedCalibration speed = tfhe::calibrate_bootstrap_speed(params);
+    int64_t standard = 0, fine = 0;
+    for (int32_t first = 0, n = prompt_tokens; n <= prompt_tokens + int32_t(generated_tokens) - 1; first = n, ++n) {
+        const circuit::Circuit c = quantized.head ? circuit::build_head_row_circuit(*quantized.head, first, n,
+                                                                                    quantized.head->output_width)
+                                                  : circuit::build_attention_row_circuit(*quantized.attention, first, n);
+        const int64_t on_fine = circuit::analyze_noise(c, params).fine_bootstraps;
+        standard += circuit::analyze(c).bootstraps - on_fine;
+        fine += on_fine;
+    }
+    std::printf("estimate: %lld bootstraps, about %.0f s at the speed measured on %s%s\n",
+                static_cast<long long>(standard + fine), speed.estimate_seconds(standard, fine),
+                speed.machine_description().c_str(), speed.from_cache ? " (cached)" : "");
+    std::fflush(stdout);
+}
+
 void run_demo(const DemoOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
@@ -194,6 +219,7 @@ void run_demo(const DemoOptions & opt) {
     model::Gpt2Context simulated_ctx(model, {});
     quantized.install(simulated_ctx, circuit::Executor::simulate, {}, true);
     const Continuation simulated = continue_prompt(simulated_ctx, prompt, opt.n_predict, stop);
+    print_encrypted_estimate(quantized, positions, int32_t(prompt.size()), simulated.tokens.size());
     // 3. The quantized part on ciphertexts, on the server.
     model::Gpt2Context encrypted_ctx(model, {});
     std::unique_ptr<net::RemotePart> remote = install_remote_part(encrypted_ctx, model, server.url(), part.text(), opt.n_bits, true);

@@ -5,13 +5,12 @@
 #include "tfhe/algorithms/polynomial.h"
 #include "tfhe/commons/decomposition.h"
 
-#include <algorithm>
-#include <cstring>
-
 namespace fhegpt::tfhe {
 
-ExternalProductScratch::ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels)
-    : glwe_dimension(k), polynomial_size(n), level_count(levels), fft(&fft_plan(n)), rotated((k.value + 1) * n.value),
+ExternalProductScratch::ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels,
+                                               FftKernel kernel)
+    : glwe_dimension(k), polynomial_size(n), level_count(levels), fft(&fft_plan(n, kernel)),
+      rotated((k.value + 1) * n.value),
       state((k.value + 1) * n.value), digits((k.value + 1) * levels.value * n.value),
       digits_fourier((k.value + 1) * levels.value * n.value), output_fourier((k.value + 1) * n.value) {}
 
@@ -50,52 +49,31 @@ void check_scratch(const FourierGgswView & ggsw, const ExternalProductScratch & 
     FHEGPT_CHECK_EQ(scratch.level_count.value, ggsw.level_count.value);
 }
 
-typedef double Lanes __attribute__((vector_size(64))); // 8 doubles: one zmm, two ymm or four xmm
-
-// out[c] = sum_r digits[r] * ggsw[r][c] for c < cols: pointwise complex products in the Fourier
-// layout of negacyclic_fft.h (N/2 real parts, then N/2 imaginary parts). For each group of 8
-// frequencies the sums stay in registers and every output is written once (no zero fill, no
-// read-modify-write). Compiled for AVX-512 / AVX2 / SSE2, picked at run time.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void fourier_multiply_accumulate(double * __restrict out, const double * __restrict digits,
-                                 const double * __restrict ggsw, size_t rows, size_t cols, size_t n) {
-    const size_t h = n / 2; // a multiple of 8 for N >= 16
-    for (size_t j = 0; j < h; j += 8) {
-        for (size_t c = 0; c < cols; ++c) {
-            Lanes re = {}, im = {};
-            for (size_t r = 0; r < rows; ++r) {
-                const double * d = digits + r * n + j;
-                const double * b = ggsw + (r * cols + c) * n + j;
-                Lanes dre, dim, bre, bim; // unaligned loads (memcpy keeps the aliasing rules)
-                std::memcpy(&dre, d, sizeof dre);
-                std::memcpy(&dim, d + h, sizeof dim);
-                std::memcpy(&bre, b, sizeof bre);
-                std::memcpy(&bim, b + h, sizeof bim);
-                re += dre * bre - dim * bim;
-                im += dre * bim + dim * bre;
-            }
-            std::memcpy(out + c * n + j, &re, sizeof re);
-            std::memcpy(out + c * n + h + j, &im, sizeof im);
-        }
-    }
-}
-
 // out += ggsw [x] in, `in` may be scratch.rotated.
 void external_product_core(std::span<uint64_t> out, const FourierGgswView & ggsw, const uint64_t * in,
                            ExternalProductScratch & scratch) {
     const size_t k1 = ggsw.glwe_dimension.value + 1, n = ggsw.polynomial_size.value;
     const size_t levels = ggsw.level_count.value, rows = levels * k1, glwe = k1 * n;
+    const size_t base_log = ggsw.base_log.value;
     const NegacyclicFft & fft = *scratch.fft;
 
-    // Digits, level-major over the whole GLWE: row r = level * (k + 1) + column, like the GGSW.
-    SignedDecomposer decomposer(ggsw.base_log, ggsw.level_count);
-    decomposer.decompose_slice(in, scratch.digits.data(), scratch.state.data(), glwe);
-    for (size_t r = 0; r < rows; ++r)
-        fft.forward_integer(std::span<const int64_t>(scratch.digits.data() + r * n, n),
-                            std::span<double>(scratch.digits_fourier.data() + r * n, n));
-    fourier_multiply_accumulate(scratch.output_fourier.data(), scratch.digits_fourier.data(), ggsw.data, rows, k1, n);
-    for (size_t c = 0; c < k1; ++c)
-        fft.backward_add(std::span<double>(scratch.output_fourier.data() + c * n, n), out.subspan(c * n, n));
+    // Digit spectra, level-major over the whole GLWE: row r = level * (k + 1) + column, like the
+    // GGSW. The FFT extracts the digits in its first pass; bases past 52 bits (no parameter set
+    // has them) are decomposed into memory first.
+    if (base_log <= 52) {
+        for (size_t level = 0; level < levels; ++level)
+            for (size_t c = 0; c < k1; ++c)
+                fft.forward_decomposition_level(std::span<const uint64_t>(in + c * n, n), base_log, levels, level + 1,
+                                                std::span<double>(scratch.digits_fourier.data() + (level * k1 + c) * n, n));
+    } else {
+        SignedDecomposer decomposer(ggsw.base_log, ggsw.level_count);
+        decomposer.decompose_slice(in, scratch.digits.data(), scratch.state.data(), glwe);
+        for (size_t r = 0; r < rows; ++r)
+            fft.forward_integer(std::span<const int64_t>(scratch.digits.data() + r * n, n),
+                                std::span<double>(scratch.digits_fourier.data() + r * n, n));
+    }
+    fft.backward_add_sum_of_products(scratch.digits_fourier, std::span<const double>(ggsw.data, rows * k1 * n), rows,
+                                     k1, scratch.output_fourier, out);
 }
 
 } // namespace

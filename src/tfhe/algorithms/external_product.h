@@ -2,9 +2,11 @@
 //
 // out += ggsw [x] in: the k + 1 polynomials of `in` are decomposed into l signed digit
 // polynomials each (rounded gadget decomposition, commons/decomposition.h), the (k + 1) l digit
-// polynomials are transformed (forward_integer), multiplied by the Fourier rows of the GGSW and
-// summed per output column, and the k + 1 sums are transformed back and added to `out`:
-// (k + 1) l forward FFTs, k + 1 inverse FFTs and (k + 1)^2 l pointwise products.
+// polynomials are transformed, multiplied by the Fourier rows of the GGSW and summed per output
+// column, and the k + 1 sums are transformed back and added to `out`: (k + 1) l forward FFTs,
+// k + 1 inverse FFTs and (k + 1)^2 l pointwise products. The digits are extracted inside the
+// forward FFTs' first pass (NegacyclicFft::forward_decomposition_level) and the products are
+// summed by NegacyclicFft::backward_add_sum_of_products, never written out as digits.
 // CMux for the blind rotation: acc += ggsw(s) [x] (X^a acc - acc), i.e. acc * X^(a s).
 // Scratch is caller-owned (ExternalProductScratch) and nothing here allocates.
 #pragma once
@@ -26,13 +28,15 @@ struct ExternalProductScratch {
     DecompositionLevelCount level_count;
     const NegacyclicFft * fft = nullptr;   // fft_plan(N), looked up once
     std::vector<uint64_t> rotated;         // (k + 1) N: X^a acc - acc
-    std::vector<uint64_t> state;           // (k + 1) N: decomposition state
-    std::vector<int64_t> digits;           // (k + 1) l N, row-major like the GGSW rows
+    std::vector<uint64_t> state;           // (k + 1) N: decomposition state (bases past 52 bits)
+    std::vector<int64_t> digits;           // (k + 1) l N, row-major like the GGSW rows (same)
     aligned_vector<double> digits_fourier; // (k + 1) l N
     aligned_vector<double> output_fourier; // (k + 1) N
 
     ExternalProductScratch() = default;
-    ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels);
+    // kernel: the FFT kernel (Auto: the best this CPU has; others for testing / benchmarking).
+    ExternalProductScratch(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels,
+                           FftKernel kernel = FftKernel::Auto);
     // Bytes an ExternalProductScratch of this shape holds.
     static size_t size_bytes(GlweDimension k, PolynomialSize n, DecompositionLevelCount levels);
 };

@@ -6,12 +6,14 @@
 
 namespace fhegpt::tfhe {
 
-const NegacyclicFft & fft_plan(PolynomialSize polynomial_size) {
+const NegacyclicFft & fft_plan(PolynomialSize polynomial_size) { return fft_plan(polynomial_size, FftKernel::Auto); }
+
+const NegacyclicFft & fft_plan(PolynomialSize polynomial_size, FftKernel kernel) {
     static std::mutex mutex;
-    static std::map<size_t, std::unique_ptr<NegacyclicFft>> plans;
+    static std::map<std::pair<size_t, FftKernel>, std::unique_ptr<NegacyclicFft>> plans;
     std::lock_guard lock(mutex);
-    auto & plan = plans[polynomial_size.value];
-    if (!plan) plan = std::make_unique<NegacyclicFft>(polynomial_size.value);
+    auto & plan = plans[{polynomial_size.value, kernel}];
+    if (!plan) plan = std::make_unique<NegacyclicFft>(polynomial_size.value, kernel);
     return *plan;
 }
 

@@ -9,5 +9,7 @@ namespace fhegpt::tfhe {
 
 // The plan for polynomials of size N (built on first use; the reference stays valid).
 const NegacyclicFft & fft_plan(PolynomialSize polynomial_size);
+// The same with a forced kernel (testing / benchmarking; must be available on this CPU).
+const NegacyclicFft & fft_plan(PolynomialSize polynomial_size, FftKernel kernel);
 
 } // namespace fhegpt::tfhe

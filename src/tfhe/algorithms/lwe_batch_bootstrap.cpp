@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 
 namespace fhegpt::tfhe {
 
@@ -62,14 +63,18 @@ void batch_keyswitch_programmable_bootstrap(std::span<const LweCiphertext * cons
     for (const LookupTable * lut : luts) FHEGPT_CHECK_EQ(lut->function_count, functions);
     FHEGPT_CHECK_EQ(workspace.threads[0].switched[0].lwe_dimension().value, n);
 
-    pool.parallel_for(count, [&](size_t begin, size_t end, size_t thread) {
+    // Groups are handed out one at a time: a thread that the OS delays (a shared machine) takes
+    // fewer, instead of the whole batch waiting for its fixed share.
+    const size_t group = workspace.group_size;
+    const size_t groups = (count + group - 1) / group;
+    std::atomic<size_t> next_group{0};
+    pool.parallel_for(std::min(pool.size(), groups), [&](size_t, size_t, size_t thread) {
         BootstrapThreadScratch & scratch = workspace.threads[thread];
-        const size_t group = workspace.group_size;
         std::array<const LweCiphertext *, kMaxKeyswitchGroup> group_inputs{};
         std::array<LweCiphertext *, kMaxKeyswitchGroup> small{};
         std::array<const LookupTable *, kMaxKeyswitchGroup> group_luts{};
-        for (size_t first = begin; first < end; first += group) {
-            const size_t size = std::min(group, end - first);
+        for (size_t g = next_group.fetch_add(1); g < groups; g = next_group.fetch_add(1)) {
+            const size_t first = g * group, size = std::min(group, count - first);
             for (size_t c = 0; c < size; ++c) {
                 group_inputs[c] = inputs[first + c];
                 small[c] = &scratch.switched[c];

@@ -1,9 +1,9 @@
 // Batched key switch + programmable bootstrap over a thread pool.
 //
-// The inputs are split into one contiguous chunk per thread; each thread processes its chunk
-// in groups of `group_size`: key switch of the group (each KSK entry applied to the whole
-// group while in cache), modulus switch, one grouped blind rotation (each GGSW applied to the
-// whole group), sample extraction into the caller's outputs. All scratch lives in a
+// The inputs are cut into groups of `group_size` consecutive inputs, handed to the threads one
+// group at a time (a thread the OS delays takes fewer). Per group: key switch of the group (each
+// KSK entry applied to the whole group while in cache), modulus switch, one grouped blind
+// rotation (each GGSW applied to the whole group), sample extraction into the caller's outputs. All scratch lives in a
 // BootstrapWorkspace allocated once per key shape and reused: the batch never allocates.
 #pragma once
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "tfhe/commons/dimensions.h"
+#include "tfhe/fft/aligned_memory.h"
 
 #include <cstdint>
 #include <span>
@@ -27,7 +28,7 @@ struct LweKeyswitchKey {
     LweDimension output_lwe_dimension; // n
     DecompositionBaseLog base_log;
     DecompositionLevelCount level_count;
-    std::vector<uint32_t> data; // n' l (n + 1) top halves of torus elements
+    aligned_vector<uint32_t> data; // n' l (n + 1) top halves of torus elements (huge pages: streamed)
 
     LweKeyswitchKey() = default;
     LweKeyswitchKey(LweDimension input, LweDimension output, DecompositionBaseLog base_log_,

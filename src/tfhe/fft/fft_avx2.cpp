@@ -5,6 +5,8 @@
 // scaling, the mod-2^64 conversion and the add fused into its last pass.
 #include "tfhe/fft/fft_internal.h"
 
+#include <type_traits>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #if !defined(__clang__) // clang has no such warning and rejects unknown ones under -Werror
@@ -62,10 +64,23 @@ FHEGPT_K256_INLINE __m256i wrap_scaled(__m256d y) {
     return _mm256_blend_epi32(_mm256_slli_epi64(hb, 32), lb, 0x55);
 }
 
-template <bool Add>
+// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in half the operations
+// (f 2^52 + 1.5 2^52 rounds to an integer whose bits, minus those of 1.5 2^52, are its value).
+FHEGPT_K256_INLINE __m256i wrap_scaled_torus(__m256d y) {
+    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kNearest)); // [-1/2, 1/2], exact
+    const __m256d magic = _mm256_set1_pd(0x1p52 + 0x1p51);
+    const __m256i r = _mm256_castpd_si256(_mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), magic));
+    return _mm256_slli_epi64(_mm256_sub_epi64(r, _mm256_castpd_si256(magic)), 12);
+}
+
+// Output conversions: coefficients = result, += result, or += result rounded to 2^12 (Torus).
+enum class Out { Set, Add, AddTorus };
+
+template <Out Mode>
 FHEGPT_K256_INLINE void store_u64(uint64_t * p, __m256d y) {
-    __m256i v = wrap_scaled(y);
-    if (Add) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    __m256i v = Mode == Out::AddTorus ? wrap_scaled_torus(y) : wrap_scaled(y);
+    if (Mode != Out::Set) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
     _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v);
 }
 
@@ -100,8 +115,38 @@ FHEGPT_K256_INLINE void inv_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 
 
 // ---- forward -------------------------------------------------------------------------------
 
-template <bool Convert>
-FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const int64_t * src, double * re, double * im) {
+// Sources of the first forward pass: the values of points i..i+3, converted to doubles. InPlace:
+// the pass reads and writes the Fourier buffer.
+struct InPlace {};
+struct I64Source {
+    const int64_t * p;
+};
+FHEGPT_K256_INLINE __m256d load_src(const I64Source & s, size_t i) { return load_i64(s.p + i); }
+
+// The digits of one decomposition level (fft_internal.h, DigitExtraction), extracted with four
+// integer operations; 2^52 + digit + half is built in the mantissa, then 2^52 + half subtracted
+// (both exact).
+struct DigitSource {
+    const uint64_t * p;
+    __m256i offset, mask;
+    __m128i shift;
+    __m256d bias;
+};
+FHEGPT_K256_INLINE DigitSource make_digit_source(const uint64_t * p, const DigitExtraction & d) {
+    return {p, _mm256_set1_epi64x(static_cast<long long>(d.offset)), _mm256_set1_epi64x(static_cast<long long>(d.mask)),
+            _mm_cvtsi64_si128(static_cast<long long>(d.shift)), _mm256_set1_pd(0x1p52 + static_cast<double>(d.half))};
+}
+FHEGPT_K256_INLINE __m256d load_src(const DigitSource & s, size_t i) {
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s.p + i));
+    x = _mm256_and_si256(_mm256_srl_epi64(_mm256_add_epi64(x, s.offset), s.shift), s.mask);
+    x = _mm256_or_si256(x, _mm256_set1_epi64x(0x4330000000000000LL)); // 2^52 + value
+    return _mm256_sub_pd(_mm256_castsi256_pd(x), s.bias);
+}
+
+// Radix-4 pass; a Source other than InPlace supplies the inputs (first pass: points i of the
+// real parts, m + i of the imaginary parts).
+template <class Source>
+FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & src, double * re, double * im) {
     const size_t m = p.m;
     const size_t blocks = size_t{1} << pass.level;
     const size_t q = m >> (pass.level + 2);
@@ -112,16 +157,17 @@ FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const int64
         double * xi = im + 4 * q * b;
         for (size_t j = 0; j < q; j += 4) {
             Cx x0, x1, x2, x3;
-            if constexpr (Convert) {
-                x0 = {load_i64(src + j), load_i64(src + m + j)};
-                x1 = {load_i64(src + q + j), load_i64(src + m + q + j)};
-                x2 = {load_i64(src + 2 * q + j), load_i64(src + m + 2 * q + j)};
-                x3 = {load_i64(src + 3 * q + j), load_i64(src + m + 3 * q + j)};
-            } else {
+            if constexpr (std::is_same_v<Source, InPlace>) {
                 x0 = load(xr + j, xi + j);
                 x1 = load(xr + q + j, xi + q + j);
                 x2 = load(xr + 2 * q + j, xi + 2 * q + j);
                 x3 = load(xr + 3 * q + j, xi + 3 * q + j);
+            } else {
+                const size_t i = 4 * q * b + j;
+                x0 = {load_src(src, i), load_src(src, m + i)};
+                x1 = {load_src(src, q + i), load_src(src, m + q + i)};
+                x2 = {load_src(src, 2 * q + i), load_src(src, m + 2 * q + i)};
+                x3 = {load_src(src, 3 * q + i), load_src(src, m + 3 * q + i)};
             }
             fwd_bfly4(x0, x1, x2, x3, t);
             store(xr + j, xi + j, x0);
@@ -228,41 +274,85 @@ FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
     }
 }
 
-FHEGPT_K256 void convert_in(const Plan & p, const int64_t * src, double * re, double * im) {
+template <class Source>
+FHEGPT_K256 void convert_in(const Plan & p, const Source & src, double * re, double * im) {
     for (size_t j = 0; j < p.m; j += 4) {
-        _mm256_storeu_pd(re + j, load_i64(src + j));
-        _mm256_storeu_pd(im + j, load_i64(src + p.m + j));
+        _mm256_storeu_pd(re + j, load_src(src, j));
+        _mm256_storeu_pd(im + j, load_src(src, p.m + j));
     }
 }
 
-FHEGPT_K256 void forward(const Plan & p, const int64_t * src, double * fourier) {
+template <class Source>
+FHEGPT_K256 void forward_from(const Plan & p, const Source & src, double * fourier) {
     double * re = fourier;
     double * im = fourier + p.m;
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
     if (separate == 0) {
         convert_in(p, src, re, im);
     } else {
-        fwd_radix4<true>(p, p.passes[0], src, re, im);
-        for (int i = 1; i < separate; ++i) fwd_radix4<false>(p, p.passes[i], nullptr, re, im);
+        fwd_radix4(p, p.passes[0], src, re, im);
+        for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     }
     fwd_final(p, re, im);
 }
 
-void forward_torus(const Plan & p, const uint64_t * coeffs, double * fourier) {
-    forward(p, reinterpret_cast<const int64_t *>(coeffs), fourier);
+FHEGPT_K256 void forward_torus(const Plan & p, const uint64_t * coeffs, double * fourier) {
+    forward_from(p, I64Source{reinterpret_cast<const int64_t *>(coeffs)}, fourier);
 }
-void forward_integer(const Plan & p, const int64_t * coeffs, double * fourier) { forward(p, coeffs, fourier); }
+FHEGPT_K256 void forward_integer(const Plan & p, const int64_t * coeffs, double * fourier) {
+    forward_from(p, I64Source{coeffs}, fourier);
+}
+FHEGPT_K256 void forward_digits(const Plan & p, const uint64_t * coeffs, const DigitExtraction & d, double * fourier) {
+    forward_from(p, make_digit_source(coeffs, d), fourier);
+}
 
 // ---- backward ------------------------------------------------------------------------------
 
-// Inverse of fwd_tail8 on K groups: loads, undoes levels L-1, L-2; returns the L0 pairs.
-template <int K>
-FHEGPT_K256_INLINE void inv_head8(const double * const * xr, const double * const * xi, const double * tab,
-                                  Cx * s_out, Cx * d_out) {
+// c += a * b on 4 complex values (re at a, im at a + h): the operation order of multiply_add.
+FHEGPT_K256_INLINE void mac4(__m256d & cr, __m256d & ci, const double * a, const double * b, size_t h) {
+    const __m256d ar = _mm256_loadu_pd(a), ai = _mm256_loadu_pd(a + h);
+    const __m256d br = _mm256_loadu_pd(b), bi = _mm256_loadu_pd(b + h);
+    cr = _mm256_fnmadd_pd(ai, bi, _mm256_fmadd_pd(ar, br, cr));
+    ci = _mm256_fmadd_pd(ai, br, _mm256_fmadd_pd(ar, bi, ci));
+}
+
+FHEGPT_K256_INLINE void mac1(double & cr, double & ci, const double * a, const double * b, size_t h) {
+    cr = __builtin_fma(-a[h], b[h], __builtin_fma(a[0], b[0], cr));
+    ci = __builtin_fma(a[h], b[0], __builtin_fma(a[0], b[h], ci));
+}
+
+// Spectrum sources of the first inverse pass: the 4 complex values at points i..i+3. In place,
+// or the sum of row products of an external product, accumulated with multiply_add's operations
+// in row order (the sums are bit for bit those of the unfused calls); Rows > 0: the row count
+// known at compile time.
+struct SpecInPlace {
+    const double * re;
+    const double * im;
+};
+FHEGPT_K256_INLINE Cx load_spec(const SpecInPlace & s, size_t i) { return load(s.re + i, s.im + i); }
+
+template <int Rows>
+struct SpecProducts {
+    const double * a; // row r at a + r n
+    const double * b; // row r at b + r b_stride
+    size_t rows, n, b_stride, h;
+};
+template <int Rows>
+FHEGPT_K256_INLINE Cx load_spec(const SpecProducts<Rows> & s, size_t i) {
+    __m256d cr = _mm256_setzero_pd(), ci = _mm256_setzero_pd();
+    const size_t rows = Rows > 0 ? static_cast<size_t>(Rows) : s.rows;
+    for (size_t r = 0; r < rows; ++r) mac4(cr, ci, s.a + r * s.n + i, s.b + r * s.b_stride + i, s.h);
+    return {cr, ci};
+}
+
+// Inverse of fwd_tail8 on K groups (points pos[k] .. pos[k] + 7 of `src`): undoes levels L-1,
+// L-2; returns the L0 pairs.
+template <int K, class Source>
+FHEGPT_K256_INLINE void inv_head8(const Source & src, const size_t * pos, const double * tab, Cx * s_out, Cx * d_out) {
     Cx s[K], d[K];
     for (int k = 0; k < K; ++k) { // level L-1 (layout L2)
         const double * t = tab + k * kFinalStride;
-        const Cx a = load(xr[k], xi[k]), b = load(xr[k] + 4, xi[k] + 4);
+        const Cx a = load_spec(src, pos[k]), b = load_spec(src, pos[k] + 4);
         const Cx x = {_mm256_permute2f128_pd(a.re, b.re, 0x20), _mm256_permute2f128_pd(a.im, b.im, 0x20)};
         const Cx y = {_mm256_permute2f128_pd(a.re, b.re, 0x31), _mm256_permute2f128_pd(a.im, b.im, 0x31)};
         const Cx u = {_mm256_unpacklo_pd(x.re, y.re), _mm256_unpacklo_pd(x.im, y.im)};
@@ -283,43 +373,44 @@ FHEGPT_K256_INLINE void inv_head8(const double * const * xr, const double * cons
     }
 }
 
-FHEGPT_K256 void inv_final(const Plan & p, double * re, double * im) {
+// The in-register levels of the inverse transform: reads `src`, writes re / im.
+template <class Source>
+FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, double * im) {
     const double * tab = p.simd_tw.data() + p.final_offset;
     if (!p.final_fused) {
         size_t g = 0;
         for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
-            double * xr[2] = {re + 8 * g, re + 8 * g + 8};
-            double * xi[2] = {im + 8 * g, im + 8 * g + 8};
+            const size_t pos[2] = {8 * g, 8 * g + 8};
             Cx u[2], v[2];
-            inv_head8<2>(xr, xi, tab, u, v);
+            inv_head8<2>(src, pos, tab, u, v);
             for (int k = 0; k < 2; ++k) {
                 const double * t = tab + k * kFinalStride;
-                store(xr[k], xi[k], add(u[k], v[k]));
-                store(xr[k] + 4, xi[k] + 4, mulc(sub(u[k], v[k]), _mm256_set1_pd(t[0]), _mm256_set1_pd(t[1])));
+                store(re + pos[k], im + pos[k], add(u[k], v[k]));
+                store(re + pos[k] + 4, im + pos[k] + 4,
+                      mulc(sub(u[k], v[k]), _mm256_set1_pd(t[0]), _mm256_set1_pd(t[1])));
             }
         }
         for (; g < p.m / 8; ++g, tab += kFinalStride) {
-            double * xr[1] = {re + 8 * g};
-            double * xi[1] = {im + 8 * g};
+            const size_t pos[1] = {8 * g};
             Cx u[1], v[1];
-            inv_head8<1>(xr, xi, tab, u, v);
-            store(xr[0], xi[0], add(u[0], v[0]));
-            store(xr[0] + 4, xi[0] + 4, mulc(sub(u[0], v[0]), _mm256_set1_pd(tab[0]), _mm256_set1_pd(tab[1])));
+            inv_head8<1>(src, pos, tab, u, v);
+            store(re + pos[0], im + pos[0], add(u[0], v[0]));
+            store(re + pos[0] + 4, im + pos[0] + 4,
+                  mulc(sub(u[0], v[0]), _mm256_set1_pd(tab[0]), _mm256_set1_pd(tab[1])));
         }
         return;
     }
     const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
     for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
-        double * xr[2] = {re + 16 * g, re + 16 * g + 8};
-        double * xi[2] = {im + 16 * g, im + 16 * g + 8};
+        const size_t pos[2] = {16 * g, 16 * g + 8};
         Cx u[2], v[2];
-        inv_head8<2>(xr, xi, tab, u, v);
+        inv_head8<2>(src, pos, tab, u, v);
         Cx x0 = u[0], x1 = v[0], x2 = u[1], x3 = v[1];
         inv_bfly4(x0, x1, x2, x3, load_tw3(head + 6 * g));
-        store(xr[0], xi[0], x0);
-        store(xr[0] + 4, xi[0] + 4, x1);
-        store(xr[1], xi[1], x2);
-        store(xr[1] + 4, xi[1] + 4, x3);
+        store(re + pos[0], im + pos[0], x0);
+        store(re + pos[0] + 4, im + pos[0] + 4, x1);
+        store(re + pos[1], im + pos[1], x2);
+        store(re + pos[1] + 4, im + pos[1] + 4, x3);
     }
 }
 
@@ -343,7 +434,7 @@ FHEGPT_K256 void inv_radix4(const Plan & p, const Plan::Pass & pass, double * re
     }
 }
 
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void inv_radix4_out(const Plan & p, double * re, double * im, uint64_t * dst) {
     const size_t m = p.m;
     const size_t q = m / 4;
@@ -353,38 +444,44 @@ FHEGPT_K256 void inv_radix4_out(const Plan & p, double * re, double * im, uint64
         Cx x0 = load(re + j, im + j), x1 = load(re + q + j, im + q + j);
         Cx x2 = load(re + 2 * q + j, im + 2 * q + j), x3 = load(re + 3 * q + j, im + 3 * q + j);
         inv_bfly4(x0, x1, x2, x3, t);
-        store_u64<Add>(dst + j, _mm256_mul_pd(x0.re, scale));
-        store_u64<Add>(dst + m + j, _mm256_mul_pd(x0.im, scale));
-        store_u64<Add>(dst + q + j, x1.re);
-        store_u64<Add>(dst + m + q + j, x1.im);
-        store_u64<Add>(dst + 2 * q + j, x2.re);
-        store_u64<Add>(dst + m + 2 * q + j, x2.im);
-        store_u64<Add>(dst + 3 * q + j, x3.re);
-        store_u64<Add>(dst + m + 3 * q + j, x3.im);
+        store_u64<Mode>(dst + j, _mm256_mul_pd(x0.re, scale));
+        store_u64<Mode>(dst + m + j, _mm256_mul_pd(x0.im, scale));
+        store_u64<Mode>(dst + q + j, x1.re);
+        store_u64<Mode>(dst + m + q + j, x1.im);
+        store_u64<Mode>(dst + 2 * q + j, x2.re);
+        store_u64<Mode>(dst + m + 2 * q + j, x2.im);
+        store_u64<Mode>(dst + 3 * q + j, x3.re);
+        store_u64<Mode>(dst + m + 3 * q + j, x3.im);
     }
 }
 
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void convert_out(const Plan & p, const double * re, const double * im, uint64_t * dst) {
     const __m256d scale = _mm256_set1_pd(p.out_scale);
     for (size_t j = 0; j < p.m; j += 4) {
-        store_u64<Add>(dst + j, _mm256_mul_pd(_mm256_loadu_pd(re + j), scale));
-        store_u64<Add>(dst + p.m + j, _mm256_mul_pd(_mm256_loadu_pd(im + j), scale));
+        store_u64<Mode>(dst + j, _mm256_mul_pd(_mm256_loadu_pd(re + j), scale));
+        store_u64<Mode>(dst + p.m + j, _mm256_mul_pd(_mm256_loadu_pd(im + j), scale));
     }
+}
+
+// The levels after inv_final, then the output conversion (Out: coefficients =, += or += rounded).
+template <Out Mode>
+FHEGPT_K256 void backward_rest(const Plan & p, double * re, double * im, uint64_t * dst) {
+    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
+    if (separate == 0) {
+        convert_out<Mode>(p, re, im, dst);
+        return;
+    }
+    for (int i = separate - 1; i >= 1; --i) inv_radix4(p, p.passes[i], re, im);
+    inv_radix4_out<Mode>(p, re, im, dst);
 }
 
 template <bool Add>
 FHEGPT_K256 void backward_impl(const Plan & p, double * fourier, uint64_t * dst) {
     double * re = fourier;
     double * im = fourier + p.m;
-    inv_final(p, re, im);
-    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
-    if (separate == 0) {
-        convert_out<Add>(p, re, im, dst);
-        return;
-    }
-    for (int i = separate - 1; i >= 1; --i) inv_radix4(p, p.passes[i], re, im);
-    inv_radix4_out<Add>(p, re, im, dst);
+    inv_final(p, SpecInPlace{re, im}, re, im);
+    backward_rest<Add ? Out::Add : Out::Set>(p, re, im, dst);
 }
 
 void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) {
@@ -392,25 +489,43 @@ void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) 
     else backward_impl<false>(p, fourier, coeffs);
 }
 
-FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, size_t h) {
-    size_t j = 0;
-    for (; j + 4 <= h; j += 4) {
-        const __m256d ar = _mm256_loadu_pd(a + j), ai = _mm256_loadu_pd(a + h + j);
-        const __m256d br = _mm256_loadu_pd(b + j), bi = _mm256_loadu_pd(b + h + j);
-        __m256d cr = _mm256_loadu_pd(acc + j), ci = _mm256_loadu_pd(acc + h + j);
-        cr = _mm256_fnmadd_pd(ai, bi, _mm256_fmadd_pd(ar, br, cr));
-        ci = _mm256_fmadd_pd(ai, br, _mm256_fmadd_pd(ar, bi, ci));
-        _mm256_storeu_pd(acc + j, cr);
-        _mm256_storeu_pd(acc + h + j, ci);
-    }
-    for (; j < h; ++j) {
-        const double ar = a[j], ai = a[h + j], br = b[j], bi = b[h + j];
-        acc[j] += ar * br - ai * bi;
-        acc[h + j] += ar * bi + ai * br;
+// The products are summed inside the first inverse pass (no spectrum written out, then re-read),
+// and the result is added rounded to a multiple of 2^12 (the contract allows it).
+template <int Rows>
+FHEGPT_K256 void backward_products_rows(const Plan & p, const double * a, const double * b, size_t rows, size_t cols,
+                                        double * work, uint64_t * coeffs) {
+    const size_t n = p.n;
+    for (size_t c = 0; c < cols; ++c) {
+        double * re = work + c * n;
+        double * im = re + p.m;
+        inv_final(p, SpecProducts<Rows>{a, b + c * n, rows, n, cols * n, p.m}, re, im);
+        backward_rest<Out::AddTorus>(p, re, im, coeffs + c * n);
     }
 }
 
-const KernelOps kOps = {"avx2", 8, init, forward_torus, forward_integer, backward, multiply_add};
+void backward_products(const Plan & p, const double * a, const double * b, size_t rows, size_t cols, double * work,
+                       uint64_t * coeffs) {
+    switch (rows) {
+    case 1: backward_products_rows<1>(p, a, b, rows, cols, work, coeffs); break;
+    case 2: backward_products_rows<2>(p, a, b, rows, cols, work, coeffs); break;
+    case 4: backward_products_rows<4>(p, a, b, rows, cols, work, coeffs); break;
+    default: backward_products_rows<0>(p, a, b, rows, cols, work, coeffs); break;
+    }
+}
+
+FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, size_t h) {
+    size_t j = 0;
+    for (; j + 4 <= h; j += 4) {
+        __m256d cr = _mm256_loadu_pd(acc + j), ci = _mm256_loadu_pd(acc + h + j);
+        mac4(cr, ci, a + j, b + j, h);
+        _mm256_storeu_pd(acc + j, cr);
+        _mm256_storeu_pd(acc + h + j, ci);
+    }
+    for (; j < h; ++j) mac1(acc[j], acc[h + j], a + j, b + j, h);
+}
+
+const KernelOps kOps = {"avx2",   8,           init, forward_torus, forward_integer, forward_digits,
+                        backward, multiply_add, nullptr, backward_products};
 
 } // namespace
 

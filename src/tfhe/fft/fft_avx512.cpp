@@ -8,6 +8,8 @@
 // the scaling (folded into its twiddles), the mod-2^64 conversion and the add.
 #include "tfhe/fft/fft_internal.h"
 
+#include <type_traits>
+
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12 flags the self-initialised _mm512_undefined_*() inside its own intrinsic headers.
 #pragma GCC diagnostic push
@@ -97,8 +99,36 @@ FHEGPT_K512_INLINE void inv_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 
 
 // ---- forward -------------------------------------------------------------------------------
 
-template <bool Convert>
-FHEGPT_K512 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const int64_t * src, double * re, double * im) {
+// Sources of the first forward pass: the values of points i..i+7, converted to doubles. InPlace:
+// the pass reads and writes the Fourier buffer.
+struct InPlace {};
+struct I64Source {
+    const int64_t * p;
+};
+FHEGPT_K512_INLINE __m512d load_src(const I64Source & s, size_t i) { return load_i64(s.p + i); }
+
+// The digits of one decomposition level (fft_internal.h, DigitExtraction): |digit| < 2^51, so
+// the int64 -> double conversion is exact.
+struct DigitSource {
+    const uint64_t * p;
+    __m512i offset, mask;
+    __m128i shift;
+    __m512d half;
+};
+FHEGPT_K512_INLINE DigitSource make_digit_source(const uint64_t * p, const DigitExtraction & d) {
+    return {p, _mm512_set1_epi64(static_cast<long long>(d.offset)), _mm512_set1_epi64(static_cast<long long>(d.mask)),
+            _mm_cvtsi64_si128(static_cast<long long>(d.shift)), _mm512_set1_pd(static_cast<double>(d.half))};
+}
+FHEGPT_K512_INLINE __m512d load_src(const DigitSource & s, size_t i) {
+    __m512i x = _mm512_loadu_si512(static_cast<const void *>(s.p + i));
+    x = _mm512_and_si512(_mm512_srl_epi64(_mm512_add_epi64(x, s.offset), s.shift), s.mask);
+    return _mm512_sub_pd(_mm512_cvtepi64_pd(x), s.half);
+}
+
+// Radix-4 pass; a Source other than InPlace supplies the inputs (first pass: points i of the
+// real parts, m + i of the imaginary parts).
+template <class Source>
+FHEGPT_K512 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & src, double * re, double * im) {
     const size_t m = p.m;
     const size_t blocks = size_t{1} << pass.level;
     const size_t q = m >> (pass.level + 2);
@@ -109,16 +139,17 @@ FHEGPT_K512 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const int64
         double * xi = im + 4 * q * b;
         for (size_t j = 0; j < q; j += 8) {
             Cx x0, x1, x2, x3;
-            if constexpr (Convert) {
-                x0 = {load_i64(src + j), load_i64(src + m + j)};
-                x1 = {load_i64(src + q + j), load_i64(src + m + q + j)};
-                x2 = {load_i64(src + 2 * q + j), load_i64(src + m + 2 * q + j)};
-                x3 = {load_i64(src + 3 * q + j), load_i64(src + m + 3 * q + j)};
-            } else {
+            if constexpr (std::is_same_v<Source, InPlace>) {
                 x0 = load(xr + j, xi + j);
                 x1 = load(xr + q + j, xi + q + j);
                 x2 = load(xr + 2 * q + j, xi + 2 * q + j);
                 x3 = load(xr + 3 * q + j, xi + 3 * q + j);
+            } else {
+                const size_t i = 4 * q * b + j;
+                x0 = {load_src(src, i), load_src(src, m + i)};
+                x1 = {load_src(src, q + i), load_src(src, m + q + i)};
+                x2 = {load_src(src, 2 * q + i), load_src(src, m + 2 * q + i)};
+                x3 = {load_src(src, 3 * q + i), load_src(src, m + 3 * q + i)};
             }
             fwd_bfly4(x0, x1, x2, x3, t);
             store(xr + j, xi + j, x0);
@@ -283,30 +314,37 @@ FHEGPT_K512 void fwd_final(const Plan & p, double * re, double * im) {
     }
 }
 
-FHEGPT_K512 void convert_in(const Plan & p, const int64_t * src, double * re, double * im) {
+template <class Source>
+FHEGPT_K512 void convert_in(const Plan & p, const Source & src, double * re, double * im) {
     for (size_t j = 0; j < p.m; j += 8) {
-        _mm512_storeu_pd(re + j, load_i64(src + j));
-        _mm512_storeu_pd(im + j, load_i64(src + p.m + j));
+        _mm512_storeu_pd(re + j, load_src(src, j));
+        _mm512_storeu_pd(im + j, load_src(src, p.m + j));
     }
 }
 
-FHEGPT_K512 void forward(const Plan & p, const int64_t * src, double * fourier) {
+template <class Source>
+FHEGPT_K512 void forward_from(const Plan & p, const Source & src, double * fourier) {
     double * re = fourier;
     double * im = fourier + p.m;
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
     if (separate == 0) {
         convert_in(p, src, re, im);
     } else {
-        fwd_radix4<true>(p, p.passes[0], src, re, im);
-        for (int i = 1; i < separate; ++i) fwd_radix4<false>(p, p.passes[i], nullptr, re, im);
+        fwd_radix4(p, p.passes[0], src, re, im);
+        for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     }
     fwd_final(p, re, im);
 }
 
-void forward_torus(const Plan & p, const uint64_t * coeffs, double * fourier) {
-    forward(p, reinterpret_cast<const int64_t *>(coeffs), fourier);
+FHEGPT_K512 void forward_torus(const Plan & p, const uint64_t * coeffs, double * fourier) {
+    forward_from(p, I64Source{reinterpret_cast<const int64_t *>(coeffs)}, fourier);
 }
-void forward_integer(const Plan & p, const int64_t * coeffs, double * fourier) { forward(p, coeffs, fourier); }
+FHEGPT_K512 void forward_integer(const Plan & p, const int64_t * coeffs, double * fourier) {
+    forward_from(p, I64Source{coeffs}, fourier);
+}
+FHEGPT_K512 void forward_digits(const Plan & p, const uint64_t * coeffs, const DigitExtraction & d, double * fourier) {
+    forward_from(p, make_digit_source(coeffs, d), fourier);
+}
 
 // ---- backward ------------------------------------------------------------------------------
 
@@ -484,25 +522,53 @@ void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) 
 
 // ---- pointwise -----------------------------------------------------------------------------
 
+// c += a * b on 8 complex values (re at a, im at a + h): the operation order of multiply_add.
+FHEGPT_K512_INLINE void mac8(__m512d & cr, __m512d & ci, const double * a, const double * b, size_t h) {
+    const __m512d ar = _mm512_loadu_pd(a), ai = _mm512_loadu_pd(a + h);
+    const __m512d br = _mm512_loadu_pd(b), bi = _mm512_loadu_pd(b + h);
+    cr = _mm512_fnmadd_pd(ai, bi, _mm512_fmadd_pd(ar, br, cr));
+    ci = _mm512_fmadd_pd(ai, br, _mm512_fmadd_pd(ar, bi, ci));
+}
+
+FHEGPT_K512_INLINE void mac1(double & cr, double & ci, const double * a, const double * b, size_t h) {
+    cr = __builtin_fma(-a[h], b[h], __builtin_fma(a[0], b[0], cr));
+    ci = __builtin_fma(a[h], b[0], __builtin_fma(a[0], b[h], ci));
+}
+
 FHEGPT_K512 void multiply_add(double * acc, const double * a, const double * b, size_t h) {
     size_t j = 0;
     for (; j + 8 <= h; j += 8) {
-        const __m512d ar = _mm512_loadu_pd(a + j), ai = _mm512_loadu_pd(a + h + j);
-        const __m512d br = _mm512_loadu_pd(b + j), bi = _mm512_loadu_pd(b + h + j);
         __m512d cr = _mm512_loadu_pd(acc + j), ci = _mm512_loadu_pd(acc + h + j);
-        cr = _mm512_fnmadd_pd(ai, bi, _mm512_fmadd_pd(ar, br, cr));
-        ci = _mm512_fmadd_pd(ai, br, _mm512_fmadd_pd(ar, bi, ci));
+        mac8(cr, ci, a + j, b + j, h);
         _mm512_storeu_pd(acc + j, cr);
         _mm512_storeu_pd(acc + h + j, ci);
     }
-    for (; j < h; ++j) {
-        const double ar = a[j], ai = a[h + j], br = b[j], bi = b[h + j];
-        acc[j] += ar * br - ai * bi;
-        acc[h + j] += ar * bi + ai * br;
+    for (; j < h; ++j) mac1(acc[j], acc[h + j], a + j, b + j, h);
+}
+
+FHEGPT_K512 void multiply_accumulate(double * out, const double * a, const double * b, size_t rows, size_t cols,
+                                     size_t h) {
+    const size_t n = 2 * h;
+    for (size_t c = 0; c < cols; ++c) {
+        double * o = out + c * n;
+        size_t j = 0;
+        for (; j + 8 <= h; j += 8) {
+            __m512d cr = _mm512_setzero_pd(), ci = _mm512_setzero_pd();
+            for (size_t r = 0; r < rows; ++r) mac8(cr, ci, a + r * n + j, b + (r * cols + c) * n + j, h);
+            _mm512_storeu_pd(o + j, cr);
+            _mm512_storeu_pd(o + h + j, ci);
+        }
+        for (; j < h; ++j) {
+            double cr = 0.0, ci = 0.0;
+            for (size_t r = 0; r < rows; ++r) mac1(cr, ci, a + r * n + j, b + (r * cols + c) * n + j, h);
+            o[j] = cr;
+            o[h + j] = ci;
+        }
     }
 }
 
-const KernelOps kOps = {"avx512", 16, init, forward_torus, forward_integer, backward, multiply_add};
+const KernelOps kOps = {"avx512", 16,          init, forward_torus, forward_integer, forward_digits,
+                        backward, multiply_add, multiply_accumulate, nullptr};
 
 } // namespace
 

@@ -51,12 +51,41 @@ struct Plan {
 // registers, sets final_fused, scaled_offset, out_scale and final_offset (64-byte aligned).
 void build_passes(Plan & plan, int final_levels);
 
+// One level of the signed gadget decomposition, as integer operations on a torus coefficient x:
+//   digit = (((x + offset) mod 2^64) >> shift) & mask) - half.
+// offset = the rounding half-unit of the dropped bits plus B/2 at every kept level's position:
+// the digits of the sum, each minus B/2, are exactly SignedDecomposer's balanced digits (its
+// carries are the carries of the addition). mask = B - 1 < 2^52, half = B/2: exact doubles.
+struct DigitExtraction {
+    uint64_t offset;
+    unsigned shift;
+    uint64_t mask;
+    uint64_t half;
+};
+// The extraction of level `level` (1 = most significant) of base 2^base_log, level_count levels.
+DigitExtraction digit_extraction(size_t base_log, size_t level_count, size_t level);
+inline int64_t extract_digit(uint64_t x, const DigitExtraction & d) {
+    return static_cast<int64_t>(((x + d.offset) >> d.shift) & d.mask) - static_cast<int64_t>(d.half);
+}
+
 using ForwardTorusFn = void (*)(const Plan &, const uint64_t *, double *);
 using ForwardIntegerFn = void (*)(const Plan &, const int64_t *, double *);
+// forward_integer of the digits extract_digit(coeffs[j], d), computed in the first pass.
+using ForwardDigitsFn = void (*)(const Plan &, const uint64_t *, const DigitExtraction &, double *);
 // add: coeffs += result, else coeffs = result.
 using BackwardFn = void (*)(const Plan &, double *, uint64_t *, bool add);
 // acc[0..2h) += a * b, layout re[0..h) im[h..2h).
 using MultiplyAddFn = void (*)(double *, const double *, const double *, size_t half);
+// out[c] = sum_{r < rows} a[r] * b[r cols + c] for c < cols (slices of n = 2 half doubles), the
+// sum started at zero and accumulated in row order with multiply_add's operations: bit for bit
+// what zeroing out[c] and calling multiply_add row by row gives.
+using MultiplyAccumulateFn = void (*)(double * out, const double * a, const double * b, size_t rows, size_t cols,
+                                      size_t half);
+// coeffs[c] += backward(sum_r a[r] * b[r cols + c]) for c < cols, work: cols N doubles of scratch.
+// multiply_accumulate into work, then backward(add) of each column, the results possibly rounded
+// to multiples of 2^12 (negacyclic_fft.h).
+using BackwardProductsFn = void (*)(const Plan &, const double * a, const double * b, size_t rows, size_t cols,
+                                    double * work, uint64_t * coeffs);
 using PlanInitFn = void (*)(Plan &);
 
 struct KernelOps {
@@ -65,8 +94,11 @@ struct KernelOps {
     PlanInitFn init;              // fills the kernel-specific tables (may be null)
     ForwardTorusFn forward_torus;
     ForwardIntegerFn forward_integer;
+    ForwardDigitsFn forward_digits;
     BackwardFn backward;
     MultiplyAddFn multiply_add;
+    MultiplyAccumulateFn multiply_accumulate; // may be null when backward_products is set
+    BackwardProductsFn backward_products;     // null: multiply_accumulate, then backward per column
 };
 
 extern const KernelOps kScalarOps;

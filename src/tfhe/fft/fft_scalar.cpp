@@ -45,6 +45,11 @@ void forward_integer(const Plan & plan, const int64_t * coeffs, double * fourier
     forward_levels(plan, fourier, fourier + m);
 }
 
+void forward_digits(const Plan & plan, const uint64_t * coeffs, const DigitExtraction & d, double * fourier) {
+    for (size_t j = 0; j < plan.n; ++j) fourier[j] = static_cast<double>(extract_digit(coeffs[j], d));
+    forward_levels(plan, fourier, fourier + plan.m);
+}
+
 void backward(const Plan & plan, double * fourier, uint64_t * coeffs, bool add) {
     const size_t m = plan.m;
     double * re = fourier;
@@ -83,8 +88,17 @@ void multiply_add(double * acc, const double * a, const double * b, size_t h) {
     }
 }
 
+void multiply_accumulate(double * out, const double * a, const double * b, size_t rows, size_t cols, size_t h) {
+    for (size_t c = 0; c < cols; ++c) {
+        double * o = out + 2 * h * c;
+        for (size_t j = 0; j < 2 * h; ++j) o[j] = 0.0;
+        for (size_t r = 0; r < rows; ++r) multiply_add(o, a + 2 * h * r, b + 2 * h * (r * cols + c), h);
+    }
+}
+
 } // namespace
 
-const KernelOps kScalarOps = {"scalar", 1, nullptr, forward_torus, forward_integer, backward, multiply_add};
+const KernelOps kScalarOps = {"scalar",       1,           nullptr, forward_torus, forward_integer, forward_digits,
+                              backward,       multiply_add, multiply_accumulate, nullptr};
 
 } // namespace fhegpt::tfhe::fft_detail

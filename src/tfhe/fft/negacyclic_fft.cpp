@@ -29,6 +29,17 @@ void unit_root(long double theta, double & re, double & im) {
     im = static_cast<double>(std::sin(pi * theta));
 }
 
+DigitExtraction digit_extraction(size_t base_log, size_t level_count, size_t level) {
+    FHEGPT_CHECK(base_log >= 1 && base_log <= 52 && level_count >= 1 && base_log * level_count <= 64,
+                 "decomposition base log %zu x %zu levels: digits must fit a double exactly", base_log, level_count);
+    FHEGPT_CHECK(level >= 1 && level <= level_count, "decomposition level %zu of %zu", level, level_count);
+    const size_t dropped = 64 - base_log * level_count;
+    uint64_t offset = dropped > 0 ? uint64_t{1} << (dropped - 1) : 0; // round the dropped bits
+    for (size_t p = 0; p < level_count; ++p) offset += uint64_t{1} << (dropped + base_log * p + base_log - 1);
+    return {offset, static_cast<unsigned>(64 - base_log * level), (uint64_t{1} << base_log) - 1,
+            uint64_t{1} << (base_log - 1)};
+}
+
 void build_passes(Plan & p, int final_levels) {
     FHEGPT_CHECK(p.log_m >= final_levels, "size too small for the kernel");
     p.simd_tw.clear();
@@ -142,6 +153,32 @@ void NegacyclicFft::forward_integer(std::span<const int64_t> coefficients, std::
     FHEGPT_CHECK_EQ(coefficients.size(), plan_->n);
     FHEGPT_CHECK_EQ(fourier.size(), plan_->n);
     plan_->ops->forward_integer(*plan_, coefficients.data(), fourier.data());
+}
+
+void NegacyclicFft::forward_decomposition_level(std::span<const uint64_t> coefficients, size_t base_log,
+                                                size_t level_count, size_t level, std::span<double> fourier) const {
+    FHEGPT_CHECK_EQ(coefficients.size(), plan_->n);
+    FHEGPT_CHECK_EQ(fourier.size(), plan_->n);
+    const fft_detail::DigitExtraction d = fft_detail::digit_extraction(base_log, level_count, level);
+    plan_->ops->forward_digits(*plan_, coefficients.data(), d, fourier.data());
+}
+
+void NegacyclicFft::backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows,
+                                                 size_t cols, std::span<double> work,
+                                                 std::span<uint64_t> coefficients) const {
+    const size_t n = plan_->n;
+    FHEGPT_CHECK(rows >= 1 && cols >= 1, "sum of %zu x %zu products", rows, cols);
+    FHEGPT_CHECK_EQ(a.size(), rows * n);
+    FHEGPT_CHECK_EQ(b.size(), rows * cols * n);
+    FHEGPT_CHECK_EQ(work.size(), cols * n);
+    FHEGPT_CHECK_EQ(coefficients.size(), cols * n);
+    const KernelOps & ops = *plan_->ops;
+    if (ops.backward_products != nullptr) {
+        ops.backward_products(*plan_, a.data(), b.data(), rows, cols, work.data(), coefficients.data());
+        return;
+    }
+    ops.multiply_accumulate(work.data(), a.data(), b.data(), rows, cols, n / 2);
+    for (size_t c = 0; c < cols; ++c) ops.backward(*plan_, work.data() + c * n, coefficients.data() + c * n, true);
 }
 
 void NegacyclicFft::backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const {

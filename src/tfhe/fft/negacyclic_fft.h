@@ -15,32 +15,19 @@
 // Precision: forward_torus of a random 64-bit torus polynomial times forward_integer of digits in
 // [-2^22, 2^22], backward_add: max error ~2^40 (N = 2048) to ~2^41 (N = 8192) out of 2^64 (the
 // result's magnitude ~2^89 has 53 bits in double precision). Small-integer products are exact.
-// Cost (AVX-512, this project's dev machine, N = 2048): forward ~0.7 us, backward ~0.75 us.
+// Cost at N = 2048 (build/bench/bench-tfhe-fft): forward ~0.7 us, backward ~0.75 us on a
+// 2-core AMD EPYC with AVX-512; forward ~1.9 us, backward ~2.5 us on a 2-core AMD EPYC Zen 3
+// (AVX2 + FMA, no AVX-512).
 #pragma once
+
+#include "tfhe/fft/aligned_memory.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <span>
-#include <vector>
 
 namespace fhegpt::tfhe {
-
-// std::allocator with 64-byte alignment, for SIMD-friendly buffers.
-template <typename T>
-struct AlignedAllocator {
-    using value_type = T;
-    AlignedAllocator() = default;
-    template <typename U>
-    AlignedAllocator(const AlignedAllocator<U> &) noexcept {}
-    T * allocate(size_t n) { return static_cast<T *>(::operator new(n * sizeof(T), std::align_val_t{64})); }
-    void deallocate(T * p, size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
-    template <typename U>
-    bool operator==(const AlignedAllocator<U> &) const noexcept { return true; }
-};
-template <typename T>
-using aligned_vector = std::vector<T, AlignedAllocator<T>>;
 
 // Kernel selection. Auto picks the best one this CPU supports (avx512 > avx2 > scalar); the
 // others are testing / benchmarking hooks. All kernels use the same Fourier layout and order,
@@ -65,6 +52,23 @@ public:
     // Small signed integer coefficients (decomposition digits) to the Fourier domain. Any int64 is
     // accepted (rounded to the nearest double), exactness of products needs small values.
     void forward_integer(std::span<const int64_t> coefficients, std::span<double> fourier) const;
+    // forward_integer of the signed digits of one level (1 = most significant) of the gadget
+    // decomposition of torus coefficients with base 2^base_log and level_count levels: exactly the
+    // digits of SignedDecomposer::decompose (commons/decomposition.h), bit for bit the same
+    // spectrum as forward_integer of them, but extracted inside the first FFT pass instead of
+    // being written out. base_log <= 52 (the digits are exact doubles).
+    void forward_decomposition_level(std::span<const uint64_t> coefficients, size_t base_log, size_t level_count,
+                                     size_t level, std::span<double> fourier) const;
+    // The second half of an external product: for each column c < cols,
+    //   coefficients_c += round(inverse transform of sum_{r < rows} a_r * b_{r cols + c}) mod 2^64,
+    // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
+    // work: cols N doubles of scratch. The same as zeroing a spectrum, multiply_add of each row in
+    // order, then backward_add, on this instance's kernel, except that a kernel may round the
+    // result to a multiple of 2^12 instead of 1 (error <= 2^11 in 2^64, far below the transform's
+    // own error on torus products; the AVX2 kernel does, to halve its output conversion); some
+    // kernels also sum the products inside the first inverse pass.
+    void backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows, size_t cols,
+                                      std::span<double> work, std::span<uint64_t> coefficients) const;
     // coefficients += round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
     // Any finite magnitude wraps correctly (values beyond 2^63 keep their top 53 bits).
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
