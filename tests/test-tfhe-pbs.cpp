@@ -307,7 +307,9 @@ TEST_P(TfhePbsInsecure, NoiseLimit) { check_noise_limit(harness(GetParam()), 64)
 TEST_P(TfhePbsInsecure, BatchEqualsSequential) { check_batch_equals_sequential(harness(GetParam()), 13); }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsInsecure,
-                         ::testing::Values("INSECURE_TEST_2BIT", "INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_K2_L2"));
+                         ::testing::Values("INSECURE_TEST_2BIT", "INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_K2_L2",
+                                           "INSECURE_TEST_4BIT_MULTI_BIT_G2", "INSECURE_TEST_4BIT_MULTI_BIT_G3",
+                                           "INSECURE_TEST_4BIT_MULTI_BIT_G4"));
 
 TEST(TfhePbs, SingleCallsAndManyLutEntryPoints) {
     Harness & h = harness("INSECURE_TEST_4BIT");

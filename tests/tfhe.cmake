@@ -2,6 +2,7 @@
 fhegpt_add_test(test-tfhe-commons SOURCES test-tfhe-commons.cpp LIBS fhegpt_tfhe)
 fhegpt_add_test(test-tfhe-lwe SOURCES test-tfhe-lwe.cpp LIBS fhegpt_tfhe)
 fhegpt_add_test(test-tfhe-pbs SOURCES test-tfhe-pbs.cpp LIBS fhegpt_tfhe)
+fhegpt_add_test(test-tfhe-multi-bit SOURCES test-tfhe-multi-bit.cpp LIBS fhegpt_tfhe)
 
 # The same checks on every production parameter set (> 20,000 bootstraps): label `slow`, so
 # that the sanitizer run can skip them (ctest -LE slow); the normal run includes them.

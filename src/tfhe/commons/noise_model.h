@@ -19,6 +19,13 @@
 //   the k N mask coefficients through the key: (1 + k N / 2) v_c per CMux, whatever the bit.
 //   (TFHE-rs models its own FFT as 2.07e-33 B^2 l (k + 1) N^2, about 3x ours at N = 2048.)
 // - PBS output: n times the CMux variance (blind rotation; sample extraction adds nothing).
+// - Multi-bit (grouping factor g, entities/lwe_multi_bit_bootstrap_key.h): per group, one
+//   external product with sum_S X^(e_S) GGSW_S, whose noise and Fourier-domain magnitude are
+//   those of 2^g GGSWs and whose message is a monomial (E[m^2] = 1):
+//     2^g ((k + 1) l N E[d^2] v_g + (1 + k N / 2) v_c) + (k N / 2 + 1) B^-2l / 12,
+//   n / g of them per PBS. Its modulus switch rounds one sum of mask elements per group, which
+//   carries an error only when the group's key bits are not all 0:
+//     ((n / g) (1 - 2^-g) / 12 + 1/12) (2N)^-2.
 // - Failure: the input phase error of a bootstrap e = (linear combination of PBS outputs,
 //   2-norm nu) + key switch + modulus switch must stay within half a box, 1 / (4 p) for p
 //   messages with padding; P(fail) = erfc(1 / (4 p sqrt(2 v))) for a Gaussian of variance v.
@@ -50,7 +57,14 @@ double cmux_additive_variance(GlweDimension glwe_dimension, PolynomialSize polyn
 // The FFT part of cmux_additive_variance: (1 + k N / 2) fft_coefficient_variance.
 double fft_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
                              DecompositionBaseLog base_log, DecompositionLevelCount level_count);
-// Variance of the output of a PBS (blind rotation of n CMux).
+// One group of a multi-bit blind rotation (grouping factor g > 1).
+double multi_bit_group_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                         DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                         const NoiseDistribution & key_noise, LweBskGroupingFactor grouping_factor);
+// The modulus switch of a multi-bit bootstrap (grouping factor g > 1).
+double multi_bit_modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,
+                                                  LweBskGroupingFactor grouping_factor);
+// Variance of the output of a PBS (blind rotation of n CMux, or of n / g multi-bit groups).
 double programmable_bootstrap_variance(const TfheParameters & params);
 // Variance of sum_i w_i c_i for independent c_i of variance v.
 double dot_product_variance(std::span<const int64_t> weights, double variance);
