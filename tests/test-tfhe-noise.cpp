@@ -4,7 +4,9 @@
 // set; the failure probability estimated from the measured variances (erfc of the half box over
 // sigma) is printed next to the model's and must keep the set's promise.
 #include "tfhe/tfhe.h"
+#include "tfhe/algorithms/fft_plans.h"
 #include "tfhe/algorithms/modulus_switch.h"
+#include "tfhe/algorithms/multi_bit_external_product.h"
 
 #include <gtest/gtest.h>
 
@@ -48,30 +50,57 @@ Keys & keys(const std::string & name) {
     return *k;
 }
 
+// The modulus switch of a set's bootstrap (multi-bit or classic) and the switched phase
+// b~ - sum a~ s mod 2N it leads the blind rotation to, from the secret key.
+size_t switched_size(const TfheParameters & p) {
+    return p.is_multi_bit() ? multi_bit_switched_size(p.lwe_dimension, p.grouping_factor) : p.lwe_dimension.value + 1;
+}
+uint64_t switch_and_phase(const TfheParameters & p, ModulusSwitchType type, const LweCiphertext & c,
+                          const LweSecretKey & key, std::vector<uint32_t> & switched) {
+    const size_t n = p.lwe_dimension.value;
+    uint64_t phi = 0;
+    if (p.is_multi_bit()) {
+        modulus_switch_multi_bit_lwe_ciphertext(c, p.polynomial_size, p.grouping_factor, switched);
+        const size_t g = p.grouping_factor.value, per_group = p.grouping_factor.ggsw_per_group() - 1;
+        phi = switched.back();
+        for (size_t group = 0; group < n / g; ++group) {
+            size_t subset = 0;
+            for (size_t b = 0; b < g; ++b) subset |= static_cast<size_t>(key.data[group * g + b]) << b;
+            if (subset != 0) phi -= switched[group * per_group + subset - 1];
+        }
+    } else {
+        modulus_switch_lwe_ciphertext(c, p.polynomial_size, type, switched);
+        phi = switched[n];
+        for (size_t i = 0; i < n; ++i) phi -= switched[i] * key.data[i];
+    }
+    return phi & (2 * p.polynomial_size.value - 1);
+}
+
 // Measured variance of the blind rotation output, model-free: every extracted coefficient of
 // X^(-phi) V, V uniform, against its exact expected value.
 double measure_pbs_variance(Keys & k, size_t rotations, size_t coefficients_per_rotation) {
     const TfheParameters & p = k.client.parameters;
     const FourierLweBootstrapKey & bsk = k.server.bootstrap_key;
-    const size_t n = p.lwe_dimension.value, big_n = p.polynomial_size.value, kk = p.glwe_dimension.value;
+    const size_t big_n = p.polynomial_size.value, kk = p.glwe_dimension.value;
     RandomGenerator g = RandomGenerator::from_os();
     ExternalProductScratch scratch(p.glwe_dimension, p.polynomial_size, p.pbs_level_count);
+    MultiBitBlindRotationScratch multi_bit(bsk, 1); // empty for a classic key
     std::vector<uint64_t> lut(big_n), accumulator((kk + 1) * big_n);
-    std::vector<uint32_t> switched(n + 1);
+    std::vector<uint32_t> switched(switched_size(p));
     LweCiphertext small(p.lwe_dimension), extracted(p.big_lwe_dimension());
     Stats stats;
     for (size_t r = 0; r < rotations; ++r) {
         g.fill_uniform(lut);
         const LweCiphertext input = encrypt_message(k.client, r % p.message_modulus(), p.message_modulus());
         keyswitch_lwe_ciphertext(k.server.keyswitch_key, input, small);
-        modulus_switch_lwe_ciphertext(small, p.polynomial_size, p.modulus_switch, switched);
-        uint64_t phi = switched[n];
-        for (size_t i = 0; i < n; ++i) phi -= switched[i] * k.client.lwe_secret_key.data[i];
-        phi &= 2 * big_n - 1;
+        const uint64_t phi = switch_and_phase(p, p.modulus_switch, small, k.client.lwe_secret_key, switched);
         std::fill(accumulator.begin(), accumulator.end(), 0);
         polynomial_monomial_mul(std::span<uint64_t>(accumulator.data() + kk * big_n, big_n), lut,
-                                (2 * big_n - switched[n]) % (2 * big_n));
-        blind_rotate_assign(accumulator, switched, bsk, scratch);
+                                (2 * big_n - switched.back()) % (2 * big_n));
+        if (p.is_multi_bit())
+            multi_bit_blind_rotate_assign(accumulator, switched, bsk, scratch, multi_bit);
+        else
+            blind_rotate_assign(accumulator, switched, bsk, scratch);
         for (size_t c = 0; c < coefficients_per_rotation; ++c) {
             const size_t h = c * (big_n / coefficients_per_rotation);
             extract_lwe_sample_from_glwe_ciphertext(accumulator, p.glwe_dimension, p.polynomial_size, h, extracted);
@@ -101,15 +130,12 @@ double measure_keyswitch_variance(Keys & k, size_t samples) {
 double measure_modulus_switch_variance(const TfheParameters & p, ModulusSwitchType type, size_t samples) {
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
-    const size_t n = p.lwe_dimension.value, two_n = 2 * p.polynomial_size.value;
-    std::vector<uint32_t> switched(n + 1);
+    const size_t two_n = 2 * p.polynomial_size.value;
+    std::vector<uint32_t> switched(switched_size(p));
     Stats stats;
     for (size_t s = 0; s < samples; ++s) {
         const LweCiphertext c = allocate_and_encrypt_new_lwe_ciphertext(key, g.next_u64(), p.lwe_noise, g);
-        modulus_switch_lwe_ciphertext(c, p.polynomial_size, type, switched);
-        uint64_t phi = switched[n];
-        for (size_t i = 0; i < n; ++i) phi -= switched[i] * key.data[i];
-        phi %= two_n;
+        const uint64_t phi = switch_and_phase(p, type, c, key, switched);
         const double switched_phase = static_cast<double>(phi) / static_cast<double>(two_n);
         double e = switched_phase - torus_to_double(decrypt_lwe_ciphertext(key, c));
         e -= std::round(e);
@@ -174,6 +200,11 @@ TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
 
 TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
     const TfheParameters & p = parameters_by_name(GetParam());
+    if (p.is_multi_bit()) { // one switch: the subset sums, rounded (standard body)
+        const double measured = measure_modulus_switch_variance(p, ModulusSwitchType::Standard, 4000);
+        expect_within(measured, bootstrap_noise_budget(p).modulus_switch, 0.25, p.name + " multi-bit modulus switch");
+        return;
+    }
     for (ModulusSwitchType type : {ModulusSwitchType::Standard, ModulusSwitchType::CenteredMeanNoiseReduction}) {
         const double measured = measure_modulus_switch_variance(p, type, 4000);
         expect_within(measured, modulus_switch_additive_variance(p.lwe_dimension, p.polynomial_size, type), 0.25,
@@ -209,6 +240,7 @@ TEST_P(TfheNoiseModel, KeyswitchAndBootstrapVariance) {
 // torus polynomial, against exact integer arithmetic, for every FFT kernel of this CPU.
 TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
     const TfheParameters & p = parameters_by_name(GetParam());
+    if (p.is_multi_bit()) GTEST_SKIP() << "its external product is FftErrorOfMultiBitExternalProduct's";
     const size_t k = p.glwe_dimension.value, n = p.polynomial_size.value, levels = p.pbs_level_count.value;
     const size_t rows = (k + 1) * levels;
     std::mt19937_64 rng(11);
@@ -246,6 +278,65 @@ TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
                       fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count),
                       0.25, p.name + " FFT error (" + fft.instance_kernel_name() + ")");
     }
+}
+
+// The same for the fused multi-bit external product (multi_bit_external_product.h): one group
+// of random GGSWs summed with random rotations, times random digits, against the exact sum and
+// products mod 2^64. The sum has 2^g GGSWs' magnitude: 2^g times the classic FFT error.
+TEST_P(TfheNoiseModel, FftErrorOfMultiBitExternalProduct) {
+    const TfheParameters & p = parameters_by_name(GetParam());
+    if (!p.is_multi_bit()) GTEST_SKIP() << "classic set";
+    const size_t n = p.polynomial_size.value, columns = p.glwe_dimension.value + 1;
+    const size_t rows = columns * p.pbs_level_count.value, subsets = p.grouping_factor.ggsw_per_group();
+    std::mt19937_64 rng(13);
+    const int64_t half = int64_t{1} << (p.pbs_base_log.value - 1);
+    std::uniform_int_distribution<int64_t> digit(-half, half - 1);
+    const NegacyclicFft & fft = fft_plan(p.polynomial_size);
+    Stats stats;
+    for (size_t t = 0; t < std::max<size_t>(1, 4096 / n); ++t) {
+        LweBootstrapKey key(LweDimension{p.grouping_factor.value}, p.glwe_dimension, p.polynomial_size, p.pbs_base_log,
+                            p.pbs_level_count, p.grouping_factor);
+        for (auto & x : key.data) x = rng();
+        const FourierLweBootstrapKey fourier = convert_to_fourier_lwe_bootstrap_key(key);
+        std::vector<uint32_t> exponents(subsets - 1);
+        for (auto & e : exponents) e = static_cast<uint32_t>(rng() % (2 * n));
+        std::vector<uint64_t> sum(key.ggsw(0).begin(), key.ggsw(0).end()), shifted(n);
+        for (size_t s = 1; s < subsets; ++s)
+            for (size_t q = 0; q < rows * columns; ++q) {
+                polynomial_monomial_mul(shifted, key.ggsw(s).subspan(q * n, n), exponents[s - 1]);
+                for (size_t i = 0; i < n; ++i) sum[q * n + i] += shifted[i];
+            }
+        std::vector<std::vector<int64_t>> digits(rows, std::vector<int64_t>(n));
+        aligned_vector<double> digits_fourier(multi_bit_fourier_stride(p.polynomial_size, rows));
+        for (size_t r = 0; r < rows; ++r) {
+            for (auto & x : digits[r]) x = digit(rng);
+            fft.forward_integer(digits[r], std::span<double>(digits_fourier).subspan(r * n, n));
+        }
+        aligned_vector<double> output(multi_bit_fourier_stride(p.polynomial_size, columns));
+        const uint32_t * exponent_rows[1] = {exponents.data()};
+        multiply_multi_bit_ggsw_sums(fourier, 0, exponent_rows, fourier_monomial_table(p.polynomial_size),
+                                     digits_fourier, output);
+        for (size_t col = 0; col < columns; ++col) {
+            std::vector<uint64_t> exact(n, 0), out(n);
+            for (size_t r = 0; r < rows; ++r) {
+                const uint64_t * g = sum.data() + (r * columns + col) * n;
+                for (size_t i = 0; i < n; ++i) {
+                    const uint64_t di = static_cast<uint64_t>(digits[r][i]);
+                    if (di == 0) continue;
+                    for (size_t j = 0; j < n; ++j) {
+                        if (i + j < n) exact[i + j] += di * g[j];
+                        else exact[i + j - n] -= di * g[j];
+                    }
+                }
+            }
+            fft.backward(std::span<double>(output).subspan(col * n, n), out);
+            for (size_t i = 0; i < n; ++i) stats.add(torus_to_double(out[i] - exact[i]));
+        }
+    }
+    expect_within(stats.variance() + stats.mean() * stats.mean(),
+                  static_cast<double>(subsets) *
+                      fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count),
+                  0.25, p.name + " FFT error (multi-bit external product)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfheNoiseModel, ::testing::ValuesIn(production_names()),

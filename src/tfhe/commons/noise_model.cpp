@@ -66,7 +66,7 @@ double multi_bit_group_additive_variance(GlweDimension glwe_dimension, Polynomia
     const double key_term = (k + 1.0) * levels * n * digit_square_mean(base_log.value) * key_noise.variance();
     const double fft = fft_additive_variance(glwe_dimension, polynomial_size, base_log, level_count);
     const double dropped = (k * n / 2.0 + 1.0) * two_pow(-2.0 * base_log.value * levels) / 12.0;
-    return ggsws * (key_term + fft) + dropped;
+    return ggsws * (key_term + kMultiBitFftChainFactor * fft) + dropped;
 }
 
 double multi_bit_modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,

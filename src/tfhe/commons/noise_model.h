@@ -22,9 +22,15 @@
 // - Multi-bit (grouping factor g, entities/lwe_multi_bit_bootstrap_key.h): per group, one
 //   external product with sum_S X^(e_S) GGSW_S, whose noise and Fourier-domain magnitude are
 //   those of 2^g GGSWs and whose message is a monomial (E[m^2] = 1):
-//     2^g ((k + 1) l N E[d^2] v_g + (1 + k N / 2) v_c) + (k N / 2 + 1) B^-2l / 12,
-//   n / g of them per PBS. Its modulus switch rounds one sum of mask elements per group, which
-//   carries an error only when the group's key bits are not all 0:
+//     2^g ((k + 1) l N E[d^2] v_g + c_mb (1 + k N / 2) v_c) + (k N / 2 + 1) B^-2l / 12,
+//   n / g of them per PBS. One external product's FFT error is 2^g v_c per coefficient and
+//   (1 + k N / 2) 2^g v_c in phase, as for independent errors (both checked); but along a blind
+//   rotation these errors add up to c_mb = kMultiBitFftChainFactor times that (measured on
+//   the three 4-bit sets and on toy sets whose noise is mostly FFT error; computing the same
+//   rotation with exact integer GGSW sums gives the independent-error total, so the excess
+//   comes from the Fourier-domain sums, correlated from one group to the next). Its modulus
+//   switch rounds one sum of mask elements per group, which carries an error only when the
+//   group's key bits are not all 0:
 //     ((n / g) (1 - 2^-g) / 12 + 1/12) (2N)^-2.
 // - Failure: the input phase error of a bootstrap e = (linear combination of PBS outputs,
 //   2-norm nu) + key switch + modulus switch must stay within half a box, 1 / (4 p) for p
@@ -41,6 +47,9 @@ namespace fhegpt::tfhe {
 // Per-coefficient FFT error of an external product, / (log2(N) B^2 l (k + 1) N); fitted on
 // NegacyclicFft for N = 256 .. 8192 (every kernel is checked against it in test-tfhe-noise).
 inline constexpr double kFftErrorCoefficient = 1.122e-34; // 2^-112.78
+// How much more FFT error a multi-bit blind rotation accumulates than independent per-group
+// errors would give (fitted on measured PBS variances, tests/test-tfhe-noise.cpp).
+inline constexpr double kMultiBitFftChainFactor = 12.0;
 // Variance of the FFT error on one output coefficient of an external product.
 double fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
                                 DecompositionBaseLog base_log, DecompositionLevelCount level_count);
