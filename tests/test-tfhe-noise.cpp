@@ -4,6 +4,7 @@
 // set; the failure probability estimated from the measured variances (erfc of the half box over
 // sigma) is printed next to the model's and must keep the set's promise.
 #include "tfhe/tfhe.h"
+#include "tfhe-production-sets.h"
 #include "tfhe/algorithms/fft_plans.h"
 #include "tfhe/algorithms/modulus_switch.h"
 #include "tfhe/algorithms/multi_bit_external_product.h"
@@ -44,7 +45,7 @@ Keys & keys(const std::string & name) {
     auto & k = cache[name];
     if (!k) {
         k = std::make_unique<Keys>();
-        k->client = generate_client_key(parameters_by_name(name));
+        k->client = generate_client_key(test_sets::parameters_under_test(name));
         k->server = generate_server_key(k->client);
     }
     return *k;
@@ -152,19 +153,12 @@ void expect_within(double measured, double model, double tolerance, const std::s
 
 class TfheNoiseModel : public ::testing::TestWithParam<std::string> {};
 
-std::vector<std::string> production_names() {
-    std::vector<std::string> names;
-    // A _MIXED set's standard key is its base set's, tested under that name; its fine key has
-    // the decomposition of a _PBS_L* set or of PARAM_5BIT_2M128 (same N and noise).
-    for (const TfheParameters * p : production_parameter_sets())
-        if (!p->has_fine_bootstrap()) names.push_back(p->name);
-    return names;
-}
+std::vector<std::string> production_names() { return test_sets::production_sets_under_test(); }
 
 } // namespace
 
 TEST_P(TfheNoiseModel, EncryptionVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     RandomGenerator g = RandomGenerator::from_os();
     for (const auto & [key_dimension, noise, what] :
          {std::tuple{p.lwe_dimension, p.lwe_noise, "small key"}, std::tuple{p.big_lwe_dimension(), p.glwe_noise, "big key"}}) {
@@ -181,7 +175,7 @@ TEST_P(TfheNoiseModel, EncryptionVariance) {
 }
 
 TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
     const std::vector<int64_t> weights = {3, -2, 5, 1};
@@ -199,7 +193,7 @@ TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
 }
 
 TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     if (p.is_multi_bit()) { // one switch: the subset sums, rounded (standard body)
         const double measured = measure_modulus_switch_variance(p, ModulusSwitchType::Standard, 4000);
         expect_within(measured, bootstrap_noise_budget(p).modulus_switch, 0.25, p.name + " multi-bit modulus switch");
@@ -213,8 +207,8 @@ TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
 }
 
 TEST_P(TfheNoiseModel, KeyswitchAndBootstrapVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
-    Keys & k = keys(p.name);
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
+    Keys & k = keys(GetParam());
     const size_t ks_samples = p.big_lwe_dimension().value >= 8192 ? 1500 : 3000;
     const double ks = measure_keyswitch_variance(k, ks_samples);
     const NoiseBudget budget = bootstrap_noise_budget(p);
@@ -239,7 +233,7 @@ TEST_P(TfheNoiseModel, KeyswitchAndBootstrapVariance) {
 // The FFT error of one external-product column, sum over (k + 1) l rows of digit polynomial x
 // torus polynomial, against exact integer arithmetic, for every FFT kernel of this CPU.
 TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     if (p.is_multi_bit()) GTEST_SKIP() << "its external product is FftErrorOfMultiBitExternalProduct's";
     const size_t k = p.glwe_dimension.value, n = p.polynomial_size.value, levels = p.pbs_level_count.value;
     const size_t rows = (k + 1) * levels;
@@ -284,7 +278,7 @@ TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
 // of random GGSWs summed with random rotations, times random digits, against the exact sum and
 // products mod 2^64. The sum has 2^g GGSWs' magnitude: 2^g times the classic FFT error.
 TEST_P(TfheNoiseModel, FftErrorOfMultiBitExternalProduct) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     if (!p.is_multi_bit()) GTEST_SKIP() << "classic set";
     const size_t n = p.polynomial_size.value, columns = p.glwe_dimension.value + 1;
     const size_t rows = columns * p.pbs_level_count.value, subsets = p.grouping_factor.ggsw_per_group();

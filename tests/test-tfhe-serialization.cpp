@@ -514,9 +514,9 @@ TEST(TfheSerialization, RejectsEveryWrongDimension) {
     }
 }
 
-TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
-    // A set with a second bootstrapping key: the bundle carries it, at its own decomposition.
-    const char * name = "INSECURE_TEST_4BIT_MIXED";
+// A set with a second bootstrapping key: the bundle carries it, at its own decomposition.
+void check_server_key_with_a_fine_bootstrap_key(const char * name, const char * base) {
+    SCOPED_TRACE(name);
     const TfheParameters & p = parameters_by_name(name);
     ASSERT_TRUE(p.has_fine_bootstrap());
     const TfheParameters fine = p.fine_bootstrap_parameters();
@@ -547,8 +547,12 @@ TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
     for (size_t cut : {size_t{1}, size_t{8}, size_t{100}, bytes.size() / 3})
         expect_error([&] { deserialize_compressed_server_key(std::span<const uint8_t>(bytes).first(bytes.size() - cut), p); },
                      "");
-    expect_error([&] { deserialize_compressed_server_key(bytes, parameters_by_name("INSECURE_TEST_4BIT")); },
-                 "INSECURE_TEST_4BIT");
+    expect_error([&] { deserialize_compressed_server_key(bytes, parameters_by_name(base)); }, base);
+}
+
+TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
+    check_server_key_with_a_fine_bootstrap_key("INSECURE_TEST_4BIT_MIXED", "INSECURE_TEST_4BIT");
+    check_server_key_with_a_fine_bootstrap_key("INSECURE_TEST_4BIT_MULTI_BIT_G4_MIXED", "INSECURE_TEST_4BIT_MULTI_BIT_G4");
 }
 
 TEST(TfheSerialization, RejectsEveryTruncationAndTrailingBytes) {

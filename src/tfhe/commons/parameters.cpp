@@ -64,11 +64,11 @@ void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
          {"PARAM_4BIT_2M128_MULTI_BIT_G4", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 920, 1, 2048, N::t_uniform(45), N::t_uniform(17), 22, 1, 3, 5, kStandard, 5, 128, -134.345, false},
          4},
-        {"PARAM_4BIT_2M128",
+        {"PARAM_4BIT_2M128_PBS_L2",
          {"PARAM_4BIT_2M128_MULTI_BIT_G3", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_3_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 918, 1, 2048, N::t_uniform(45), N::t_uniform(17), 15, 2, 3, 6, kStandard, 5, 128, -128.235, false},
          3},
-        {"PARAM_4BIT_2M128",
+        {"PARAM_5BIT_2M128_NORM2",
          {"PARAM_4BIT_2M128_MULTI_BIT_G2", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_2_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 918, 1, 4096, N::t_uniform(45), N::t_uniform(3), 21, 1, 3, 5, kStandard, 5, 128, -140.341, false},
          2},
@@ -178,6 +178,15 @@ std::vector<TfheParameters> build_sets() {
               11, 3);
     with_fine("INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_MIXED", "fhegpt unit tests (insecure)", 15, 2);
     add_multi_bit_sets(sets);
+    // The fastest 4-bit set with a multi-bit fine key of the same keys (2^15 x 2 as the classic
+    // _MIXED set): its outputs carry about 2^-40.7 instead of 2^-27.4, for the lookups whose
+    // outputs enter long sums (the attention head's scores).
+    with_fine("PARAM_4BIT_2M128_MULTI_BIT_G4", "PARAM_4BIT_2M128_MULTI_BIT_G4_MIXED",
+              "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, plus a PBS base log 15 "
+              "level 2 key (fhegpt)",
+              15, 2);
+    with_fine("INSECURE_TEST_4BIT_MULTI_BIT_G4", "INSECURE_TEST_4BIT_MULTI_BIT_G4_MIXED", "fhegpt unit tests (insecure)",
+              15, 2);
     return sets;
 }
 
