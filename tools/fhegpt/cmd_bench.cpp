@@ -156,6 +156,10 @@ nlohmann::json bench_one(const TfheParameters & params, ThreadPool & pool, int c
     j["k"] = params.glwe_dimension.value;
     j["N"] = params.polynomial_size.value;
     j["grouping_factor"] = params.grouping_factor.value;
+    j["pbs_base_log"] = params.pbs_base_log.value;
+    j["pbs_levels"] = params.pbs_level_count.value;
+    j["ks_base_log"] = params.ks_base_log.value;
+    j["ks_levels"] = params.ks_level_count.value;
     j["threads"] = pool.size();
     j["fft_kernel"] = NegacyclicFft::kernel_name();
     j["keygen_s"] = client_s + compressed_s + decompress_s;
