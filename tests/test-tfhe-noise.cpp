@@ -276,7 +276,8 @@ TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
 
 // The same for the fused multi-bit external product (multi_bit_external_product.h): one group
 // of random GGSWs summed with random rotations, times random digits, against the exact sum and
-// products mod 2^64. The sum has 2^g GGSWs' magnitude: 2^g times the classic FFT error.
+// products mod 2^64. The sum has 2^g GGSWs' magnitude: about 2^g times the classic FFT error
+// (multi_bit_fft_coefficient_variance).
 TEST_P(TfheNoiseModel, FftErrorOfMultiBitExternalProduct) {
     const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     if (!p.is_multi_bit()) GTEST_SKIP() << "classic set";
@@ -328,8 +329,8 @@ TEST_P(TfheNoiseModel, FftErrorOfMultiBitExternalProduct) {
         }
     }
     expect_within(stats.variance() + stats.mean() * stats.mean(),
-                  static_cast<double>(subsets) *
-                      fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count),
+                  multi_bit_fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log,
+                                                     p.pbs_level_count, p.grouping_factor),
                   0.25, p.name + " FFT error (multi-bit external product)");
 }
 

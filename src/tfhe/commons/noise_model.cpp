@@ -57,6 +57,13 @@ double cmux_additive_variance(GlweDimension glwe_dimension, PolynomialSize polyn
     return key_term + dropped + fft_additive_variance(glwe_dimension, polynomial_size, base_log, level_count);
 }
 
+double multi_bit_fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                          DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                          LweBskGroupingFactor grouping_factor) {
+    return kMultiBitFftStepFactor * static_cast<double>(grouping_factor.ggsw_per_group()) *
+           fft_coefficient_variance(glwe_dimension, polynomial_size, base_log, level_count);
+}
+
 double multi_bit_group_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
                                          DecompositionBaseLog base_log, DecompositionLevelCount level_count,
                                          const NoiseDistribution & key_noise, LweBskGroupingFactor grouping_factor) {
@@ -64,9 +71,11 @@ double multi_bit_group_additive_variance(GlweDimension glwe_dimension, Polynomia
     const double levels = static_cast<double>(level_count.value);
     const double ggsws = static_cast<double>(grouping_factor.ggsw_per_group());
     const double key_term = (k + 1.0) * levels * n * digit_square_mean(base_log.value) * key_noise.variance();
-    const double fft = fft_additive_variance(glwe_dimension, polynomial_size, base_log, level_count);
+    const double fft = (1.0 + k * n / 2.0) *
+                       multi_bit_fft_coefficient_variance(glwe_dimension, polynomial_size, base_log, level_count,
+                                                          grouping_factor);
     const double dropped = (k * n / 2.0 + 1.0) * two_pow(-2.0 * base_log.value * levels) / 12.0;
-    return ggsws * (key_term + kMultiBitFftChainFactor * fft) + dropped;
+    return ggsws * key_term + kMultiBitFftChainFactor * fft + dropped;
 }
 
 double multi_bit_modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,
