@@ -3,9 +3,10 @@
 For each target failure probability, compiles a circuit of a batch of independent 4-bit table
 lookups with Concrete, prints the parameters its optimizer chose (from the compiled circuit's
 statistics), times key generation and the evaluation (encrypted inputs in, encrypted outputs
-out; encryption and decryption not timed), checks the decrypted results, then runs
-`fhegpt bench pbs` on the fhegpt sets closest to that shape and failure probability and prints
-the throughput ratio. Run by bench/peers/run.sh, which installs Concrete in a virtual
+out; encryption and decryption not timed; wall clock and the process's CPU time), checks the
+decrypted results, then runs `fhegpt bench pbs` on the fhegpt sets closest to that shape and
+failure probability and prints two ratios: of throughputs (wall clock, each library with the
+threads it uses) and of CPU time per lookup (the same work per core). Run by bench/peers/run.sh, which installs Concrete in a virtual
 environment under build/.
 """
 
@@ -71,35 +72,38 @@ def concrete_run(fhe, np, p_error, batch, runs):
     start = time.perf_counter()
     circuit.keygen(force=True)
     keygen_s = time.perf_counter() - start
-    times = []
+    times, cpu_times = [], []
     for r in range(runs + 1):  # the first run warms up
         x = rng.integers(0, 16, size=(batch,))
         encrypted = circuit.encrypt(x)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = circuit.run(encrypted)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         expected = (5 * x + 3) % 16
         if not np.array_equal(circuit.decrypt(result), expected):
             sys.exit(f"Concrete returned a wrong result at p_error {p_error}")
         if r > 0:
             times.append(elapsed)
+            cpu_times.append(cpu)
     times.sort()
+    cpu_times.sort()
     return {
         "p_error_target": p_error,
         "p_error": stats["p_error"],
-        "N": bsk.polynomial_size,
-        "k": bsk.glwe_dimension,
-        "n": bsk.input_lwe_dimension,
-        "pbs_base_log": bsk.base_log,
-        "pbs_levels": bsk.level,
-        "ks_base_log": ksk.base_log,
-        "ks_levels": ksk.level,
+        "N": bsk.polynomial_size(),
+        "k": bsk.glwe_dimension(),
+        "n": bsk.input_lwe_dimension(),
+        "pbs_base_log": bsk.base_log(),
+        "pbs_levels": bsk.level(),
+        "ks_base_log": ksk.base_log(),
+        "ks_levels": ksk.level(),
         "pbs_count": pbs_count,
         "ks_count": ks_count,
         "bsk_bytes": stats["size_of_bootstrap_keys"],
         "ksk_bytes": stats["size_of_keyswitch_keys"],
         "keygen_s": keygen_s,
         "lookups_per_s": batch / times[len(times) // 2],
+        "cpu_ms_per_lookup": cpu_times[len(cpu_times) // 2] * 1e3 / batch,
     }
 
 
@@ -128,8 +132,9 @@ def main():
     print(f"machine: {cpu_line()}; load average {load_line()} at start; python {platform.python_version()}")
     print(f"Concrete {version} (OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}) vs fhegpt "
           f"(--threads {args.threads}), batches of {args.batch} independent 4-bit lookups, KS + PBS each\n")
-    header = (f"{'target p_fail':>13} | {'Concrete: N, k, n, PBS, KS (p_fail)':<44} | {'keygen':>7} | {'lookups/s':>9} || "
-              f"{'fhegpt set':<30} | {'N, k, n, PBS, KS (p_fail)':<42} | {'keygen':>7} | {'PBS/s':>7} | {'ratio':>6}")
+    header = (f"{'target p_fail':>13} | {'Concrete: N, k, n, PBS, KS (p_fail)':<44} | {'keygen':>7} | {'lookups/s':>9} | "
+              f"{'CPU ms':>6} || {'fhegpt set':<30} | {'N, k, n, PBS, KS (p_fail)':<42} | {'keygen':>7} | "
+              f"{'PBS/s':>7} | {'CPU ms':>6} || {'speed':>6} | {'CPU':>6}")
     print(header)
     print("-" * len(header))
     for p_error, sets in TARGETS:
@@ -139,17 +144,21 @@ def main():
         for i, name in enumerate(sets):
             f = fhegpt_run(args.fhegpt, name, args.threads, args.batch)
             ratio = f["pbs_per_s"] / c["lookups_per_s"]
+            cpu_ratio = c["cpu_ms_per_lookup"] / f["batch_cpu_ms_per_pbs"]
             left = (f"{'2^%d' % round(np.log2(p_error)):>13} | {shape:<44} | {c['keygen_s']:>6.1f}s | "
-                    f"{c['lookups_per_s']:>9.1f}") if i == 0 else f"{'':>13} | {'':<44} | {'':>7} | {'':>9}"
+                    f"{c['lookups_per_s']:>9.1f} | {c['cpu_ms_per_lookup']:>6.1f}") if i == 0 else \
+                f"{'':>13} | {'':<44} | {'':>7} | {'':>9} | {'':>6}"
             group = f" g={f['grouping_factor']}" if f["grouping_factor"] > 1 else ""
             ours = (f"{f['N']}, {f['k']}, {f['n']}, 2^{f['pbs_base_log']}x{f['pbs_levels']}{group}, "
                     f"2^{f['ks_base_log']}x{f['ks_levels']} (2^{f['log2_p_fail_model']:.0f})")
-            print(f"{left} || {name:<30} | {ours:<42} | {f['keygen_s']:>6.1f}s | {f['pbs_per_s']:>7.1f} | {ratio:>5.2f}x")
+            print(f"{left} || {name:<30} | {ours:<42} | {f['keygen_s']:>6.1f}s | {f['pbs_per_s']:>7.1f} | "
+                  f"{f['batch_cpu_ms_per_pbs']:>6.1f} || {ratio:>5.2f}x | {cpu_ratio:>5.2f}x")
             if args.json:
-                print(json.dumps({"concrete": c, "fhegpt": f, "ratio": ratio}))
-    print(f"\nload average {load_line()} at the end. ratio = fhegpt PBS/s / Concrete lookups/s, same machine, "
-          f"same run. p_fail: Concrete's for this circuit (fresh inputs); fhegpt's noise model at the set's "
-          f"largest 2-norm of bootstrap outputs (fresh inputs fail less).")
+                print(json.dumps({"concrete": c, "fhegpt": f, "speed_ratio": ratio, "cpu_ratio": cpu_ratio}))
+    print(f"\nload average {load_line()} at the end. speed = fhegpt PBS/s / Concrete lookups/s (wall clock); "
+          f"CPU = Concrete CPU ms per lookup / fhegpt CPU ms per PBS; same machine, same run. p_fail: Concrete's "
+          f"for this circuit (fresh inputs); fhegpt's noise model at the set's largest 2-norm of bootstrap "
+          f"outputs (fresh inputs fail less).")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ TfheParameters make(const SetSpec & s) {
 // Multi-bit sets (grouping factor g): TFHE-rs v1.4 shortint/parameters/v1_4/multi_bit/tuniform/
 // p_fail_2_minus_128/ks_pbs.rs, whose constants are those of v1_1 (same names with V1_1_). Each
 // is inserted before `before` in the list: production sets are ordered fastest first within a
-// message width (measured, `fhegpt bench pbs --params all`), which is the order in which
-// choose_parameters (circuit/analysis.h) tries them.
+// message width, which is the order in which choose_parameters (circuit/analysis.h) tries them.
+// Measured side by side (`fhegpt bench pbs --threads 2`, CPU time per KS + PBS in batches, 2-core
+// Zen 3 with AVX2): g = 4 11.3-15.0 ms, g = 3 16.1-17.8 ms, classic 21.2-22.3 ms, g = 2
+// 27.6-29.8 ms; the _MIXED variants go right after their base sets, PBS_L2 (1.6-1.75x the
+// classic set) before g = 2.
 void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
     using N = NoiseDistribution;
     constexpr auto kStandard = ModulusSwitchType::Standard;
@@ -64,7 +67,7 @@ void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
          {"PARAM_4BIT_2M128_MULTI_BIT_G4", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 920, 1, 2048, N::t_uniform(45), N::t_uniform(17), 22, 1, 3, 5, kStandard, 5, 128, -134.345, false},
          4},
-        {"PARAM_4BIT_2M128_PBS_L2",
+        {"PARAM_4BIT_2M128",
          {"PARAM_4BIT_2M128_MULTI_BIT_G3", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_3_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 918, 1, 2048, N::t_uniform(45), N::t_uniform(17), 15, 2, 3, 6, kStandard, 5, 128, -128.235, false},
          3},
