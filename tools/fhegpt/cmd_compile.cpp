@@ -33,11 +33,12 @@ struct CompileOptions {
 // latency. A batch splits over the cores. `fine`: the set's fine bootstrapping key.
 double measured_bootstrap_seconds(const tfhe::TfheParameters & params, bool fine = false) {
     if (fine) return measured_bootstrap_seconds(params.fine_bootstrap_parameters());
-    // Multi-bit sets: the classic 4-bit figure scaled by the KS + PBS time ratios measured side by
-    // side on a 2-core AMD EPYC (Zen 3, AVX2; fhegpt bench pbs --threads 2), not on this machine.
+    // Multi-bit sets: the classic 4-bit figure scaled by the CPU time ratios of KS + PBS measured
+    // side by side on a 2-core AMD EPYC (Zen 3, AVX2; docs/benchmarks.md), not on this machine;
+    // the 2-level g = 4 (fine) key estimated at 1.8x the 1-level one.
     if (params.is_multi_bit())
-        return params.grouping_factor.value == 4 ? (params.pbs_level_count.value == 1 ? 0.0034 : 0.0066)
-                                                 : (params.grouping_factor.value == 3 ? 0.0066 : 0.0125);
+        return params.grouping_factor.value == 4 ? (params.pbs_level_count.value == 1 ? 0.0031 : 0.0056)
+                                                 : (params.grouping_factor.value == 3 ? 0.0044 : 0.0075);
     if (params.message_bits == 6 && params.pbs_level_count.value == 3) return 0.0907;
     if (params.message_bits == 5) return params.pbs_level_count.value == 1 ? 0.0131 : 0.0210;
     if (params.message_bits == 4 && params.pbs_level_count.value == 2) return 0.0097;
