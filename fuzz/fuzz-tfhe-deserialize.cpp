@@ -2,8 +2,9 @@
 //
 // Input: a selector byte, then the blob. Selector bits 0-3 pick the loader (13 kinds, then
 // read_blob_info / parameters_of_blob), bits 4-5 the expected parameter set, bit 6 the LWE key
-// (small or big). Besides an insecure test set, two tiny sets defined here keep valid key blobs
-// under libFuzzer's length limit, so the fuzzer reaches the payload parsers too.
+// (small or big), bit 7 a multi-bit set instead (grouping factor 2 or 3: its bootstrapping keys
+// have their own kinds). Besides an insecure test set, tiny sets defined here keep valid key
+// blobs under libFuzzer's length limit, so the fuzzer reaches the payload parsers too.
 // Only fhegpt::Error may leave a loader; any other exception, a crash or a sanitizer report is
 // a bug. An accepted blob must serialize back to the same bytes (the format is canonical;
 // seeded ciphertext vectors may change layout, so for them the objects are compared).
@@ -29,7 +30,7 @@ void require(bool condition) {
 }
 
 TfheParameters tiny_parameters(const char * name, size_t n, size_t k, size_t big_n, size_t pbs_levels,
-                               size_t ks_levels) {
+                               size_t ks_levels, size_t grouping_factor = 1) {
     TfheParameters p;
     p.name = name;
     p.source = "fuzz target (insecure)";
@@ -43,6 +44,7 @@ TfheParameters tiny_parameters(const char * name, size_t n, size_t k, size_t big
     p.pbs_level_count = DecompositionLevelCount{pbs_levels};
     p.ks_base_log = DecompositionBaseLog{4};
     p.ks_level_count = DecompositionLevelCount{ks_levels};
+    p.grouping_factor = LweBskGroupingFactor{grouping_factor};
     p.insecure = true;
     return p;
 }
@@ -53,8 +55,12 @@ const TfheParameters & parameters_for(uint8_t selector) {
         tiny_parameters("FUZZ_TINY_K2", 3, 2, 4, 2, 1),
         parameters_by_name("INSECURE_TEST_2BIT"),
         tiny_parameters("INSECURE_TEST_2BIT", 4, 1, 8, 1, 2), // known name, other values
+        tiny_parameters("FUZZ_TINY_K1_G2", 4, 1, 8, 1, 2, 2),
+        tiny_parameters("FUZZ_TINY_K2_G3", 3, 2, 4, 2, 1, 3),
+        parameters_by_name("INSECURE_TEST_4BIT_MULTI_BIT_G2"),
+        tiny_parameters("INSECURE_TEST_4BIT_MULTI_BIT_G2", 4, 1, 8, 1, 2, 2), // known name, other values
     };
-    return sets[(selector >> 4) & 3];
+    return sets[((selector >> 4) & 3) + ((selector & 0x80) ? 4 : 0)];
 }
 
 template <typename T>
@@ -156,8 +162,9 @@ int main(int argc, char ** argv) {
         write_blob_file(dir + name, file);
         load(selector, std::span<const uint8_t>(file).subspan(1)); // must be accepted
     };
-    for (uint8_t set = 0; set < 2; ++set) {
-        const uint8_t s = static_cast<uint8_t>(set << 4);
+    // The classic tiny sets first, then their multi-bit counterparts (bit 7).
+    for (uint8_t set : {0x00, 0x10, 0x80, 0x90}) {
+        const uint8_t s = set;
         const TfheParameters & p = parameters_for(s);
         ClientKey client;
         client.parameters = p;

@@ -1,5 +1,5 @@
 // A quantized head's circuit on ciphertexts of the production parameter set that its noise
-// analysis picks (PARAM_4BIT_2M128_PBS_L2): the decrypted outputs equal the clear simulation bit
+// analysis picks (the first that passes in production order): the decrypted outputs equal the clear simulation bit
 // for bit (a tiny head: n_embd 64, head_dim 32, n = 3, about 1,400 bootstraps, 10 s on two
 // cores). CTest label `slow`.
 #include "circuit-test-util.h"

@@ -5,7 +5,10 @@
 // bootstrap output, which need the set's keys, are measured in test-tfhe-pbs-production on the
 // bootstraps it runs anyway, with the failure probability they imply.
 #include "tfhe/tfhe.h"
+#include "tfhe-production-sets.h"
+#include "tfhe/algorithms/fft_plans.h"
 #include "tfhe/algorithms/modulus_switch.h"
+#include "tfhe/algorithms/multi_bit_external_product.h"
 
 #include <gtest/gtest.h>
 
@@ -34,15 +37,12 @@ struct Stats {
 double measure_modulus_switch_variance(const TfheParameters & p, ModulusSwitchType type, size_t samples) {
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
-    const size_t n = p.lwe_dimension.value, two_n = 2 * p.polynomial_size.value;
-    std::vector<uint32_t> switched(n + 1);
+    const size_t two_n = 2 * p.polynomial_size.value;
+    std::vector<uint32_t> switched(switched_size(p));
     Stats stats;
     for (size_t s = 0; s < samples; ++s) {
         const LweCiphertext c = allocate_and_encrypt_new_lwe_ciphertext(key, g.next_u64(), p.lwe_noise, g);
-        modulus_switch_lwe_ciphertext(c, p.polynomial_size, type, switched);
-        uint64_t phi = switched[n];
-        for (size_t i = 0; i < n; ++i) phi -= switched[i] * key.data[i];
-        phi %= two_n;
+        const uint64_t phi = switch_and_phase(p, type, c, key, switched);
         const double switched_phase = static_cast<double>(phi) / static_cast<double>(two_n);
         double e = switched_phase - torus_to_double(decrypt_lwe_ciphertext(key, c));
         e -= std::round(e);
@@ -59,19 +59,12 @@ void expect_within(double measured, double model, double tolerance, const std::s
 
 class TfheNoiseModel : public ::testing::TestWithParam<std::string> {};
 
-std::vector<std::string> production_names() {
-    std::vector<std::string> names;
-    // A _MIXED set's standard key is its base set's, tested under that name; its fine key has
-    // the decomposition of a _PBS_L* set or of PARAM_5BIT_2M128 (same N and noise).
-    for (const TfheParameters * p : production_parameter_sets())
-        if (!p->has_fine_bootstrap()) names.push_back(p->name);
-    return names;
-}
+std::vector<std::string> production_names() { return test_sets::production_sets_under_test(); }
 
 } // namespace
 
 TEST_P(TfheNoiseModel, EncryptionVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     RandomGenerator g = RandomGenerator::from_os();
     for (const auto & [key_dimension, noise, what] :
          {std::tuple{p.lwe_dimension, p.lwe_noise, "small key"}, std::tuple{p.big_lwe_dimension(), p.glwe_noise, "big key"}}) {
@@ -88,7 +81,7 @@ TEST_P(TfheNoiseModel, EncryptionVariance) {
 }
 
 TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);
     const std::vector<int64_t> weights = {3, -2, 5, 1};
@@ -106,7 +99,12 @@ TEST_P(TfheNoiseModel, LeveledOperationsVariance) {
 }
 
 TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
+    if (p.is_multi_bit()) { // one switch: the subset sums, rounded (standard body)
+        const double measured = measure_modulus_switch_variance(p, ModulusSwitchType::Standard, 4000);
+        expect_within(measured, bootstrap_noise_budget(p).modulus_switch, 0.25, p.name + " multi-bit modulus switch");
+        return;
+    }
     for (ModulusSwitchType type : {ModulusSwitchType::Standard, ModulusSwitchType::CenteredMeanNoiseReduction}) {
         const double measured = measure_modulus_switch_variance(p, type, 4000);
         expect_within(measured, modulus_switch_additive_variance(p.lwe_dimension, p.polynomial_size, type), 0.25,
@@ -117,7 +115,8 @@ TEST_P(TfheNoiseModel, ModulusSwitchVariance) {
 // The FFT error of one external-product column, sum over (k + 1) l rows of digit polynomial x
 // torus polynomial, against exact integer arithmetic, for every FFT kernel of this CPU.
 TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
-    const TfheParameters & p = parameters_by_name(GetParam());
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
+    if (p.is_multi_bit()) GTEST_SKIP() << "its external product is FftErrorOfMultiBitExternalProduct's";
     const size_t k = p.glwe_dimension.value, n = p.polynomial_size.value, levels = p.pbs_level_count.value;
     const size_t rows = (k + 1) * levels;
     std::mt19937_64 rng(11);
@@ -155,6 +154,66 @@ TEST_P(TfheNoiseModel, FftErrorOfExternalProduct) {
                       fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count),
                       0.25, p.name + " FFT error (" + fft.instance_kernel_name() + ")");
     }
+}
+
+// The same for the fused multi-bit external product (multi_bit_external_product.h): one group
+// of random GGSWs summed with random rotations, times random digits, against the exact sum and
+// products mod 2^64. The sum has 2^g GGSWs' magnitude: about 2^g times the classic FFT error
+// (multi_bit_fft_coefficient_variance).
+TEST_P(TfheNoiseModel, FftErrorOfMultiBitExternalProduct) {
+    const TfheParameters & p = test_sets::parameters_under_test(GetParam());
+    if (!p.is_multi_bit()) GTEST_SKIP() << "classic set";
+    const size_t n = p.polynomial_size.value, columns = p.glwe_dimension.value + 1;
+    const size_t rows = columns * p.pbs_level_count.value, subsets = p.grouping_factor.ggsw_per_group();
+    std::mt19937_64 rng(13);
+    const int64_t half = int64_t{1} << (p.pbs_base_log.value - 1);
+    std::uniform_int_distribution<int64_t> digit(-half, half - 1);
+    const NegacyclicFft & fft = fft_plan(p.polynomial_size);
+    Stats stats;
+    for (size_t t = 0; t < std::max<size_t>(1, 4096 / n); ++t) {
+        LweBootstrapKey key(LweDimension{p.grouping_factor.value}, p.glwe_dimension, p.polynomial_size, p.pbs_base_log,
+                            p.pbs_level_count, p.grouping_factor);
+        for (auto & x : key.data) x = rng();
+        const FourierLweBootstrapKey fourier = convert_to_fourier_lwe_bootstrap_key(key);
+        std::vector<uint32_t> exponents(subsets - 1);
+        for (auto & e : exponents) e = static_cast<uint32_t>(rng() % (2 * n));
+        std::vector<uint64_t> sum(key.ggsw(0).begin(), key.ggsw(0).end()), shifted(n);
+        for (size_t s = 1; s < subsets; ++s)
+            for (size_t q = 0; q < rows * columns; ++q) {
+                polynomial_monomial_mul(shifted, key.ggsw(s).subspan(q * n, n), exponents[s - 1]);
+                for (size_t i = 0; i < n; ++i) sum[q * n + i] += shifted[i];
+            }
+        std::vector<std::vector<int64_t>> digits(rows, std::vector<int64_t>(n));
+        aligned_vector<double> digits_fourier(multi_bit_fourier_stride(p.polynomial_size, rows));
+        for (size_t r = 0; r < rows; ++r) {
+            for (auto & x : digits[r]) x = digit(rng);
+            fft.forward_integer(digits[r], std::span<double>(digits_fourier).subspan(r * n, n));
+        }
+        aligned_vector<double> output(multi_bit_fourier_stride(p.polynomial_size, columns));
+        const uint32_t * exponent_rows[1] = {exponents.data()};
+        multiply_multi_bit_ggsw_sums(fourier, 0, exponent_rows, fourier_monomial_table(p.polynomial_size),
+                                     digits_fourier, output);
+        for (size_t col = 0; col < columns; ++col) {
+            std::vector<uint64_t> exact(n, 0), out(n);
+            for (size_t r = 0; r < rows; ++r) {
+                const uint64_t * g = sum.data() + (r * columns + col) * n;
+                for (size_t i = 0; i < n; ++i) {
+                    const uint64_t di = static_cast<uint64_t>(digits[r][i]);
+                    if (di == 0) continue;
+                    for (size_t j = 0; j < n; ++j) {
+                        if (i + j < n) exact[i + j] += di * g[j];
+                        else exact[i + j - n] -= di * g[j];
+                    }
+                }
+            }
+            fft.backward(std::span<double>(output).subspan(col * n, n), out);
+            for (size_t i = 0; i < n; ++i) stats.add(torus_to_double(out[i] - exact[i]));
+        }
+    }
+    expect_within(stats.variance() + stats.mean() * stats.mean(),
+                  multi_bit_fft_coefficient_variance(p.glwe_dimension, p.polynomial_size, p.pbs_base_log,
+                                                     p.pbs_level_count, p.grouping_factor),
+                  0.25, p.name + " FFT error (multi-bit external product)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfheNoiseModel, ::testing::ValuesIn(production_names()),

@@ -11,6 +11,7 @@
 // set, zero failures allowed (CTest label `slow`). Keys are generated once per parameter set.
 // Both also bootstrap with every FFT kernel the CPU has and compare the decryptions.
 #include "tfhe/tfhe.h"
+#include "tfhe-production-sets.h"
 
 #include <gtest/gtest.h>
 
@@ -87,7 +88,7 @@ struct Harness {
 Harness & harness(const std::string & name) {
     static std::map<std::string, std::unique_ptr<Harness>> cache;
     auto & h = cache[name];
-    if (!h) h = std::make_unique<Harness>(parameters_by_name(name));
+    if (!h) h = std::make_unique<Harness>(test_sets::parameters_under_test(name));
     return *h;
 }
 
@@ -436,7 +437,9 @@ TEST_P(TfhePbsInsecure, FftKernelsAgree) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsInsecure,
-                         ::testing::Values("INSECURE_TEST_2BIT", "INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_K2_L2"));
+                         ::testing::Values("INSECURE_TEST_2BIT", "INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_K2_L2",
+                                           "INSECURE_TEST_4BIT_MULTI_BIT_G2", "INSECURE_TEST_4BIT_MULTI_BIT_G3",
+                                           "INSECURE_TEST_4BIT_MULTI_BIT_G4"));
 
 TEST(TfhePbs, SingleCallsAndManyLutEntryPoints) {
     Harness & h = harness("INSECURE_TEST_4BIT");
@@ -494,29 +497,26 @@ class TfhePbsProduction : public ::testing::TestWithParam<std::string> {};
 
 // Repetitions per set, few enough for CI (`fhegpt bench pbs` checks thousands more, every one
 // against its table), enough for every input of every table and 600 independent noise samples:
-// every table on 640 inputs (320 with N >= 4096, where a bootstrap costs 5-20x more), 64 inputs
-// per pair of moduli, chains of 20 bootstraps, inputs at the noise limit. (With p = 2, ReLU and
-// some random tables are all zero: their outputs are noiseless and not noise samples.)
+// every table on 640 inputs (320 on the costlier sets below), 64 inputs per pair of moduli,
+// chains of 20 bootstraps, inputs at the noise limit. (With p = 2, ReLU and some random tables
+// are all zero: their outputs are noiseless and not noise samples.)
 // Fields: lut_reps (x 5 tables x p inputs), moduli samples per pair, many-LUT reps, chains
 // (x 20), noise-limit inputs per weight vector, batch-vs-sequential inputs (x 3), key switches.
 Scale scale_for(const TfheParameters & p) {
-    if (p.polynomial_size.value > 2048) return {std::max<size_t>(1, 64 / p.message_modulus()), 32, 1, 4, 16, 4, 1000};
+    // Sets with N > 2048, and multi-bit sets other than the 1-level grouping-4 set that circuits
+    // pick first, cost 3-20x more per bootstrap on one ciphertext: half the repetitions.
+    const bool costly = p.polynomial_size.value > 2048 ||
+                        (p.is_multi_bit() && !(p.grouping_factor.value == 4 && p.pbs_level_count.value == 1));
+    if (costly) return {std::max<size_t>(1, 64 / p.message_modulus()), 32, 1, 4, 16, 4, 1000};
     return {std::max<size_t>(1, 128 / p.message_modulus()), 64, 4, 8, 64, 8, 1000};
 }
 
 TEST_P(TfhePbsProduction, AllChecks) {
     const std::string name = GetParam();
-    run_all(name, scale_for(parameters_by_name(name)));
+    run_all(name, scale_for(test_sets::parameters_under_test(name)));
 }
 
-std::vector<std::string> production_names() {
-    std::vector<std::string> names;
-    // A _MIXED set's standard key is its base set's, tested under that name; its fine key has
-    // the decomposition of a _PBS_L* set or of PARAM_5BIT_2M128 (same N and noise).
-    for (const TfheParameters * p : production_parameter_sets())
-        if (!p->has_fine_bootstrap()) names.push_back(p->name);
-    return names;
-}
+std::vector<std::string> production_names() { return test_sets::production_sets_under_test(); }
 
 INSTANTIATE_TEST_SUITE_P(Sets, TfhePbsProduction, ::testing::ValuesIn(production_names()),
                          [](const ::testing::TestParamInfo<std::string> & info) { return info.param; });

@@ -94,14 +94,21 @@ const TestKeys & keys_for(const char * name) {
 
 constexpr const char * kSet = "INSECURE_TEST_2BIT";
 constexpr const char * kOtherSet = "INSECURE_TEST_4BIT";
+// A multi-bit set: its bootstrapping keys have their own kinds and a grouping factor dimension.
+constexpr const char * kMultiBitSet = "INSECURE_TEST_4BIT_MULTI_BIT_G2";
 
-// Every loader, by the kind it expects; LWE objects under the big key.
+ObjectKind bootstrap_key_kind(const TfheParameters & p, bool seeded) {
+    if (p.is_multi_bit()) return seeded ? ObjectKind::SeededLweMultiBitBootstrapKey : ObjectKind::LweMultiBitBootstrapKey;
+    return seeded ? ObjectKind::SeededLweBootstrapKey : ObjectKind::LweBootstrapKey;
+}
+
+// Every loader, by the kind it expects with parameters `params`; LWE objects under the big key.
 struct Loader {
     ObjectKind kind;
     std::function<void(std::span<const uint8_t>, const TfheParameters &)> load;
 };
 
-std::vector<Loader> all_loaders() {
+std::vector<Loader> all_loaders(const TfheParameters & params) {
     using S = std::span<const uint8_t>;
     using P = const TfheParameters &;
     const auto big = LweKeyChoice::Big;
@@ -115,8 +122,8 @@ std::vector<Loader> all_loaders() {
         {ObjectKind::GlweCiphertext, [](S b, P p) { deserialize_glwe_ciphertext(b, p); }},
         {ObjectKind::LweKeyswitchKey, [](S b, P p) { deserialize_lwe_keyswitch_key(b, p); }},
         {ObjectKind::SeededLweKeyswitchKey, [](S b, P p) { deserialize_seeded_lwe_keyswitch_key(b, p); }},
-        {ObjectKind::LweBootstrapKey, [](S b, P p) { deserialize_lwe_bootstrap_key(b, p); }},
-        {ObjectKind::SeededLweBootstrapKey, [](S b, P p) { deserialize_seeded_lwe_bootstrap_key(b, p); }},
+        {bootstrap_key_kind(params, false), [](S b, P p) { deserialize_lwe_bootstrap_key(b, p); }},
+        {bootstrap_key_kind(params, true), [](S b, P p) { deserialize_seeded_lwe_bootstrap_key(b, p); }},
         {ObjectKind::ClientKey, [](S b, P p) { deserialize_client_key(b, p); }},
         {ObjectKind::CompressedServerKey, [](S b, P p) { deserialize_compressed_server_key(b, p); }},
     };
@@ -151,8 +158,9 @@ std::vector<SampleBlob> sample_blobs(const TestKeys & keys) {
         {ObjectKind::GlweCiphertext, serialize_glwe_ciphertext(glwe, p), 2},
         {ObjectKind::LweKeyswitchKey, serialize_lwe_keyswitch_key(keys.keyswitch_key, p), 4},
         {ObjectKind::SeededLweKeyswitchKey, serialize_seeded_lwe_keyswitch_key(keys.compressed.keyswitch_key, p), 4},
-        {ObjectKind::LweBootstrapKey, serialize_lwe_bootstrap_key(keys.bootstrap_key, p), 5},
-        {ObjectKind::SeededLweBootstrapKey, serialize_seeded_lwe_bootstrap_key(keys.compressed.bootstrap_key, p), 5},
+        {bootstrap_key_kind(p, false), serialize_lwe_bootstrap_key(keys.bootstrap_key, p), p.is_multi_bit() ? 6u : 5u},
+        {bootstrap_key_kind(p, true), serialize_seeded_lwe_bootstrap_key(keys.compressed.bootstrap_key, p),
+         p.is_multi_bit() ? 6u : 5u},
         {ObjectKind::ClientKey, serialize_client_key(keys.client), 0},
         {ObjectKind::CompressedServerKey, serialize_compressed_server_key(keys.compressed), 0},
     };
@@ -280,7 +288,7 @@ TEST(TfheSerialization, GlweCiphertextRoundTrip) {
 }
 
 TEST(TfheSerialization, EvaluationKeysRoundTripAndBootstrap) {
-    for (const char * name : {kSet, "INSECURE_TEST_4BIT_K2_L2"}) {
+    for (const char * name : {kSet, "INSECURE_TEST_4BIT_K2_L2", kMultiBitSet, "INSECURE_TEST_4BIT_MULTI_BIT_G3"}) {
         SCOPED_TRACE(name);
         const TestKeys & keys = keys_for(name);
         const TfheParameters & p = *keys.params;
@@ -352,18 +360,19 @@ TEST(TfheSerialization, KeyFilesRoundTripAndBootstrap) {
 }
 
 TEST(TfheSerialization, SizeFiguresOfProductionSets) {
-    std::printf("%-18s %14s %14s %6s %14s %12s %6s\n", "parameter set", "bsk bytes", "bsk compressed", "ratio",
+    std::printf("%-30s %14s %14s %6s %14s %12s %6s\n", "parameter set", "bsk bytes", "bsk compressed", "ratio",
                 "ksk bytes", "ksk compr.", "ratio");
     for (const TfheParameters * p : production_parameter_sets()) {
         const EvaluationKeySizes s = serialized_evaluation_key_sizes(*p);
-        std::printf("%-18s %14llu %14llu %6.2f %14llu %12llu %6.1f\n", p->name.c_str(),
+        std::printf("%-30s %14llu %14llu %6.2f %14llu %12llu %6.1f\n", p->name.c_str(),
                     (unsigned long long)s.bootstrap_key_bytes, (unsigned long long)s.bootstrap_key_compressed_bytes,
                     double(s.bootstrap_key_bytes) / s.bootstrap_key_compressed_bytes,
                     (unsigned long long)s.keyswitch_key_bytes, (unsigned long long)s.keyswitch_key_compressed_bytes,
                     double(s.keyswitch_key_bytes) / s.keyswitch_key_compressed_bytes);
         // Payload sizes from the entity definitions, plus a header of under 200 bytes.
         const uint64_t n = p->lwe_dimension.value, k = p->glwe_dimension.value, big_n = p->polynomial_size.value;
-        const uint64_t bsk = n * p->pbs_level_count.value * (k + 1) * (k + 1) * big_n * 8;
+        const uint64_t ggsws = p->is_multi_bit() ? n / p->grouping_factor.value << p->grouping_factor.value : n;
+        const uint64_t bsk = ggsws * p->pbs_level_count.value * (k + 1) * (k + 1) * big_n * 8;
         const uint64_t ksk = k * big_n * p->ks_level_count.value * (n + 1) * 4;
         EXPECT_GT(s.bootstrap_key_bytes, bsk);
         EXPECT_LT(s.bootstrap_key_bytes, bsk + 200);
@@ -377,36 +386,64 @@ TEST(TfheSerialization, SizeFiguresOfProductionSets) {
 // ---- rejections ----------------------------------------------------------------------------
 
 TEST(TfheSerialization, RejectsWrongMagicVersionAndKind) {
-    const TestKeys & keys = keys_for(kSet);
-    const TfheParameters & p = *keys.params;
-    const std::vector<Loader> loaders = all_loaders();
-    for (const SampleBlob & blob : sample_blobs(keys)) {
-        SCOPED_TRACE(object_kind_name(blob.kind));
-        const Loader & own = loader_for(loaders, blob.kind);
-        EXPECT_NO_THROW(own.load(blob.bytes, p));
-        EXPECT_EQ(read_blob_info(blob.bytes).kind, blob.kind);
-        EXPECT_EQ(&parameters_of_blob(blob.bytes), &p);
-        for (size_t i = 0; i < 6; ++i) {
-            Bytes bad = blob.bytes;
-            bad[i] ^= 0x20;
-            expect_error([&] { own.load(bad, p); }, "bad magic");
-        }
-        for (uint16_t version : {0, 2, 0xffff}) {
-            Bytes bad = blob.bytes;
-            bad[8] = static_cast<uint8_t>(version);
-            bad[9] = static_cast<uint8_t>(version >> 8);
-            expect_error([&] { own.load(bad, p); }, "format version " + std::to_string(version) + " is not supported");
-        }
-        Bytes unknown = blob.bytes;
-        unknown[6] = 'Q';
-        expect_error([&] { own.load(unknown, p); }, "unknown object kind 'Q");
-        for (const Loader & other : loaders) {
-            if (other.kind == blob.kind) continue;
-            expect_error([&] { other.load(blob.bytes, p); },
-                         std::string("is a ") + object_kind_name(blob.kind) + " blob, expected a " +
-                             object_kind_name(other.kind));
+    for (const char * name : {kSet, kMultiBitSet}) {
+        SCOPED_TRACE(name);
+        const TestKeys & keys = keys_for(name);
+        const TfheParameters & p = *keys.params;
+        const std::vector<Loader> loaders = all_loaders(p);
+        for (const SampleBlob & blob : sample_blobs(keys)) {
+            SCOPED_TRACE(object_kind_name(blob.kind));
+            const Loader & own = loader_for(loaders, blob.kind);
+            EXPECT_NO_THROW(own.load(blob.bytes, p));
+            EXPECT_EQ(read_blob_info(blob.bytes).kind, blob.kind);
+            EXPECT_EQ(&parameters_of_blob(blob.bytes), &p);
+            for (size_t i = 0; i < 6; ++i) {
+                Bytes bad = blob.bytes;
+                bad[i] ^= 0x20;
+                expect_error([&] { own.load(bad, p); }, "bad magic");
+            }
+            for (uint16_t version : {0, 2, 0xffff}) {
+                Bytes bad = blob.bytes;
+                bad[8] = static_cast<uint8_t>(version);
+                bad[9] = static_cast<uint8_t>(version >> 8);
+                expect_error([&] { own.load(bad, p); }, "format version " + std::to_string(version) + " is not supported");
+            }
+            Bytes unknown = blob.bytes;
+            unknown[6] = 'Q';
+            expect_error([&] { own.load(unknown, p); }, "unknown object kind 'Q");
+            for (const Loader & other : loaders) {
+                if (other.kind == blob.kind) continue;
+                expect_error([&] { other.load(blob.bytes, p); },
+                             std::string("is a ") + object_kind_name(blob.kind) + " blob, expected a " +
+                                 object_kind_name(other.kind));
+            }
         }
     }
+}
+
+TEST(TfheSerialization, BootstrapKeysOfMultiBitAndClassicSetsDoNotMix) {
+    const TestKeys & classic = keys_for(kOtherSet);
+    const TestKeys & multi_bit = keys_for(kMultiBitSet);
+    EXPECT_EQ(multi_bit.bootstrap_key.grouping_factor.value, 2u);
+    EXPECT_EQ(multi_bit.compressed.bootstrap_key.grouping_factor.value, 2u);
+    // Same n, k, N and noise: the names, hashes and kinds keep them apart.
+    const Bytes multi_bit_blob = serialize_seeded_lwe_bootstrap_key(multi_bit.compressed.bootstrap_key, *multi_bit.params);
+    const Bytes classic_blob = serialize_seeded_lwe_bootstrap_key(classic.compressed.bootstrap_key, *classic.params);
+    EXPECT_EQ(read_blob_info(multi_bit_blob).kind, ObjectKind::SeededLweMultiBitBootstrapKey);
+    expect_error([&] { deserialize_seeded_lwe_bootstrap_key(multi_bit_blob, *classic.params); },
+                 "is a seeded LWE multi-bit bootstrap key blob, expected a seeded LWE bootstrap key");
+    expect_error([&] { deserialize_seeded_lwe_bootstrap_key(classic_blob, *multi_bit.params); },
+                 "is a seeded LWE bootstrap key blob, expected a seeded LWE multi-bit bootstrap key");
+    // The same values but another grouping factor: another hash.
+    TfheParameters regrouped = *multi_bit.params;
+    regrouped.grouping_factor = LweBskGroupingFactor{4};
+    EXPECT_NE(parameter_set_hash(regrouped), parameter_set_hash(*multi_bit.params));
+    expect_error([&] { deserialize_seeded_lwe_bootstrap_key(multi_bit_blob, regrouped); }, "with other values");
+    // The grouping factor dimension, which the kinds alone do not pin.
+    Bytes wrong_group = multi_bit_blob;
+    put_u64(wrong_group, dimension_offset(*multi_bit.params, 1), 4);
+    expect_error([&] { deserialize_seeded_lwe_bootstrap_key(wrong_group, *multi_bit.params); },
+                 "grouping factor 4, expected 2");
 }
 
 TEST(TfheSerialization, RejectsOtherParameterSet) {
@@ -414,7 +451,7 @@ TEST(TfheSerialization, RejectsOtherParameterSet) {
     const TfheParameters & p = *keys.params;
     for (const SampleBlob & blob : sample_blobs(keys_for(kOtherSet))) {
         SCOPED_TRACE(object_kind_name(blob.kind));
-        expect_error([&] { loader_for(all_loaders(), blob.kind).load(blob.bytes, p); },
+        expect_error([&] { loader_for(all_loaders(*keys_for(kOtherSet).params), blob.kind).load(blob.bytes, p); },
                      std::string("made for parameter set '") + kOtherSet + "', expected '" + kSet + "'");
     }
     // Same name, other values (a parameter set changed between builds).
@@ -443,40 +480,43 @@ TEST(TfheSerialization, RejectsOtherParameterSet) {
 }
 
 TEST(TfheSerialization, RejectsEveryWrongDimension) {
-    const TestKeys & keys = keys_for(kSet);
-    const TfheParameters & p = *keys.params;
-    const std::vector<Loader> loaders = all_loaders();
-    for (const SampleBlob & blob : sample_blobs(keys)) {
-        SCOPED_TRACE(object_kind_name(blob.kind));
-        const Loader & own = loader_for(loaders, blob.kind);
-        for (size_t d = 0; d < blob.dimension_count; ++d) {
-            const size_t offset = dimension_offset(p, d);
-            const uint64_t value = get_u64(blob.bytes, offset);
-            // A vector's count and layout are free: a wrong one fails on the sizes that follow.
-            const bool free_dimension = d >= 1 && (blob.kind == ObjectKind::LweCiphertextVector ||
-                                                   blob.kind == ObjectKind::SeededLweCiphertextVector);
-            for (uint64_t wrong : {value + 1, value - 1, value * 2, uint64_t{1} << 62, ~uint64_t{0}}) {
-                Bytes bad = blob.bytes;
-                put_u64(bad, offset, wrong);
-                g_largest_allocation = 0;
-                expect_error([&] { own.load(bad, p); }, free_dimension ? "" : std::to_string(wrong));
-                EXPECT_LT(g_largest_allocation.load(), size_t{1} << 16) << "dimension " << d << " = " << wrong;
+    for (const char * name : {kSet, kMultiBitSet}) {
+        SCOPED_TRACE(name);
+        const TestKeys & keys = keys_for(name);
+        const TfheParameters & p = *keys.params;
+        const std::vector<Loader> loaders = all_loaders(p);
+        for (const SampleBlob & blob : sample_blobs(keys)) {
+            SCOPED_TRACE(object_kind_name(blob.kind));
+            const Loader & own = loader_for(loaders, blob.kind);
+            for (size_t d = 0; d < blob.dimension_count; ++d) {
+                const size_t offset = dimension_offset(p, d);
+                const uint64_t value = get_u64(blob.bytes, offset);
+                // A vector's count and layout are free: a wrong one fails on the sizes that follow.
+                const bool free_dimension = d >= 1 && (blob.kind == ObjectKind::LweCiphertextVector ||
+                                                       blob.kind == ObjectKind::SeededLweCiphertextVector);
+                for (uint64_t wrong : {value + 1, value - 1, value * 2, uint64_t{1} << 62, ~uint64_t{0}}) {
+                    Bytes bad = blob.bytes;
+                    put_u64(bad, offset, wrong);
+                    g_largest_allocation = 0;
+                    expect_error([&] { own.load(bad, p); }, free_dimension ? "" : std::to_string(wrong));
+                    EXPECT_LT(g_largest_allocation.load(), size_t{1} << 16) << "dimension " << d << " = " << wrong;
+                }
             }
-        }
-        // The declared payload size.
-        const size_t payload_offset = dimension_offset(p, blob.dimension_count);
-        const uint64_t payload = get_u64(blob.bytes, payload_offset);
-        for (uint64_t wrong : {payload + 1, payload - 1, uint64_t{1} << 63}) {
-            Bytes bad = blob.bytes;
-            put_u64(bad, payload_offset, wrong);
-            expect_error([&] { own.load(bad, p); }, "declares a payload of " + std::to_string(wrong));
+            // The declared payload size.
+            const size_t payload_offset = dimension_offset(p, blob.dimension_count);
+            const uint64_t payload = get_u64(blob.bytes, payload_offset);
+            for (uint64_t wrong : {payload + 1, payload - 1, uint64_t{1} << 63}) {
+                Bytes bad = blob.bytes;
+                put_u64(bad, payload_offset, wrong);
+                expect_error([&] { own.load(bad, p); }, "declares a payload of " + std::to_string(wrong));
+            }
         }
     }
 }
 
-TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
-    // A set with a second bootstrapping key: the bundle carries it, at its own decomposition.
-    const char * name = "INSECURE_TEST_4BIT_MIXED";
+// A set with a second bootstrapping key: the bundle carries it, at its own decomposition.
+void check_server_key_with_a_fine_bootstrap_key(const char * name, const char * base) {
+    SCOPED_TRACE(name);
     const TfheParameters & p = parameters_by_name(name);
     ASSERT_TRUE(p.has_fine_bootstrap());
     const TfheParameters fine = p.fine_bootstrap_parameters();
@@ -507,37 +547,44 @@ TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
     for (size_t cut : {size_t{1}, size_t{8}, size_t{100}, bytes.size() / 3})
         expect_error([&] { deserialize_compressed_server_key(std::span<const uint8_t>(bytes).first(bytes.size() - cut), p); },
                      "");
-    expect_error([&] { deserialize_compressed_server_key(bytes, parameters_by_name("INSECURE_TEST_4BIT")); },
-                 "INSECURE_TEST_4BIT");
+    expect_error([&] { deserialize_compressed_server_key(bytes, parameters_by_name(base)); }, base);
+}
+
+TEST(TfheSerialization, ServerKeyWithAFineBootstrapKeyRoundTrips) {
+    check_server_key_with_a_fine_bootstrap_key("INSECURE_TEST_4BIT_MIXED", "INSECURE_TEST_4BIT");
+    check_server_key_with_a_fine_bootstrap_key("INSECURE_TEST_4BIT_MULTI_BIT_G4_MIXED", "INSECURE_TEST_4BIT_MULTI_BIT_G4");
 }
 
 TEST(TfheSerialization, RejectsEveryTruncationAndTrailingBytes) {
-    const TestKeys & keys = keys_for(kSet);
-    const TfheParameters & p = *keys.params;
-    const std::vector<Loader> loaders = all_loaders();
     size_t loads = 0;
-    for (const SampleBlob & blob : sample_blobs(keys)) {
-        SCOPED_TRACE(object_kind_name(blob.kind));
-        const Loader & own = loader_for(loaders, blob.kind);
-        // Every prefix of blobs up to 64 KiB; of larger ones the whole header region, then
-        // every 4093 bytes (and the last few).
-        const size_t size = blob.bytes.size();
-        for (size_t length = 0; length < size;) {
-            g_largest_allocation = 0;
-            try {
-                own.load(std::span<const uint8_t>(blob.bytes).first(length), p);
-                ADD_FAILURE() << "prefix of " << length << " of " << size << " bytes accepted";
-            } catch (const Error &) {
+    for (const char * name : {kSet, kMultiBitSet}) {
+        SCOPED_TRACE(name);
+        const TestKeys & keys = keys_for(name);
+        const TfheParameters & p = *keys.params;
+        const std::vector<Loader> loaders = all_loaders(p);
+        for (const SampleBlob & blob : sample_blobs(keys)) {
+            SCOPED_TRACE(object_kind_name(blob.kind));
+            const Loader & own = loader_for(loaders, blob.kind);
+            // Every prefix of blobs up to 64 KiB; of larger ones the whole header region, then
+            // every 4093 bytes (and the last few).
+            const size_t size = blob.bytes.size();
+            for (size_t length = 0; length < size;) {
+                g_largest_allocation = 0;
+                try {
+                    own.load(std::span<const uint8_t>(blob.bytes).first(length), p);
+                    ADD_FAILURE() << "prefix of " << length << " of " << size << " bytes accepted";
+                } catch (const Error &) {
+                }
+                EXPECT_LT(g_largest_allocation.load(), size_t{1} << 16) << "prefix " << length;
+                ++loads;
+                length = (size <= 65536 || length < 512 || length + 8 >= size) ? length + 1
+                                                                               : std::min(length + 4093, size - 8);
             }
-            EXPECT_LT(g_largest_allocation.load(), size_t{1} << 16) << "prefix " << length;
-            ++loads;
-            length = (size <= 65536 || length < 512 || length + 8 >= size) ? length + 1
-                                                                           : std::min(length + 4093, size - 8);
-        }
-        for (size_t extra : {1, 7, 1000}) {
-            Bytes longer = blob.bytes;
-            longer.resize(size + extra, 0);
-            expect_error([&] { own.load(longer, p); }, std::to_string(extra) + " trailing bytes");
+            for (size_t extra : {1, 7, 1000}) {
+                Bytes longer = blob.bytes;
+                longer.resize(size + extra, 0);
+                expect_error([&] { own.load(longer, p); }, std::to_string(extra) + " trailing bytes");
+            }
         }
     }
     std::printf("%zu truncated blobs rejected\n", loads);

@@ -29,11 +29,11 @@ CompressedServerKey generate_compressed_server_key(const ClientKey & client_key)
                                                           Seed::from_os());
     key.bootstrap_key = generate_seeded_lwe_bootstrap_key(client_key.lwe_secret_key, client_key.glwe_secret_key,
                                                           p.pbs_base_log, p.pbs_level_count, p.glwe_noise,
-                                                          Seed::from_os());
+                                                          Seed::from_os(), p.grouping_factor);
     if (p.has_fine_bootstrap())
         key.fine_bootstrap_key = generate_seeded_lwe_bootstrap_key(
             client_key.lwe_secret_key, client_key.glwe_secret_key, p.fine_pbs_base_log, p.fine_pbs_level_count,
-            p.glwe_noise, Seed::from_os());
+            p.glwe_noise, Seed::from_os(), p.grouping_factor);
     return key;
 }
 
@@ -57,12 +57,13 @@ ServerKey generate_server_key(const ClientKey & client_key) {
     key.parameters = p;
     key.keyswitch_key = generate_lwe_keyswitch_key(client_key.big_lwe_secret_key, client_key.lwe_secret_key,
                                                    p.ks_base_log, p.ks_level_count, p.lwe_noise);
-    key.bootstrap_key = convert_to_fourier_lwe_bootstrap_key(generate_lwe_bootstrap_key(
-        client_key.lwe_secret_key, client_key.glwe_secret_key, p.pbs_base_log, p.pbs_level_count, p.glwe_noise));
+    key.bootstrap_key = convert_to_fourier_lwe_bootstrap_key(
+        generate_lwe_bootstrap_key(client_key.lwe_secret_key, client_key.glwe_secret_key, p.pbs_base_log,
+                                   p.pbs_level_count, p.glwe_noise, p.grouping_factor));
     if (p.has_fine_bootstrap())
         key.fine_bootstrap_key = convert_to_fourier_lwe_bootstrap_key(
             generate_lwe_bootstrap_key(client_key.lwe_secret_key, client_key.glwe_secret_key, p.fine_pbs_base_log,
-                                       p.fine_pbs_level_count, p.glwe_noise));
+                                       p.fine_pbs_level_count, p.glwe_noise, p.grouping_factor));
     return key;
 }
 

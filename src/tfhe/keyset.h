@@ -6,7 +6,8 @@
 // ServerKey (public evaluation keys): the key-switching key (big -> small) and the
 // bootstrapping key in the Fourier domain, and for sets with has_fine_bootstrap() a second
 // bootstrapping key of the same keys at the finer decomposition. CompressedServerKey: the seeded forms that a client
-// uploads (n' l 32-bit bodies + seed, n l (k+1) N bodies + seed).
+// uploads (n' l 32-bit bodies + seed, n l (k+1) N bodies + seed; for a multi-bit set
+// (n / g) 2^g l (k + 1) N bodies).
 #pragma once
 
 #include "common/thread_pool.h"

@@ -24,6 +24,7 @@
 #include "tfhe/algorithms/lwe_encryption.h"
 #include "tfhe/algorithms/lwe_keyswitch.h"
 #include "tfhe/algorithms/lwe_linear_algebra.h"
+#include "tfhe/algorithms/lwe_multi_bit_programmable_bootstrap.h"
 #include "tfhe/algorithms/lwe_programmable_bootstrap.h"
 #include "tfhe/algorithms/secret_key_generation.h"
 #include "tfhe/commons/noise_model.h"

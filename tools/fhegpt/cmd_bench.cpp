@@ -156,6 +156,11 @@ nlohmann::json bench_one(const TfheParameters & params, ThreadPool & pool, int c
     j["n"] = params.lwe_dimension.value;
     j["k"] = params.glwe_dimension.value;
     j["N"] = params.polynomial_size.value;
+    j["grouping_factor"] = params.grouping_factor.value;
+    j["pbs_base_log"] = params.pbs_base_log.value;
+    j["pbs_levels"] = params.pbs_level_count.value;
+    j["ks_base_log"] = params.ks_base_log.value;
+    j["ks_levels"] = params.ks_level_count.value;
     j["threads"] = pool.size();
     j["fft_kernel"] = NegacyclicFft::kernel_name();
     j["cpu"] = cpu_model_name();
@@ -186,10 +191,11 @@ nlohmann::json bench_one(const TfheParameters & params, ThreadPool & pool, int c
 
 void print_text(const nlohmann::json & j, const TfheParameters & params) {
     std::printf("%s  (%s)\n", params.name.c_str(), params.source.c_str());
-    std::printf("  n=%zu k=%zu N=%zu, PBS %zux%zu, KS %zux%zu, %u-bit messages, max 2-norm %u%s\n",
+    std::printf("  n=%zu k=%zu N=%zu, PBS %zux%zu%s, KS %zux%zu, %u-bit messages, max 2-norm %u%s\n",
                 params.lwe_dimension.value, params.glwe_dimension.value, params.polynomial_size.value,
-                params.pbs_base_log.value, params.pbs_level_count.value, params.ks_base_log.value,
-                params.ks_level_count.value, params.message_bits, params.max_norm2,
+                params.pbs_base_log.value, params.pbs_level_count.value,
+                params.is_multi_bit() ? (" multi-bit g=" + std::to_string(params.grouping_factor.value)).c_str() : "",
+                params.ks_base_log.value, params.ks_level_count.value, params.message_bits, params.max_norm2,
                 params.insecure ? "  ** INSECURE TEST SET **" : "");
     std::printf("  keygen             %8.2f s   (seeded keys %.2f s, decompress + FFT %.2f s)\n",
                 j["keygen_s"].get<double>(), j["keygen_compressed_s"].get<double>(), j["decompress_s"].get<double>());

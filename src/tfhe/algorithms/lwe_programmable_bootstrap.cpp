@@ -13,14 +13,14 @@ namespace fhegpt::tfhe {
 ProgrammableBootstrapScratch::ProgrammableBootstrapScratch(const FourierLweBootstrapKey & bsk, size_t capacity)
     : group_capacity(capacity), external_product(bsk.glwe_dimension, bsk.polynomial_size, bsk.level_count),
       accumulators(capacity * (bsk.glwe_dimension.value + 1) * bsk.polynomial_size.value),
-      switched(capacity * (bsk.input_lwe_dimension.value + 1)) {
+      switched(capacity * (bsk.input_lwe_dimension.value + 1)), multi_bit(bsk, capacity) {
     FHEGPT_CHECK(capacity >= 1, "bootstrap group capacity %zu", capacity);
 }
 
 size_t ProgrammableBootstrapScratch::size_bytes(const FourierLweBootstrapKey & bsk, size_t capacity) {
     return ExternalProductScratch::size_bytes(bsk.glwe_dimension, bsk.polynomial_size, bsk.level_count) +
            capacity * (bsk.glwe_dimension.value + 1) * bsk.polynomial_size.value * 8 +
-           capacity * (bsk.input_lwe_dimension.value + 1) * 4;
+           capacity * (bsk.input_lwe_dimension.value + 1) * 4 + MultiBitBlindRotationScratch::size_bytes(bsk, capacity);
 }
 
 FourierGgswView fourier_ggsw_of(const FourierLweBootstrapKey & bsk, size_t i) {
@@ -39,7 +39,8 @@ void prefetch_next_ggsw(const FourierLweBootstrapKey & bsk, size_t i) {
     for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(next + offset, 0, 2);
 }
 
-// acc = (0, ..., 0, X^(-b~) V).
+} // namespace
+
 void initialize_accumulator(std::span<uint64_t> accumulator, const LookupTable & lut, uint32_t body, size_t k) {
     const size_t n = lut.polynomial_size.value;
     std::fill(accumulator.begin(), accumulator.begin() + k * n, 0);
@@ -54,11 +55,10 @@ void check_lut(const LookupTable & lut, const FourierLweBootstrapKey & bsk) {
                  "lookup table with %zu functions of stride %zu", lut.function_count, lut.slot_stride);
 }
 
-} // namespace
-
 void blind_rotate_assign(std::span<uint64_t> accumulator, std::span<const uint32_t> switched,
                          const FourierLweBootstrapKey & bsk, ExternalProductScratch & scratch) {
     const size_t n = bsk.input_lwe_dimension.value;
+    FHEGPT_CHECK(!bsk.grouping_factor.is_multi_bit(), "multi-bit key: use multi_bit_blind_rotate_assign");
     FHEGPT_CHECK_EQ(switched.size(), n + 1);
     FHEGPT_CHECK_EQ(accumulator.size(), (bsk.glwe_dimension.value + 1) * bsk.polynomial_size.value);
     for (size_t i = 0; i < n; ++i) {
@@ -73,6 +73,8 @@ void programmable_bootstrap_lwe_ciphertext_group(std::span<const LweCiphertext *
                                                  const FourierLweBootstrapKey & bsk,
                                                  ModulusSwitchType modulus_switch,
                                                  ProgrammableBootstrapScratch & scratch) {
+    if (bsk.grouping_factor.is_multi_bit())
+        return multi_bit_programmable_bootstrap_lwe_ciphertext_group(inputs, outputs, luts, bsk, modulus_switch, scratch);
     const size_t count = inputs.size();
     const size_t n = bsk.input_lwe_dimension.value, k = bsk.glwe_dimension.value, big_n = bsk.polynomial_size.value;
     const size_t glwe = (k + 1) * big_n;

@@ -7,10 +7,12 @@
 // Scratch (ProgrammableBootstrapScratch) is allocated once per thread and reused; the
 // bootstrap itself never allocates. A group of up to `group_capacity` ciphertexts is
 // blind-rotated together, each GGSW of the key applied to all of them while it is in cache:
-// the key is streamed once per group instead of once per ciphertext.
+// the key is streamed once per group instead of once per ciphertext. A key with a grouping
+// factor g > 1 goes to the multi-bit PBS (lwe_multi_bit_programmable_bootstrap.h).
 #pragma once
 
 #include "tfhe/algorithms/external_product.h"
+#include "tfhe/algorithms/lwe_multi_bit_programmable_bootstrap.h"
 #include "tfhe/commons/parameters.h"
 #include "tfhe/entities/fourier_lwe_bootstrap_key.h"
 #include "tfhe/entities/lookup_table.h"
@@ -27,6 +29,7 @@ struct ProgrammableBootstrapScratch {
     ExternalProductScratch external_product;
     std::vector<uint64_t> accumulators; // group_capacity (k + 1) N
     std::vector<uint32_t> switched;     // group_capacity (n + 1)
+    MultiBitBlindRotationScratch multi_bit; // multi-bit keys only
 
     ProgrammableBootstrapScratch() = default;
     ProgrammableBootstrapScratch(const FourierLweBootstrapKey & bsk, size_t group_capacity = 1);
@@ -36,6 +39,11 @@ struct ProgrammableBootstrapScratch {
 
 // A FourierGgswView of GGSW i of the key.
 FourierGgswView fourier_ggsw_of(const FourierLweBootstrapKey & bsk, size_t i);
+
+// acc = (0, ..., 0, X^(-body) V) for the switched body of the input, V the table's polynomial.
+void initialize_accumulator(std::span<uint64_t> accumulator, const LookupTable & lut, uint32_t body, size_t k);
+// Checks (FHEGPT_CHECK) that the table fits the key: polynomial size, function slots.
+void check_lut(const LookupTable & lut, const FourierLweBootstrapKey & bsk);
 
 // acc = X^(-phi) acc for phi = (modulus-switched input) (switched: n + 1 values in Z_2N, the
 // body last). acc is a GLWE ciphertext ((k + 1) N), the lookup table rotated by -b~ on entry.

@@ -74,4 +74,21 @@ struct DecompositionLevelCount {
     constexpr bool operator==(const DecompositionLevelCount &) const = default;
 };
 
+// g: how many mask elements of an LWE ciphertext a blind rotation consumes per external product.
+// 1: the classic bootstrapping key, one GGSW of each key bit s_i, one CMux per mask element.
+// 2..4: multi-bit (Joye-Paillier grouping, as TFHE-rs multi_bit sets): n / g groups of g key
+// bits, 2^g GGSWs per group (entities/lwe_multi_bit_bootstrap_key.h), one external product per
+// group.
+struct LweBskGroupingFactor {
+    size_t value = 1;
+    constexpr LweBskGroupingFactor() = default;
+    constexpr explicit LweBskGroupingFactor(size_t v) : value(v) {}
+    constexpr bool is_multi_bit() const { return value > 1; }
+    // GGSWs per group: 1 (classic) or 2^g.
+    constexpr size_t ggsw_per_group() const { return value > 1 ? size_t{1} << value : 1; }
+    // GGSWs of a key for n key bits (n a multiple of g): n or (n / g) 2^g.
+    constexpr size_t ggsw_count(LweDimension n) const { return n.value / value * ggsw_per_group(); }
+    constexpr bool operator==(const LweBskGroupingFactor &) const = default;
+};
+
 } // namespace fhegpt::tfhe

@@ -57,7 +57,40 @@ double cmux_additive_variance(GlweDimension glwe_dimension, PolynomialSize polyn
     return key_term + dropped + fft_additive_variance(glwe_dimension, polynomial_size, base_log, level_count);
 }
 
+double multi_bit_fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                          DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                          LweBskGroupingFactor grouping_factor) {
+    return kMultiBitFftStepFactor * static_cast<double>(grouping_factor.ggsw_per_group()) *
+           fft_coefficient_variance(glwe_dimension, polynomial_size, base_log, level_count);
+}
+
+double multi_bit_group_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                         DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                         const NoiseDistribution & key_noise, LweBskGroupingFactor grouping_factor) {
+    const double k = static_cast<double>(glwe_dimension.value), n = static_cast<double>(polynomial_size.value);
+    const double levels = static_cast<double>(level_count.value);
+    const double ggsws = static_cast<double>(grouping_factor.ggsw_per_group());
+    const double key_term = (k + 1.0) * levels * n * digit_square_mean(base_log.value) * key_noise.variance();
+    const double fft = (1.0 + k * n / 2.0) *
+                       multi_bit_fft_coefficient_variance(glwe_dimension, polynomial_size, base_log, level_count,
+                                                          grouping_factor);
+    const double dropped = (k * n / 2.0 + 1.0) * two_pow(-2.0 * base_log.value * levels) / 12.0;
+    return ggsws * key_term + kMultiBitFftChainFactor * fft + dropped;
+}
+
+double multi_bit_modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,
+                                                  LweBskGroupingFactor grouping_factor) {
+    const double g = static_cast<double>(grouping_factor.value);
+    const double groups = static_cast<double>(dimension.value / grouping_factor.value);
+    const double two_n = 2.0 * static_cast<double>(polynomial_size.value);
+    return (groups * (1.0 - std::exp2(-g)) / 12.0 + 1.0 / 12.0) / (two_n * two_n);
+}
+
 double programmable_bootstrap_variance(const TfheParameters & params) {
+    if (params.is_multi_bit())
+        return static_cast<double>(params.lwe_dimension.value / params.grouping_factor.value) *
+               multi_bit_group_additive_variance(params.glwe_dimension, params.polynomial_size, params.pbs_base_log,
+                                                 params.pbs_level_count, params.glwe_noise, params.grouping_factor);
     return static_cast<double>(params.lwe_dimension.value) *
            cmux_additive_variance(params.glwe_dimension, params.polynomial_size, params.pbs_base_log,
                                   params.pbs_level_count, params.glwe_noise);
@@ -95,7 +128,10 @@ NoiseBudget bootstrap_noise_budget(const TfheParameters & params, double norm2, 
     budget.keyswitch = keyswitch_additive_variance(params.big_lwe_dimension(), params.lwe_dimension,
                                                    params.ks_base_log, params.ks_level_count, params.lwe_noise);
     budget.modulus_switch =
-        modulus_switch_additive_variance(params.lwe_dimension, params.polynomial_size, params.modulus_switch);
+        params.is_multi_bit()
+            ? multi_bit_modulus_switch_additive_variance(params.lwe_dimension, params.polynomial_size,
+                                                         params.grouping_factor)
+            : modulus_switch_additive_variance(params.lwe_dimension, params.polynomial_size, params.modulus_switch);
     budget.total = budget.linear_input + budget.keyswitch + budget.modulus_switch;
     budget.log2_p_fail = log2_failure_probability(budget.total, message_modulus);
     return budget;

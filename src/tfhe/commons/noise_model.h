@@ -19,6 +19,21 @@
 //   the k N mask coefficients through the key: (1 + k N / 2) v_c per CMux, whatever the bit.
 //   (TFHE-rs models its own FFT as 2.07e-33 B^2 l (k + 1) N^2, about 3x ours at N = 2048.)
 // - PBS output: n times the CMux variance (blind rotation; sample extraction adds nothing).
+// - Multi-bit (grouping factor g, entities/lwe_multi_bit_bootstrap_key.h): per group, one
+//   external product with sum_S X^(e_S) GGSW_S, whose noise and Fourier-domain magnitude are
+//   those of 2^g GGSWs and whose message is a monomial (E[m^2] = 1):
+//     2^g (k + 1) l N E[d^2] v_g + c_chain (1 + k N / 2) v_mb + (k N / 2 + 1) B^-2l / 12,
+//   n / g of them per PBS. One external product's FFT error is v_mb = c_step 2^g v_c per
+//   coefficient (the 2^g GGSWs' magnitude, and c_step = kMultiBitFftStepFactor for the
+//   rounding of the twiddle products) and (1 + k N / 2) v_mb in phase, as for independent
+//   errors (both checked); but along a blind rotation these errors add up to
+//   c_chain = kMultiBitFftChainFactor times that (measured on the 4-bit sets and on toy sets
+//   whose noise is mostly FFT error; the same rotation with exact integer GGSW sums gives the
+//   independent-error total, so the excess comes from the Fourier-domain sums, correlated from
+//   one group to the next). Its modulus
+//   switch rounds one sum of mask elements per group, which carries an error only when the
+//   group's key bits are not all 0:
+//     ((n / g) (1 - 2^-g) / 12 + 1/12) (2N)^-2.
 // - Failure: the input phase error of a bootstrap e = (linear combination of PBS outputs,
 //   2-norm nu) + key switch + modulus switch must stay within half a box, 1 / (4 p) for p
 //   messages with padding; P(fail) = erfc(1 / (4 p sqrt(2 v))) for a Gaussian of variance v.
@@ -34,6 +49,11 @@ namespace fhegpt::tfhe {
 // Per-coefficient FFT error of an external product, / (log2(N) B^2 l (k + 1) N); fitted on
 // NegacyclicFft for N = 256 .. 8192 (every kernel is checked against it in test-tfhe-noise).
 inline constexpr double kFftErrorCoefficient = 1.122e-34; // 2^-112.78
+// The FFT error of one multi-bit external product over 2^g v_c (fitted: 1.08-1.26 on the 4-bit
+// sets, tests/test-tfhe-noise.cpp), and how much more a multi-bit blind rotation accumulates
+// than independent per-group errors would give (fitted on measured PBS variances, same test).
+inline constexpr double kMultiBitFftStepFactor = 1.2;
+inline constexpr double kMultiBitFftChainFactor = 10.0;
 // Variance of the FFT error on one output coefficient of an external product.
 double fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
                                 DecompositionBaseLog base_log, DecompositionLevelCount level_count);
@@ -50,7 +70,18 @@ double cmux_additive_variance(GlweDimension glwe_dimension, PolynomialSize polyn
 // The FFT part of cmux_additive_variance: (1 + k N / 2) fft_coefficient_variance.
 double fft_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
                              DecompositionBaseLog base_log, DecompositionLevelCount level_count);
-// Variance of the output of a PBS (blind rotation of n CMux).
+// Variance of the FFT error on one output coefficient of a multi-bit external product.
+double multi_bit_fft_coefficient_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                          DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                          LweBskGroupingFactor grouping_factor);
+// One group of a multi-bit blind rotation (grouping factor g > 1).
+double multi_bit_group_additive_variance(GlweDimension glwe_dimension, PolynomialSize polynomial_size,
+                                         DecompositionBaseLog base_log, DecompositionLevelCount level_count,
+                                         const NoiseDistribution & key_noise, LweBskGroupingFactor grouping_factor);
+// The modulus switch of a multi-bit bootstrap (grouping factor g > 1).
+double multi_bit_modulus_switch_additive_variance(LweDimension dimension, PolynomialSize polynomial_size,
+                                                  LweBskGroupingFactor grouping_factor);
+// Variance of the output of a PBS (blind rotation of n CMux, or of n / g multi-bit groups).
 double programmable_bootstrap_variance(const TfheParameters & params);
 // Variance of sum_i w_i c_i for independent c_i of variance v.
 double dot_product_variance(std::span<const int64_t> weights, double variance);

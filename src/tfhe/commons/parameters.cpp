@@ -46,6 +46,59 @@ TfheParameters make(const SetSpec & s) {
     return p;
 }
 
+// Multi-bit sets (grouping factor g): TFHE-rs v1.4 shortint/parameters/v1_4/multi_bit/tuniform/
+// p_fail_2_minus_128/ks_pbs.rs, whose constants are those of v1_1 (same names with V1_1_). Each
+// is inserted before `before` in the list: production sets are ordered fastest first within a
+// message width, which is the order in which choose_parameters (circuit/analysis.h) tries them.
+// Measured side by side (`fhegpt bench pbs --threads 2`, CPU time per KS + PBS in batches, 2-core
+// Zen 3 with AVX2): g = 4 11.3-15.0 ms, g = 3 16.1-17.8 ms, classic 21.2-22.3 ms, g = 2
+// 27.6-29.8 ms; the _MIXED variants go right after their base sets, PBS_L2 (1.6-1.75x the
+// classic set) before g = 2.
+void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
+    using N = NoiseDistribution;
+    constexpr auto kStandard = ModulusSwitchType::Standard;
+    struct MultiBitSpec {
+        const char * before;
+        SetSpec set;
+        size_t grouping_factor;
+    };
+    const MultiBitSpec specs[] = {
+        {"PARAM_4BIT_2M128",
+         {"PARAM_4BIT_2M128_MULTI_BIT_G4", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+          4, 920, 1, 2048, N::t_uniform(45), N::t_uniform(17), 22, 1, 3, 5, kStandard, 5, 128, -134.345, false},
+         4},
+        {"PARAM_4BIT_2M128",
+         {"PARAM_4BIT_2M128_MULTI_BIT_G3", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_3_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+          4, 918, 1, 2048, N::t_uniform(45), N::t_uniform(17), 15, 2, 3, 6, kStandard, 5, 128, -128.235, false},
+         3},
+        {"PARAM_5BIT_2M128_NORM2",
+         {"PARAM_4BIT_2M128_MULTI_BIT_G2", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_2_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
+          4, 918, 1, 4096, N::t_uniform(45), N::t_uniform(3), 21, 1, 3, 5, kStandard, 5, 128, -140.341, false},
+         2},
+        // Toy multi-bit sets for unit tests (no security): INSECURE_TEST_4BIT's shape.
+        {"INSECURE_TEST_4BIT_K2_L2",
+         {"INSECURE_TEST_4BIT_MULTI_BIT_G2", "fhegpt unit tests (insecure)", 4, 128, 1, 1024, N::t_uniform(40),
+          N::t_uniform(20), 23, 1, 4, 4, kStandard, 4, 0, 0, true},
+         2},
+        {"INSECURE_TEST_4BIT_K2_L2",
+         {"INSECURE_TEST_4BIT_MULTI_BIT_G3", "fhegpt unit tests (insecure)", 4, 129, 1, 1024, N::t_uniform(40),
+          N::t_uniform(20), 15, 2, 4, 4, kStandard, 4, 0, 0, true},
+         3},
+        {"INSECURE_TEST_4BIT_K2_L2",
+         {"INSECURE_TEST_4BIT_MULTI_BIT_G4", "fhegpt unit tests (insecure)", 4, 128, 1, 1024, N::t_uniform(40),
+          N::t_uniform(20), 23, 1, 4, 4, kStandard, 4, 0, 0, true},
+         4},
+    };
+    for (const MultiBitSpec & spec : specs) {
+        TfheParameters p = make(spec.set);
+        p.grouping_factor = LweBskGroupingFactor{spec.grouping_factor};
+        const auto at = std::find_if(sets.begin(), sets.end(),
+                                     [&](const TfheParameters & q) { return q.name == spec.before; });
+        FHEGPT_CHECK(at != sets.end(), "no parameter set %s", spec.before);
+        sets.insert(at, p);
+    }
+}
+
 std::vector<TfheParameters> build_sets() {
     using N = NoiseDistribution;
     constexpr auto kCentered = ModulusSwitchType::CenteredMeanNoiseReduction;
@@ -127,6 +180,16 @@ std::vector<TfheParameters> build_sets() {
               "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128, plus a PBS base log 11 level 3 key (fhegpt)",
               11, 3);
     with_fine("INSECURE_TEST_4BIT", "INSECURE_TEST_4BIT_MIXED", "fhegpt unit tests (insecure)", 15, 2);
+    add_multi_bit_sets(sets);
+    // The fastest 4-bit set with a multi-bit fine key of the same keys (2^15 x 2 as the classic
+    // _MIXED set): its outputs carry about 2^-40.7 instead of 2^-27.4, for the lookups whose
+    // outputs enter long sums (the attention head's scores).
+    with_fine("PARAM_4BIT_2M128_MULTI_BIT_G4", "PARAM_4BIT_2M128_MULTI_BIT_G4_MIXED",
+              "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, plus a PBS base log 15 "
+              "level 2 key (fhegpt)",
+              15, 2);
+    with_fine("INSECURE_TEST_4BIT_MULTI_BIT_G4", "INSECURE_TEST_4BIT_MULTI_BIT_G4_MIXED", "fhegpt unit tests (insecure)",
+              15, 2);
     return sets;
 }
 

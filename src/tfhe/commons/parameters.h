@@ -54,8 +54,13 @@ struct TfheParameters {
     // security of the set unchanged.
     DecompositionBaseLog fine_pbs_base_log{0};
     DecompositionLevelCount fine_pbs_level_count{0};
+    // 1: classic blind rotation; 2..4: multi-bit (TFHE-rs multi_bit sets): the bootstrapping
+    // keys hold (n / g) 2^g GGSWs and a blind rotation makes n / g external products
+    // (entities/lwe_multi_bit_bootstrap_key.h). Multi-bit sets use ModulusSwitchType::Standard.
+    LweBskGroupingFactor grouping_factor;
 
     bool has_fine_bootstrap() const { return fine_pbs_level_count.value > 0; }
+    bool is_multi_bit() const { return grouping_factor.is_multi_bit(); }
     // The set as its fine bootstrapping key sees it: the fine decomposition in place of
     // pbs_base_log/pbs_level_count, no second key. Requires has_fine_bootstrap().
     TfheParameters fine_bootstrap_parameters() const;

@@ -3,7 +3,9 @@
 // so that each CMux of a blind rotation costs (k + 1) l forward and k + 1 inverse FFTs and
 // pointwise products. Layout for streaming: GGSW i, row r, column c (polynomial c of the row's
 // GLWE ciphertext) at offset ((i rows + r) (k + 1) + c) N, rows = l (k + 1): a blind rotation
-// reads the key once, front to back.
+// reads the key once, front to back. With a grouping factor g > 1 it is a multi-bit key of
+// (n / g) 2^g GGSWs (lwe_multi_bit_bootstrap_key.h), group j from ggsw(j 2^g) on, each group's
+// doubles in the block layout of algorithms/multi_bit_external_product.h instead.
 #pragma once
 
 #include "tfhe/commons/dimensions.h"
@@ -20,13 +22,17 @@ struct FourierLweBootstrapKey {
     PolynomialSize polynomial_size;
     DecompositionBaseLog base_log;
     DecompositionLevelCount level_count;
+    LweBskGroupingFactor grouping_factor; // 1: classic
     aligned_vector<double> data;
 
     FourierLweBootstrapKey() = default;
     FourierLweBootstrapKey(LweDimension n, GlweDimension k, PolynomialSize big_n, DecompositionBaseLog base_log_,
-                           DecompositionLevelCount levels)
+                           DecompositionLevelCount levels, LweBskGroupingFactor grouping = LweBskGroupingFactor{})
         : input_lwe_dimension(n), glwe_dimension(k), polynomial_size(big_n), base_log(base_log_), level_count(levels),
-          data(n.value * levels.value * (k.value + 1) * (k.value + 1) * big_n.value, 0.0) {}
+          grouping_factor(grouping),
+          data(grouping.ggsw_count(n) * levels.value * (k.value + 1) * (k.value + 1) * big_n.value, 0.0) {}
+
+    size_t ggsw_count() const { return grouping_factor.ggsw_count(input_lwe_dimension); }
 
     size_t row_count() const { return level_count.value * (glwe_dimension.value + 1); }
     size_t ggsw_size() const { return row_count() * (glwe_dimension.value + 1) * polynomial_size.value; }

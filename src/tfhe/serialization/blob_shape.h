@@ -26,7 +26,7 @@ struct BlobDimension {
 
 struct BlobShape {
     ObjectKind kind{};
-    std::array<BlobDimension, 5> dimensions{};
+    std::array<BlobDimension, 6> dimensions{};
     size_t dimension_count = 0;
     uint64_t payload_bytes = 0;
 

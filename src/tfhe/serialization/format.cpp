@@ -95,6 +95,8 @@ const char * object_kind_name(ObjectKind kind) {
     case ObjectKind::SeededLweKeyswitchKey: return "seeded LWE key-switching key";
     case ObjectKind::LweBootstrapKey: return "LWE bootstrap key";
     case ObjectKind::SeededLweBootstrapKey: return "seeded LWE bootstrap key";
+    case ObjectKind::LweMultiBitBootstrapKey: return "LWE multi-bit bootstrap key";
+    case ObjectKind::SeededLweMultiBitBootstrapKey: return "seeded LWE multi-bit bootstrap key";
     case ObjectKind::ClientKey: return "client key";
     case ObjectKind::CompressedServerKey: return "compressed server key";
     }
@@ -123,6 +125,7 @@ uint64_t parameter_set_hash(const TfheParameters & p) {
         h.add_u64(p.fine_pbs_base_log.value);
         h.add_u64(p.fine_pbs_level_count.value);
     }
+    if (p.is_multi_bit()) h.add_u64(p.grouping_factor.value); // likewise
     return h.value();
 }
 

@@ -47,6 +47,8 @@ enum class ObjectKind : uint16_t {
     SeededLweKeyswitchKey = 'Z' | 'K' << 8,
     LweBootstrapKey = 'B' | 'S' << 8,
     SeededLweBootstrapKey = 'Z' | 'B' << 8,
+    LweMultiBitBootstrapKey = 'B' | 'M' << 8,
+    SeededLweMultiBitBootstrapKey = 'Z' | 'M' << 8,
     ClientKey = 'C' | 'K' << 8,
     CompressedServerKey = 'Z' | 'S' << 8,
 };
@@ -57,7 +59,8 @@ bool is_known_object_kind(uint16_t value);
 
 // FNV-1a 64 of the fields that define keys and ciphertexts, in a fixed order: message bits,
 // n, k, N, both noise distributions, PBS and KS base logs and levels, modulus switch type,
-// max 2-norm. Descriptive fields (name, source, claimed security and failure probability) are
+// max 2-norm, then the fine decomposition and the grouping factor of the sets that have them.
+// Descriptive fields (name, source, claimed security and failure probability) are
 // not hashed; the name is stored and checked on its own.
 uint64_t parameter_set_hash(const TfheParameters & params);
 

@@ -81,7 +81,9 @@ GlweCiphertext deserialize_glwe_ciphertext(std::span<const uint8_t> bytes, const
 
 // Evaluation keys: key switching from the big key to the small key (KS base log and levels of
 // the set), bootstrapping from the small key to the GLWE key (PBS base log and levels), in
-// the standard domain (convert_to_fourier_lwe_bootstrap_key after loading) or seeded.
+// the standard domain (convert_to_fourier_lwe_bootstrap_key after loading) or seeded. The
+// bootstrapping key of a multi-bit set has its own object kinds ("BM", "ZM"), with the grouping
+// factor among its dimensions.
 std::vector<uint8_t> serialize_lwe_keyswitch_key(const LweKeyswitchKey & key, const TfheParameters & params);
 LweKeyswitchKey deserialize_lwe_keyswitch_key(std::span<const uint8_t> bytes, const TfheParameters & params,
                                               std::string_view source = kMemorySource);

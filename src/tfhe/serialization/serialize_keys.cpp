@@ -9,7 +9,7 @@ namespace fhegpt::tfhe {
 
 BinaryWriter begin_blob(const BlobShape & shape, const TfheParameters & params) {
     BinaryWriter writer(blob_size(shape, params));
-    std::array<uint64_t, 5> values{};
+    std::array<uint64_t, 6> values{};
     for (size_t i = 0; i < shape.dimension_count; ++i) values[i] = shape.dimensions[i].value;
     write_blob_header(writer, shape.kind, params, {values.data(), shape.dimension_count}, shape.payload_bytes);
     return writer;
@@ -63,21 +63,29 @@ BlobShape keyswitch_shape(ObjectKind kind, const TfheParameters & params, bool s
             payload};
 }
 
-// n, k, N, base log, levels.
-BlobShape bootstrap_shape(ObjectKind kind, const TfheParameters & params, bool seeded) {
+// n, k, N, base log, levels; a multi-bit key (its own kinds) has the grouping factor after n.
+BlobShape bootstrap_shape(const TfheParameters & params, bool seeded) {
     uint64_t n = params.lwe_dimension.value, k = params.glwe_dimension.value, big_n = params.polynomial_size.value;
     uint64_t levels = params.pbs_level_count.value;
-    uint64_t rows = size_product(size_product(n, levels), k + 1); // GLWE rows of all GGSW
+    uint64_t ggsws = params.grouping_factor.ggsw_count(params.lwe_dimension);
+    uint64_t rows = size_product(size_product(ggsws, levels), k + 1); // GLWE rows of all GGSW
     uint64_t payload = seeded ? kSeedBytes + size_product(size_product(rows, big_n), 8)
                               : size_product(size_product(size_product(rows, k + 1), big_n), 8);
-    return {kind,
-            {{{"input LWE dimension", n},
-              {"GLWE dimension", k},
-              {"polynomial size", big_n},
-              {"decomposition base log", params.pbs_base_log.value},
-              {"decomposition level count", levels}}},
-            5,
-            payload};
+    const BlobDimension tail[] = {{"GLWE dimension", k},
+                                  {"polynomial size", big_n},
+                                  {"decomposition base log", params.pbs_base_log.value},
+                                  {"decomposition level count", levels}};
+    BlobShape shape;
+    shape.payload_bytes = payload;
+    shape.dimensions[shape.dimension_count++] = {"input LWE dimension", n};
+    if (params.is_multi_bit()) {
+        shape.kind = seeded ? ObjectKind::SeededLweMultiBitBootstrapKey : ObjectKind::LweMultiBitBootstrapKey;
+        shape.dimensions[shape.dimension_count++] = {"grouping factor", params.grouping_factor.value};
+    } else {
+        shape.kind = seeded ? ObjectKind::SeededLweBootstrapKey : ObjectKind::LweBootstrapKey;
+    }
+    for (const BlobDimension & d : tail) shape.dimensions[shape.dimension_count++] = d;
+    return shape;
 }
 
 void write_binary_coefficients(BinaryWriter & writer, std::span<const uint64_t> values) {
@@ -103,7 +111,7 @@ BlobShape seeded_lwe_keyswitch_key_shape(const TfheParameters & params) {
 }
 
 BlobShape seeded_lwe_bootstrap_key_shape(const TfheParameters & params) {
-    return bootstrap_shape(ObjectKind::SeededLweBootstrapKey, params, true);
+    return bootstrap_shape(params, true);
 }
 
 // ---- secret keys ---------------------------------------------------------------------------
@@ -160,9 +168,11 @@ void check_keyswitch_dimensions(LweDimension in, LweDimension out, Decomposition
     FHEGPT_CHECK_EQ(levels.value, params.ks_level_count.value);
 }
 
-void check_bootstrap_dimensions(LweDimension n, GlweDimension k, PolynomialSize big_n, DecompositionBaseLog base_log,
-                                DecompositionLevelCount levels, const TfheParameters & params) {
+void check_bootstrap_dimensions(LweDimension n, LweBskGroupingFactor grouping, GlweDimension k, PolynomialSize big_n,
+                                DecompositionBaseLog base_log, DecompositionLevelCount levels,
+                                const TfheParameters & params) {
     FHEGPT_CHECK_EQ(n.value, params.lwe_dimension.value);
+    FHEGPT_CHECK_EQ(grouping.value, params.grouping_factor.value);
     FHEGPT_CHECK_EQ(k.value, params.glwe_dimension.value);
     FHEGPT_CHECK_EQ(big_n.value, params.polynomial_size.value);
     FHEGPT_CHECK_EQ(base_log.value, params.pbs_base_log.value);
@@ -219,9 +229,9 @@ SeededLweKeyswitchKey deserialize_seeded_lwe_keyswitch_key(std::span<const uint8
 // ---- bootstrap keys ------------------------------------------------------------------------
 
 std::vector<uint8_t> serialize_lwe_bootstrap_key(const LweBootstrapKey & key, const TfheParameters & params) {
-    check_bootstrap_dimensions(key.input_lwe_dimension, key.glwe_dimension, key.polynomial_size, key.base_log,
-                               key.level_count, params);
-    BlobShape shape = bootstrap_shape(ObjectKind::LweBootstrapKey, params, false);
+    check_bootstrap_dimensions(key.input_lwe_dimension, key.grouping_factor, key.glwe_dimension, key.polynomial_size,
+                               key.base_log, key.level_count, params);
+    BlobShape shape = bootstrap_shape(params, false);
     FHEGPT_CHECK_EQ(key.data.size() * 8, shape.payload_bytes);
     BinaryWriter writer = begin_blob(shape, params);
     writer.write_u64_array(key.data);
@@ -230,17 +240,17 @@ std::vector<uint8_t> serialize_lwe_bootstrap_key(const LweBootstrapKey & key, co
 
 LweBootstrapKey deserialize_lwe_bootstrap_key(std::span<const uint8_t> bytes, const TfheParameters & params,
                                               std::string_view source) {
-    BinaryReader reader = open_blob(bytes, bootstrap_shape(ObjectKind::LweBootstrapKey, params, false), params, source);
+    BinaryReader reader = open_blob(bytes, bootstrap_shape(params, false), params, source);
     LweBootstrapKey key(params.lwe_dimension, params.glwe_dimension, params.polynomial_size, params.pbs_base_log,
-                        params.pbs_level_count);
+                        params.pbs_level_count, params.grouping_factor);
     reader.read_u64_array(key.data, "bootstrap key GGSW ciphertexts");
     return key;
 }
 
 std::vector<uint8_t> serialize_seeded_lwe_bootstrap_key(const SeededLweBootstrapKey & key,
                                                         const TfheParameters & params) {
-    check_bootstrap_dimensions(key.input_lwe_dimension, key.glwe_dimension, key.polynomial_size, key.base_log,
-                               key.level_count, params);
+    check_bootstrap_dimensions(key.input_lwe_dimension, key.grouping_factor, key.glwe_dimension, key.polynomial_size,
+                               key.base_log, key.level_count, params);
     BlobShape shape = seeded_lwe_bootstrap_key_shape(params);
     FHEGPT_CHECK_EQ(kSeedBytes + key.bodies.size() * 8, shape.payload_bytes);
     BinaryWriter writer = begin_blob(shape, params);
@@ -259,6 +269,7 @@ SeededLweBootstrapKey deserialize_seeded_lwe_bootstrap_key(std::span<const uint8
     key.polynomial_size = params.polynomial_size;
     key.base_log = params.pbs_base_log;
     key.level_count = params.pbs_level_count;
+    key.grouping_factor = params.grouping_factor;
     key.seed = read_seed(reader);
     key.bodies.resize((shape.payload_bytes - kSeedBytes) / 8);
     reader.read_u64_array(key.bodies, "bootstrap key bodies");
@@ -269,13 +280,13 @@ SeededLweBootstrapKey deserialize_seeded_lwe_bootstrap_key(std::span<const uint8
 
 EvaluationKeySizes serialized_evaluation_key_sizes(const TfheParameters & params) {
     EvaluationKeySizes sizes;
-    sizes.bootstrap_key_bytes = blob_size(bootstrap_shape(ObjectKind::LweBootstrapKey, params, false), params);
+    sizes.bootstrap_key_bytes = blob_size(bootstrap_shape(params, false), params);
     sizes.bootstrap_key_compressed_bytes = blob_size(seeded_lwe_bootstrap_key_shape(params), params);
     sizes.keyswitch_key_bytes = blob_size(keyswitch_shape(ObjectKind::LweKeyswitchKey, params, false), params);
     sizes.keyswitch_key_compressed_bytes = blob_size(seeded_lwe_keyswitch_key_shape(params), params);
     if (params.has_fine_bootstrap()) {
         const TfheParameters fine = params.fine_bootstrap_parameters();
-        sizes.fine_bootstrap_key_bytes = blob_size(bootstrap_shape(ObjectKind::LweBootstrapKey, fine, false), fine);
+        sizes.fine_bootstrap_key_bytes = blob_size(bootstrap_shape(fine, false), fine);
         sizes.fine_bootstrap_key_compressed_bytes = blob_size(seeded_lwe_bootstrap_key_shape(fine), fine);
     }
     return sizes;
