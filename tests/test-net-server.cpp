@@ -1127,4 +1127,17 @@ TEST(NetServer, StopCancelsEvaluationsAndEndsPromptly) {
     EXPECT_NE(lines[0].find("the server is stopping"), std::string::npos) << lines[0];
 }
 
+TEST(NetServer, ClientOutlivesClosedIdleConnections) {
+    // The server closes connections idle for longer than its idle timeout; a client that
+    // waited longer (key generation, a user between prompts) goes on as if nothing happened.
+    net::ServerOptions options;
+    options.http.idle_timeout_seconds = 0.2;
+    TestServer server(served_head(), options);
+    net::RemotePart remote(server.url(), kHeadName, kBits, kEmbd);
+    const std::vector<float> x = test::normal_x(size_t(2) * kEmbd, 101);
+    EXPECT_EQ(remote.run(std::span(x).first(kEmbd), 1, 0).size(), size_t(kHeadDim));
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    EXPECT_EQ(remote.run(std::span(x).subspan(kEmbd), 1, 1).size(), size_t(kHeadDim));
+}
+
 } // namespace

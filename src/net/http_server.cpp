@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <strings.h>
+#include <system_error>
 #include <thread>
 
 namespace fhegpt::net {
@@ -207,18 +208,27 @@ private:
     void on_head(const error_code & ec, size_t head_bytes) {
         if (closed_) return;
         if (ec) {
+            // The parser keeps the request line once it has parsed it, and drops its bytes
+            // from the buffer; before that, the buffer still holds it.
             const std::string_view data(static_cast<const char *>(buffer_.data().data()), buffer_.size());
-            if (data.empty() && (timed_out_ || is_disconnect(ec))) {
+            const uint64_t received = head_bytes + data.size();
+            if (received == 0 && (timed_out_ || is_disconnect(ec))) {
                 close(); // nothing was sent: not a request
                 return;
             }
-            std::tie(record_.method, record_.target) = partial_request_line(data);
-            record_.bytes_in = data.size();
+            const auto & req = parser_->get();
+            if (!req.method_string().empty()) {
+                record_.method = to_string(req.method_string());
+                record_.target = to_string(req.target());
+            } else {
+                std::tie(record_.method, record_.target) = partial_request_line(data);
+            }
+            record_.bytes_in = received;
             if (timed_out_)
                 reject(408, fmt::format("the request head did not arrive within {} s ({} bytes came)",
-                                        server_.limits.head_timeout_seconds, data.size()));
+                                        server_.limits.head_timeout_seconds, received));
             else if (is_disconnect(ec))
-                client_left(fmt::format("the client closed the connection in the request head ({} bytes came)", data.size()));
+                client_left(fmt::format("the client closed the connection in the request head ({} bytes came)", received));
             else if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
                 reject(431, fmt::format("the request head is over {} bytes", server_.limits.max_header_bytes));
             else
@@ -331,7 +341,8 @@ private:
         auto run = std::move(admission_.run);
         admission_ = {};
         HttpServer::Impl & server = server_;
-        server_.start_job([&server, self = shared_from_this(), run = std::move(run), body = std::move(body)]() mutable {
+        try {
+            server_.start_job([&server, self = shared_from_this(), run = std::move(run), body = std::move(body)]() mutable {
             HttpResponse response;
             try {
                 response = run(std::move(body));
@@ -343,6 +354,10 @@ private:
                 self->on_job_done(std::move(response));
             });
         });
+        } catch (const std::system_error & e) { // no thread to be had: the route's hold is released
+            on_client_gone_ = nullptr;
+            return respond(error_response(503, std::string("the server cannot start a thread: ") + e.what()), true);
+        }
         watch_client();
     }
 
@@ -614,7 +629,18 @@ void HttpServer::serve() {
     asio::post(impl.io, [&impl] {
         if (!impl.stop_requested) impl.accept();
     });
-    impl.io.run();
+    for (;;) {
+        try {
+            impl.io.run();
+            return;
+        } catch (const std::exception & e) { // a handler failed (out of memory): its connection's deadline ends it
+            HttpLogRecord record;
+            record.start = std::chrono::system_clock::now();
+            record.status = 500;
+            record.detail = std::string("internal error in the HTTP layer: ") + e.what();
+            impl.write_log(record);
+        }
+    }
 }
 
 void HttpServer::stop() {

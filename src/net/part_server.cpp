@@ -355,17 +355,28 @@ std::vector<HttpRoute> PartServer::routes() {
                      });
                  }});
     r.push_back({"DELETE", "/v1/session", 0, [this, answered, session_of](const HttpHead & head) {
-                     return answered([&] {
+                     std::shared_ptr<Session> session;
+                     std::string detail;
+                     HttpAdmission refused = answered([&] {
                          std::string token;
                          session_of(head, token);
-                         const std::shared_ptr<Session> session = sessions_.remove(token);
+                         session = sessions_.remove(token);
                          if (!session) throw RequestError(404, "unknown or expired session");
                          const bool cancelled = session->close(kSessionClosed);
                          evaluations_.wake();
-                         return json_response(204, "",
-                                              fmt::format("session={} closed{}", SessionTable::log_name(token),
-                                                          cancelled ? "; its evaluation is cancelled" : ""));
+                         detail = fmt::format("session={} closed{}", SessionTable::log_name(token),
+                                              cancelled ? "; its evaluation is cancelled" : "");
+                         return HttpResponse{};
                      });
+                     if (!session) return refused;
+                     // Closed now; its memory (hundreds of MiB of keys) is freed off the I/O
+                     // thread, by the last holder: this job, or the cancelled evaluation.
+                     HttpAdmission a;
+                     a.run = [session = std::move(session), detail](std::string) mutable {
+                         session.reset();
+                         return json_response(204, "", detail);
+                     };
+                     return a;
                  }});
     r.push_back({"POST", "/v1/sessions", part_.manifest.server_key_bytes, [this](const HttpHead &) {
                      // The slot is taken before the body is read: key sets in memory, uploads
