@@ -6,3 +6,6 @@ fhegpt_add_test(test-net-protocol SOURCES test-net-protocol.cpp
 fhegpt_add_test(test-net-http SOURCES test-net-http.cpp LIBS fhegpt_net)
 fhegpt_add_test(test-net-server SOURCES test-net-server.cpp
                 LIBS fhegpt_net PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
+# The budget, cancellation and session calls under load (evaluations held at a gate).
+fhegpt_add_test(test-net-server-budget SOURCES test-net-server-budget.cpp
+                LIBS fhegpt_net PkgConfig::HTTPLIB nlohmann_json::nlohmann_json)
