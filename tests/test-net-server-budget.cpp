@@ -258,7 +258,7 @@ TEST(NetServerBudget, DisconnectCancelsAWaitingEvaluation) {
 }
 
 TEST(NetServerBudget, BudgetHoldsWhateverTheOrder) {
-    // Three clients, four rounds each, every round a different order: create, then evaluate to
+    // Three clients, three rounds each, in turn every order: create, then evaluate to
     // the end / evaluate and close from another connection / evaluate and disconnect / close
     // at once. A monitor reads /v1/health throughout: never more than 2 sessions (slots: key
     // sets in memory) or 1 evaluation; at the end, nothing is held.
@@ -327,7 +327,7 @@ TEST(NetServerBudget, BudgetHoldsWhateverTheOrder) {
     std::vector<std::thread> clients;
     for (int c = 0; c < 3; ++c)
         clients.emplace_back([&, c] {
-            for (int r = 0; r < 4; ++r) round((c + r) % 4);
+            for (int r = 0; r < 3; ++r) round((c + r) % 4); // every order, by some client
         });
     for (auto & t : clients) t.join();
     ASSERT_TRUE(eventually([&] {
@@ -340,7 +340,7 @@ TEST(NetServerBudget, BudgetHoldsWhateverTheOrder) {
                 refusals.load(), polls.load());
     for (const auto & [status, count] : eval_statuses) std::printf(" %d x%d", status, count);
     std::printf("\n");
-    EXPECT_EQ(creates.load(), 12);
+    EXPECT_EQ(creates.load(), 9);
     EXPECT_LE(max_sessions.load(), 2);
     EXPECT_LE(max_evaluations.load(), 1);
     EXPECT_GT(polls.load(), 0);
