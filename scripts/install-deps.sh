@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # libraries
   nlohmann-json3-dev libpcre2-dev libopenblas-dev libopenblas0-pthread libsodium-dev
-  libcli11-dev libcpp-httplib-dev libssl-dev libfmt-dev
+  libcli11-dev libcpp-httplib-dev libboost-dev libssl-dev libfmt-dev
   # tests, benchmarks, fuzzing (libFuzzer ships with clang's runtime)
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # reference model and training (Debian's torch, on OpenBLAS), plots

@@ -589,6 +589,41 @@ TEST(HeadCircuitEncrypted, RunEncryptedRejectsBadInputs) {
     EXPECT_THROW(run_encrypted(c6, keys.server, inputs6, ThreadPool::global()), Error);
 }
 
+TEST(HeadCircuitEncrypted, CancellationStopsAtTheNextBatch) {
+    const TestKeys & keys = test_keys();
+    const quant::QuantizedHead head = make_head(4, false);
+    const Circuit c = build_head_circuit(head, 2);
+    const auto inputs = encrypt_inputs(c, keys.client, typical_inputs(head, 2, 5));
+    // Raised before the start: no batch runs.
+    CancellationToken before;
+    before.cancel(7);
+    int64_t calls = 0;
+    try {
+        run_encrypted(c, keys.server, inputs, ThreadPool::global(), [&](int64_t, int64_t) { ++calls; }, nullptr, &before);
+        ADD_FAILURE() << "a cancelled evaluation ran";
+    } catch (const Cancelled & e) {
+        EXPECT_EQ(e.reason, 7);
+    }
+    EXPECT_EQ(calls, 0);
+    // Raised after the first batch: the evaluation stops before the second.
+    CancellationToken during;
+    std::vector<int64_t> done_seen;
+    EXPECT_THROW(run_encrypted(
+                     c, keys.server, inputs, ThreadPool::global(),
+                     [&](int64_t done, int64_t) {
+                         done_seen.push_back(done);
+                         during.cancel();
+                     },
+                     nullptr, &during),
+                 Cancelled);
+    ASSERT_EQ(done_seen.size(), 1u);
+    EXPECT_LT(done_seen[0], analyze(c).bootstraps);
+    // A token never raised changes nothing.
+    CancellationToken never;
+    EXPECT_EQ(decrypt_outputs(c, keys.client, run_encrypted(c, keys.server, inputs, ThreadPool::global(), {}, nullptr, &never)),
+              simulate(c, typical_inputs(head, 2, 5)));
+}
+
 TEST(HeadCircuit, BuildRejectsBadLengths) {
     const quant::QuantizedHead head = make_head(4, false);
     EXPECT_THROW(build_head_circuit(head, 0), Error);

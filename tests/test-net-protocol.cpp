@@ -5,6 +5,7 @@
 // the session table hands out distinct 64-hex-digit tokens, enforces its limit and expires idle
 // sessions but never one that is running a request.
 #include "common/error.h"
+#include "net/evaluation_queue.h"
 #include "net/protocol.h"
 #include "net/session_table.h"
 #include "quant/quantizer.h"
@@ -21,7 +22,9 @@
 #include <future>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <set>
 #include <string>
 #include <thread>
@@ -414,7 +417,11 @@ const tfhe::ServerKey & test_server_key() {
     return key;
 }
 
-std::shared_ptr<Session> new_session() { return std::make_shared<Session>(test_server_key()); }
+std::shared_ptr<Session> new_session(SessionTable & table) {
+    SessionSlot slot = table.reserve_slot();
+    if (!slot) throw std::runtime_error("no slot");
+    return std::make_shared<Session>(std::move(slot), test_server_key());
+}
 
 bool is_hex_token(const std::string & token) {
     if (token.size() != 64) return false;
@@ -426,7 +433,7 @@ bool is_hex_token(const std::string & token) {
 TEST(NetSessionTable, AddFindRemove) {
     SessionTable table(4, 60);
     EXPECT_EQ(table.size(), 0u);
-    auto a = new_session(), b = new_session();
+    auto a = new_session(table), b = new_session(table);
     const std::string ta = table.add(a), tb = table.add(b);
     EXPECT_TRUE(is_hex_token(ta)) << ta;
     EXPECT_TRUE(is_hex_token(tb)) << tb;
@@ -438,12 +445,12 @@ TEST(NetSessionTable, AddFindRemove) {
     EXPECT_EQ(table.find(std::string(64, '0')), nullptr);
     EXPECT_EQ(table.find(ta.substr(0, 63)), nullptr);
     EXPECT_EQ(table.find(ta + "0"), nullptr);
-    EXPECT_TRUE(table.remove(ta));
-    EXPECT_FALSE(table.remove(ta));
+    EXPECT_EQ(table.remove(ta), a);
+    EXPECT_EQ(table.remove(ta), nullptr);
     EXPECT_EQ(table.find(ta), nullptr);
     EXPECT_EQ(table.find(tb), b);
     EXPECT_EQ(table.size(), 1u);
-    EXPECT_FALSE(table.remove("no such token"));
+    EXPECT_EQ(table.remove("no such token"), nullptr);
     // Log names: short and not a prefix of the secret.
     const std::string name = SessionTable::log_name(tb);
     EXPECT_EQ(name.size(), 8u);
@@ -454,27 +461,44 @@ TEST(NetSessionTable, AddFindRemove) {
 
 TEST(NetSessionTable, TokensAreDistinct) {
     SessionTable table(2, 60);
-    const auto session = new_session();
+    const auto session = new_session(table);
     std::set<std::string> seen;
     for (int i = 0; i < 200; ++i) {
         const std::string token = table.add(session);
         ASSERT_TRUE(is_hex_token(token)) << token;
         EXPECT_TRUE(seen.insert(token).second) << "token repeated: " << token;
-        EXPECT_TRUE(table.remove(token));
+        EXPECT_EQ(table.remove(token), session);
     }
 }
 
-TEST(NetSessionTable, MaxSessions) {
+TEST(NetSessionTable, SlotsComeBackWhenTheMemoryIsFreed) {
     SessionTable table(2, 60);
-    const std::string a = table.add(new_session());
-    table.add(new_session());
-    EXPECT_TRUE(table.full());
-    EXPECT_THROW(table.add(new_session()), Error);
-    EXPECT_EQ(table.size(), 2u);
-    EXPECT_TRUE(table.remove(a));
-    EXPECT_FALSE(table.full());
-    EXPECT_NO_THROW(table.add(new_session()));
-    EXPECT_THROW(table.add(new_session()), Error);
+    auto a = new_session(table);
+    const std::string ta = table.add(a);
+    SessionSlot upload = table.reserve_slot(); // a key upload under way holds one too
+    EXPECT_TRUE(upload);
+    EXPECT_EQ(table.slots_in_use(), 2);
+    EXPECT_FALSE(table.reserve_slot());
+    // Out of the table, but still in use (an evaluation holds it): the slot stays taken.
+    EXPECT_EQ(table.remove(ta), a);
+    EXPECT_EQ(table.size(), 0u);
+    EXPECT_EQ(table.slots_in_use(), 2);
+    EXPECT_FALSE(table.reserve_slot());
+    a.reset(); // its memory freed
+    EXPECT_EQ(table.slots_in_use(), 1);
+    SessionSlot again = table.reserve_slot();
+    EXPECT_TRUE(again);
+    upload = SessionSlot(); // an upload that failed
+    again = SessionSlot();
+    EXPECT_EQ(table.slots_in_use(), 0);
+    // A slot outlives its table without harm.
+    SessionSlot late;
+    {
+        SessionTable gone(1, 60);
+        late = gone.reserve_slot();
+        EXPECT_TRUE(late);
+    }
+    late = SessionSlot();
 
     EXPECT_THROW(SessionTable(0, 60), Error);
     EXPECT_THROW(SessionTable(-1, 60), Error);
@@ -483,23 +507,37 @@ TEST(NetSessionTable, MaxSessions) {
     EXPECT_THROW(SessionTable(1, std::nan("")), Error);
 }
 
+TEST(NetSessionTable, OneRequestAtATimeAndCloseCancelsIt) {
+    SessionTable table(1, 60);
+    auto s = new_session(table);
+    const auto first = s->begin_request();
+    ASSERT_NE(first, nullptr);
+    EXPECT_EQ(s->begin_request(), nullptr); // busy
+    EXPECT_FALSE(s->close_if_idle());
+    s->end_request();
+    const auto second = s->begin_request();
+    ASSERT_NE(second, nullptr);
+    EXPECT_FALSE(second->cancelled());
+    EXPECT_TRUE(s->close(kSessionClosed));
+    EXPECT_EQ(second->reason(), kSessionClosed);
+    EXPECT_FALSE(first->cancelled()); // an ended request is not touched
+    s->end_request();
+    EXPECT_EQ(s->begin_request(), nullptr); // closed for good
+    EXPECT_TRUE(s->closed());
+    EXPECT_FALSE(s->close(kServerStopping)); // nothing running
+}
+
 TEST(NetSessionTable, ExpireIdle) {
     using Clock = SessionTable::Clock;
     SessionTable table(4, 60);
-    auto idle = new_session(), busy = new_session(), used = new_session();
+    auto idle = new_session(table), busy = new_session(table), used = new_session(table);
     const std::string t_idle = table.add(idle), t_busy = table.add(busy), t_used = table.add(used);
     // Nothing is idle yet.
     EXPECT_EQ(table.expire_idle(Clock::now()), 0u);
     EXPECT_EQ(table.size(), 3u);
 
-    // Another thread runs a request of `busy` (holds its mutex) while the sweeper looks.
-    std::promise<void> locked, release;
-    std::thread holder([&] {
-        std::lock_guard lock(busy->mutex);
-        locked.set_value();
-        release.get_future().wait();
-    });
-    locked.get_future().wait();
+    // `busy` runs a request while the sweeper looks.
+    ASSERT_NE(busy->begin_request(), nullptr);
     const Clock::time_point later = Clock::now() + std::chrono::hours(1);
     // `used` was used just now, but an hour later it is idle too.
     EXPECT_NE(table.find(t_used), nullptr);
@@ -508,8 +546,9 @@ TEST(NetSessionTable, ExpireIdle) {
     EXPECT_EQ(table.find(t_idle), nullptr);
     EXPECT_EQ(table.find(t_used), nullptr);
     EXPECT_EQ(table.find(t_busy), busy);
-    release.set_value();
-    holder.join();
+    EXPECT_TRUE(idle->closed());
+    EXPECT_FALSE(busy->closed());
+    busy->end_request();
 
     // Once its request is done, it can expire (find just marked it used: later still passes).
     EXPECT_EQ(table.expire_idle(Clock::now()), 0u);
@@ -517,6 +556,48 @@ TEST(NetSessionTable, ExpireIdle) {
     EXPECT_EQ(table.size(), 0u);
     // The table let go of it: only this test holds it.
     EXPECT_EQ(busy.use_count(), 1);
+    EXPECT_EQ(table.slots_in_use(), 3);
+    idle.reset();
+    busy.reset();
+    used.reset();
+    EXPECT_EQ(table.slots_in_use(), 0);
+}
+
+TEST(NetEvaluationQueue, AtMostLimitRunAndCancelledWaitersLeave) {
+    EvaluationQueue queue(1);
+    CancellationToken never;
+    std::optional<EvaluationQueue::Turn> first(queue.wait_turn(never));
+    EXPECT_EQ(queue.running(), 1);
+    // A second waits; cancelled, it leaves the queue with Cancelled.
+    CancellationToken second_cancel;
+    std::promise<int> second_result;
+    std::thread second([&] {
+        try {
+            const EvaluationQueue::Turn t = queue.wait_turn(second_cancel);
+            second_result.set_value(0);
+        } catch (const Cancelled & c) {
+            second_result.set_value(c.reason);
+        }
+    });
+    // A third waits behind it and gets the turn once the first is done.
+    std::promise<void> third_ran;
+    std::thread third([&] {
+        const EvaluationQueue::Turn t = queue.wait_turn(never);
+        third_ran.set_value();
+    });
+    while (queue.waiting() < 2) std::this_thread::yield();
+    second_cancel.cancel(kClientGone);
+    queue.wake();
+    EXPECT_EQ(second_result.get_future().get(), kClientGone);
+    second.join();
+    EXPECT_EQ(queue.waiting(), 1);
+    EXPECT_EQ(queue.running(), 1);
+    first.reset();
+    third_ran.get_future().wait();
+    third.join();
+    EXPECT_EQ(queue.running(), 0);
+    EXPECT_EQ(queue.waiting(), 0);
+    EXPECT_THROW(EvaluationQueue(0), Error);
 }
 
 } // namespace

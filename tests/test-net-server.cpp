@@ -8,8 +8,11 @@
 //   at the wrong position or of the wrong size get their error status and a JSON error, and
 //   leave the session as it was; the session limit and the idle timeout hold (idle time counts
 //   from the end of a request); a client refuses a server whose part does not fit;
-// - concurrent clients each get exactly their own values.
-#include "circuit-test-util.h"
+// - concurrent clients each get exactly their own values; a client outlives the server closing
+//   its idle connections.
+// The budget, cancellation and session calls under load: test-net-server-budget.cpp.
+#include "net-server-test-util.h"
+#include "net-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/head_calibration.h"
@@ -35,13 +38,19 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <future>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -51,99 +60,7 @@ namespace {
 
 using namespace fhegpt;
 using namespace fhegpt::circuit;
-
-constexpr int kBits = 4;
-// Raw clients wait as long as RemotePart would: under sanitizers a key upload or an
-// evaluation takes far longer than cpp-httplib's default of 5 s.
-constexpr time_t kReadTimeoutSeconds = 3600;
-constexpr int32_t kEmbd = 64, kHeadDim = 32;
-const char * const kHeadName = "layer0.head1";
-const char * const kAttentionName = "layer0.attn";
-
-const tfhe::TfheParameters & test_params() { return tfhe::parameters_by_name("INSECURE_TEST_4BIT_PBS_L2"); }
-
-const model::Gpt2Model & test_model() {
-    static const model::Gpt2Model m = model::make_random_gpt2_model(test::small_attention_hparams(), 99, 0.1f);
-    return m;
-}
-
-// 20 sequences of 15 positions, so that fresh sequences mostly stay in the calibrated ranges.
-struct Calibration {
-    std::vector<int32_t> lengths = std::vector<int32_t>(20, 15);
-    std::vector<float> x = test::normal_x(size_t(20 * 15) * kEmbd, 5);
-};
-
-const Calibration & calibration() {
-    static const Calibration cal;
-    return cal;
-}
-
-const quant::QuantizedHead & test_head() {
-    static const quant::QuantizedHead head = [] {
-        quant::HeadQuantConfig config;
-        config.n_bits = kBits;
-        return quantize_head_for_circuit(model::head_qkv_weights(test_model(), 0, 1), calibration().x,
-                                         calibration().lengths, config);
-    }();
-    return head;
-}
-
-const QuantizedAttention & test_attention() {
-    static const QuantizedAttention attention = [] {
-        quant::HeadQuantConfig config;
-        config.n_bits = kBits;
-        return quantize_attention(test_model(), 0, calibration().x, calibration().lengths, config);
-    }();
-    return attention;
-}
-
-net::ServedPart served_head() { return net::served_head(test_head(), kHeadName, kBits, test_params()); }
-net::ServedPart served_attention() {
-    return net::served_attention(test_attention(), kAttentionName, kBits, test_params());
-}
-
-// A PartServer on a free loopback port, serving on its own thread. Declare it before its
-// clients: an idle keep-alive connection would hold serve() for seconds after stop().
-class TestServer {
-public:
-    explicit TestServer(net::ServedPart part, net::ServerOptions options = {}, ThreadPool & pool = ThreadPool::global())
-        : server_(std::move(part), local(options), pool) {
-        port_ = server_.bind();
-        thread_ = std::thread([this] {
-            try {
-                server_.serve();
-            } catch (const std::exception & e) {
-                std::fprintf(stderr, "serve: %s\n", e.what());
-            }
-        });
-    }
-    ~TestServer() {
-        // stop() only reaches a server that is listening: an answered request shows it is.
-        {
-            httplib::Client probe(url());
-            probe.Get("/v1/info");
-        }
-        server_.stop();
-        thread_.join();
-    }
-    TestServer(const TestServer &) = delete;
-    TestServer & operator=(const TestServer &) = delete;
-
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    net::PartServer & server() { return server_; }
-    const net::PartManifest & manifest() const { return server_.manifest(); }
-
-private:
-    static net::ServerOptions local(net::ServerOptions options) {
-        options.host = "127.0.0.1";
-        options.port = 0;
-        options.log = false;
-        return options;
-    }
-    net::PartServer server_;
-    int port_ = 0;
-    std::thread thread_;
-};
+using namespace fhegpt::test;
 
 struct Step {
     int32_t n_past, n_new;
@@ -161,13 +78,6 @@ std::vector<std::vector<float>> run_local(Seam & seam, std::span<const float> x,
         seam.forward(x.subspan(size_t(s.n_past) * kEmbd, size_t(s.n_new) * kEmbd), s.n_new, s.n_past, rows);
         out.push_back(std::move(rows));
     }
-    return out;
-}
-
-// The same through the server: decoded integers scaled to reals as the seams do.
-std::vector<float> to_reals(std::span<const int64_t> values, double unit) {
-    std::vector<float> out;
-    for (int64_t v : values) out.push_back(static_cast<float>(double(v) * unit));
     return out;
 }
 
@@ -358,71 +268,6 @@ TEST(NetServer, ClientNeverReadsTheProtectedWeights) {
     }
 }
 
-// A client written against the wire format: its own keys and raw requests.
-struct RawClient {
-    tfhe::ClientKey key;
-    std::string key_upload; // a KeyUpload body
-
-    explicit RawClient(const tfhe::TfheParameters & params)
-        : key(tfhe::generate_client_key(params)),
-          key_upload(net::encode(net::KeyUpload{
-              tfhe::serialize_compressed_server_key(tfhe::generate_compressed_server_key(key))})) {}
-
-    // An EvalRequest body: x_int encrypted (seeded) under the big key at 2^delta_log2.
-    std::string eval_body(std::span<const int64_t> x_int, int delta_log2, uint32_t n_past, uint32_t n_new) const {
-        const tfhe::Seed seed = tfhe::Seed::from_os();
-        tfhe::RandomGenerator noise = tfhe::RandomGenerator::from_os();
-        std::vector<tfhe::SeededLweCiphertext> inputs;
-        for (size_t i = 0; i < x_int.size(); ++i)
-            inputs.push_back(tfhe::encrypt_seeded_lwe_ciphertext(key.big_lwe_secret_key,
-                                                                 encode_integer(x_int[i], delta_log2),
-                                                                 key.parameters.glwe_noise, seed, i, noise));
-        net::EvalRequest request;
-        request.n_past = n_past;
-        request.n_new = n_new;
-        request.inputs = tfhe::serialize_seeded_lwe_ciphertext_vector(inputs, key.parameters);
-        return net::encode(request);
-    }
-
-    std::vector<int64_t> decode(const std::string & body, int delta_log2) const {
-        const net::EvalResponse response =
-            net::decode_eval_response({reinterpret_cast<const uint8_t *>(body.data()), body.size()});
-        const auto outputs =
-            tfhe::deserialize_lwe_ciphertext_vector(response.outputs, key.parameters, tfhe::LweKeyChoice::Big);
-        std::vector<int64_t> values;
-        for (const auto & ct : outputs)
-            values.push_back(decode_integer(tfhe::decrypt_lwe_ciphertext(key.big_lwe_secret_key, ct), delta_log2));
-        return values;
-    }
-};
-
-httplib::Headers bearer(const std::string & token) { return {{"Authorization", "Bearer " + token}}; }
-
-httplib::Result post(httplib::Client & http, const char * path, const std::string & body, const httplib::Headers & headers = {}) {
-    return http.Post(path, headers, body, "application/octet-stream");
-}
-
-// An error answer: the status and a JSON {"error": ...} that contains `message_part`.
-void expect_error(const httplib::Result & result, int status, const std::string & what,
-                  const std::string & message_part = {}) {
-    ASSERT_TRUE(result) << what << ": no answer: " << httplib::to_string(result.error());
-    EXPECT_EQ(result->status, status) << what << ": " << result->body;
-    const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
-    ASSERT_TRUE(j.is_object() && j.contains("error") && j["error"].is_string()) << what << ": body " << result->body;
-    const std::string message = j["error"].get<std::string>();
-    EXPECT_FALSE(message.empty()) << what;
-    if (!message_part.empty()) {
-        EXPECT_NE(message.find(message_part), std::string::npos) << what << ": " << message;
-    }
-}
-
-// A session token from a 201 answer.
-std::string session_token(const httplib::Result & result) {
-    if (!result || result->status != 201) return {};
-    const nlohmann::json j = nlohmann::json::parse(result->body, nullptr, false);
-    return j.is_object() && j.contains("session") && j["session"].is_string() ? j["session"].get<std::string>() : "";
-}
-
 TEST(NetServer, RejectsBadRequestsAndKeepsServing) {
     net::ServerOptions options;
     options.max_positions = 8;
@@ -484,8 +329,13 @@ TEST(NetServer, RejectsBadRequestsAndKeepsServing) {
     std::string bad_key = client.key_upload;
     bad_key[0] = 'X';
     expect_error(post(http, "/v1/sessions", bad_key), 400, "key upload with a bad magic", "magic");
-    expect_error(post(http, "/v1/sessions", std::string(size_t(m.max_request_bytes) + 1, '\0')), 413,
-                 "oversized key upload");
+    // Oversized bodies are refused from their Content-Length, before they are sent.
+    auto announced = [&](const char * path, uint64_t length, const std::string & fields = {}) {
+        return test::raw_request(server.port(), std::string("POST ") + path + " HTTP/1.1\r\nContent-Length: " +
+                                                    std::to_string(length) + "\r\n" + fields + "\r\n");
+    };
+    EXPECT_EQ(announced("/v1/sessions", m.server_key_bytes + 1).status, 413);
+    EXPECT_EQ(announced("/v1/sessions", uint64_t{1} << 40).status, 413);
     const RawClient other(tfhe::parameters_by_name("INSECURE_TEST_4BIT"));
     expect_error(post(http, "/v1/sessions", other.key_upload), 400, "key upload for INSECURE_TEST_4BIT",
                  "parameter set");
@@ -509,10 +359,14 @@ TEST(NetServer, RejectsBadRequestsAndKeepsServing) {
     expect_error(post(http, "/v1/eval", one.substr(0, one.size() - 1), bearer(token)), 400, "truncated eval");
     expect_error(post(http, "/v1/eval", one.substr(0, 20), bearer(token)), 400, "eval cut in its header");
     expect_error(post(http, "/v1/eval", one + "x", bearer(token)), 400, "eval with a trailing byte");
-    expect_error(post(http, "/v1/eval", client.key_upload, bearer(token)), 400, "a key upload as eval",
-                 "message type");
-    expect_error(post(http, "/v1/eval", std::string(size_t(m.max_request_bytes) + 1, '\0'), bearer(token)), 413,
-                 "oversized eval");
+    expect_error(post(http, "/v1/eval", client.key_upload.substr(0, 1000), bearer(token)), 400,
+                 "a key upload as eval", "message type");
+    EXPECT_EQ(announced("/v1/eval", client.key_upload.size(), "Authorization: Bearer " + token + "\r\n").status, 413);
+    EXPECT_EQ(announced("/v1/eval", m.max_request_bytes + 1, "Authorization: Bearer " + token + "\r\n").status, 413);
+    // The evaluation limit is what max_positions positions need (with a seed per ciphertext).
+    EXPECT_EQ(m.max_request_bytes,
+              tfhe::serialized_seeded_lwe_ciphertext_vector_size(test_params(), tfhe::LweKeyChoice::Big, 8 * kEmbd) +
+                  40 * 8 * kEmbd + 4096);
     expect_error(post(http, "/v1/eval", other.eval_body(inputs(position, 1), m.input_delta_log2, uint32_t(position), 1),
                       bearer(token)),
                  400, "eval ciphertexts for INSECURE_TEST_4BIT", "parameter set");
@@ -748,6 +602,20 @@ TEST(NetServer, ConcurrentClients) {
         EXPECT_EQ(got[c], expected) << "client " << c;
     }
     EXPECT_EQ(server.server().session_count(), 0u); // each client closed its session
+}
+
+
+TEST(NetServer, ClientOutlivesClosedIdleConnections) {
+    // The server closes connections idle for longer than its idle timeout; a client that
+    // waited longer (key generation, a user between prompts) goes on as if nothing happened.
+    net::ServerOptions options;
+    options.http.idle_timeout_seconds = 0.2;
+    TestServer server(served_head(), options);
+    net::RemotePart remote(server.url(), kHeadName, kBits, kEmbd);
+    const std::vector<float> x = test::normal_x(size_t(2) * kEmbd, 101);
+    EXPECT_EQ(remote.run(std::span(x).first(kEmbd), 1, 0).size(), size_t(kHeadDim));
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    EXPECT_EQ(remote.run(std::span(x).subspan(kEmbd), 1, 1).size(), size_t(kHeadDim));
 }
 
 } // namespace

@@ -11,16 +11,18 @@ namespace fhegpt::circuit {
 
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
-                                               const ProgressCallback & progress, ExecutionStats * stats) {
+                                               const ProgressCallback & progress, ExecutionStats * stats,
+                                               const CancellationToken * cancel) {
     std::vector<const tfhe::LweCiphertext *> pointers;
     pointers.reserve(inputs.size());
     for (const auto & ct : inputs) pointers.push_back(&ct);
-    return run_encrypted(circuit, key, pointers, pool, progress, stats);
+    return run_encrypted(circuit, key, pointers, pool, progress, stats, cancel);
 }
 
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
-                                               const ProgressCallback & progress, ExecutionStats * stats) {
+                                               const ProgressCallback & progress, ExecutionStats * stats,
+                                               const CancellationToken * cancel) {
     const auto start = std::chrono::steady_clock::now();
     const tfhe::TfheParameters & params = key.parameters;
     if (inputs.size() != circuit.inputs().size())
@@ -96,6 +98,7 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
                     lut_ptrs.push_back(&luts[nodes[id].table]);
                 }
                 if (in_ptrs.empty()) continue;
+                if (cancel) cancel->throw_if_cancelled();
                 tfhe::batch_keyswitch_bootstrap(key, bsk, in_ptrs, out_ptrs, lut_ptrs,
                                                 bsk == tfhe::BootstrapKeyKind::fine ? fine_workspace : workspace, pool);
             }

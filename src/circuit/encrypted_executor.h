@@ -6,6 +6,7 @@
 #pragma once
 
 #include "circuit/circuit.h"
+#include "common/cancellation.h"
 #include "tfhe/tfhe.h"
 
 #include <functional>
@@ -26,14 +27,17 @@ struct ExecutionStats {
 // Called after each batch: bootstraps done so far, total.
 using ProgressCallback = std::function<void(int64_t done, int64_t total)>;
 
-// Fails when a lookup needs more message bits than the key's parameter set reads.
+// Fails when a lookup needs more message bits than the key's parameter set reads. With a
+// cancellation token, throws Cancelled before the first bootstrap batch after it is raised.
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
-                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr);
+                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr,
+                                               const CancellationToken * cancel = nullptr);
 // The same with inputs that live in several places (a request's ciphertexts and a cache).
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
-                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr);
+                                               const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr,
+                                               const CancellationToken * cancel = nullptr);
 
 // Client side: encrypts integer inputs at their ports, decrypts and decodes outputs.
 std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const tfhe::ClientKey & key,

@@ -59,9 +59,16 @@ void ThreadPool::parallel_for(size_t count, const std::function<void(size_t, siz
         fn(0, count, 0);
         return;
     }
-    // One job at a time: callers from several threads (server sessions) take turns.
-    static std::mutex submit_mutex;
-    std::lock_guard submit(submit_mutex);
+    // One loop at a time on the workers. A caller that finds them busy runs its chunks itself,
+    // in order and with their usual indices, instead of waiting for the other loop to end.
+    std::unique_lock submit(submit_mutex_, std::try_to_lock);
+    if (!submit.owns_lock()) {
+        for (size_t i = 0; i < size(); ++i) {
+            auto [begin, end] = chunk(count, size(), i);
+            if (begin < end) fn(begin, end, i);
+        }
+        return;
+    }
     {
         std::lock_guard lock(mutex_);
         job_ = &fn;

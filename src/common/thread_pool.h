@@ -1,6 +1,9 @@
 // A fixed pool of worker threads for data-parallel loops (attention heads, batches of PBS).
 // One pool per process is enough; parallel_for splits [0, count) into contiguous chunks,
-// one per thread, and blocks until all are done.
+// one per thread, and blocks until all are done. The pool runs one loop at a time: a caller
+// that finds it busy with another thread's loop runs its own chunks on its own thread rather
+// than wait, so a short loop (a key upload on a server) is never held behind a long one (an
+// evaluation's bootstrap batch).
 #pragma once
 
 #include <condition_variable>
@@ -23,7 +26,8 @@ public:
     size_t size() const { return workers_.size() + 1; } // the calling thread works too
 
     // Calls fn(begin, end, thread_index) on disjoint chunks covering [0, count).
-    // thread_index < size(): use it to pick per-thread scratch memory.
+    // thread_index < size(): use it to pick per-thread scratch memory (of this call: two
+    // callers' loops may run at once, each with its own indices).
     void parallel_for(size_t count, const std::function<void(size_t, size_t, size_t)> & fn);
 
     // The process-wide pool, sized by FHEGPT_THREADS or the hardware.
@@ -33,6 +37,7 @@ private:
     void worker_loop(size_t index);
 
     std::vector<std::thread> workers_;
+    std::mutex submit_mutex_; // held by the caller whose loop the workers run
     std::mutex mutex_;
     std::condition_variable start_cv_;
     std::condition_variable done_cv_;

@@ -3,9 +3,9 @@
 #include "circuit/encrypted_executor.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "net/request_log.h"
 #include "tfhe/serialization/serialization.h"
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -25,23 +25,74 @@ public:
 constexpr size_t kMaxCachedCircuits = 64;
 constexpr std::string_view kRequestSource = "<eval request>";
 
-std::string error_json(const std::string & message) { return nlohmann::json{{"error", message}}.dump(); }
+HttpResponse json_response(int status, std::string body, std::string detail = {}) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.log_detail = std::move(detail);
+    return r;
+}
 
-// What the logger prints about the request this connection thread is serving.
-std::string & request_detail() {
-    thread_local std::string detail;
-    return detail;
+HttpResponse error_response(int status, const std::string & message, const std::string & detail_prefix = {}) {
+    return json_response(status, nlohmann::json{{"error", message}}.dump(), detail_prefix + message);
 }
-std::chrono::steady_clock::time_point & request_start() {
-    thread_local std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-    return start;
+
+// Runs a request's work and turns every failure into an error answer.
+template <typename Work>
+HttpResponse answer(std::string & detail, Work && work) {
+    try {
+        return work();
+    } catch (const RequestError & e) {
+        return error_response(e.status, e.what(), detail);
+    } catch (const Error & e) {
+        return error_response(400, e.what(), detail);
+    } catch (const std::bad_alloc &) {
+        return error_response(503, "the server is out of memory", detail);
+    }
 }
+
+const char * cancel_reason_text(int reason) {
+    switch (reason) {
+    case kClientGone: return "the client disconnected";
+    case kSessionClosed: return "the session was closed";
+    case kServerStopping: return "the server is stopping";
+    default: return "cancelled";
+    }
+}
+
+int cancel_reason_status(int reason) {
+    switch (reason) {
+    case kClientGone: return 499; // not sent: nobody is there
+    case kSessionClosed: return 410;
+    default: return 503;
+    }
+}
+
+// Ends a session's request when the last copy of the route's closure goes.
+struct RequestHold {
+    explicit RequestHold(std::shared_ptr<Session> s) : session(std::move(s)) {}
+    RequestHold(const RequestHold &) = delete;
+    RequestHold & operator=(const RequestHold &) = delete;
+    ~RequestHold() { session->end_request(); }
+    const std::shared_ptr<Session> session;
+};
 
 } // namespace
 
+std::string ServerHealth::to_json() const {
+    return nlohmann::json{{"status", "ok"},
+                          {"sessions", sessions},
+                          {"max_sessions", max_sessions},
+                          {"evaluations", evaluations},
+                          {"max_evaluations", max_evaluations},
+                          {"evaluations_waiting", evaluations_waiting},
+                          {"connections", connections}}
+        .dump();
+}
+
 PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool)
-    : part_(std::move(part)), options_(std::move(options)), pool_(pool), http_(std::make_unique<httplib::Server>()),
-      sessions_(options_.max_sessions, options_.idle_timeout_seconds) {
+    : part_(std::move(part)), options_(std::move(options)), pool_(pool),
+      sessions_(options_.max_sessions, options_.idle_timeout_seconds), evaluations_(options_.max_evaluations) {
     PartManifest & m = part_.manifest;
     if (options_.max_positions <= 0) fail("server: --max-positions must be positive");
     if (!part_.build_row_circuit) fail("server: no circuit for {}", m.part);
@@ -49,16 +100,15 @@ PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     // A compressed key bundle: its blob header, the two or three part blobs and their lengths.
     m.server_key_bytes = keys.compressed_upload_bytes() + 4096;
-    const uint64_t eval_bytes = tfhe::serialized_seeded_lwe_ciphertext_vector_size(
-        params, tfhe::LweKeyChoice::Big, uint64_t(options_.max_positions) * uint64_t(m.n_embd));
-    m.max_request_bytes = std::max(m.server_key_bytes, eval_bytes) + 4096;
+    // The largest evaluation: max_positions positions, at most 40 bytes more per ciphertext
+    // (a seed of its own) than with one shared seed; the message header in the margin.
+    const uint64_t count = uint64_t(options_.max_positions) * uint64_t(m.n_embd);
+    m.max_request_bytes =
+        tfhe::serialized_seeded_lwe_ciphertext_vector_size(params, tfhe::LweKeyChoice::Big, count) + 40 * count + 4096;
     m.max_positions = options_.max_positions;
     m.max_sessions = options_.max_sessions;
     m.idle_timeout_seconds = options_.idle_timeout_seconds;
-    http_->set_payload_max_length(size_t(m.max_request_bytes));
-    http_->set_read_timeout(60, 0);
-    http_->set_write_timeout(60, 0);
-    add_routes();
+    http_ = std::make_unique<HttpServer>(routes(), options_.http, [this](const HttpLogRecord & r) { write_log(r); });
     sweeper_ = std::thread([this] { sweep_idle_sessions(); });
 }
 
@@ -72,35 +122,40 @@ PartServer::~PartServer() {
     sweeper_.join();
 }
 
-int PartServer::bind() {
-    int port = options_.port;
-    if (port == 0) {
-        port = http_->bind_to_any_port(options_.host);
-    } else if (!http_->bind_to_port(options_.host, port)) {
-        port = -1;
-    }
-    if (port < 0) fail("server: cannot listen on {}:{}", options_.host, options_.port);
-    return port;
-}
+int PartServer::bind() { return http_->bind(options_.host, options_.port); }
 
-void PartServer::serve() {
-    // Paired with stop(): either stop() sees serving_ and waits for the listener to run, or
-    // serve() sees the request here (seq_cst), so a stop() racing with the start is not lost.
-    serving_ = true;
-    const bool ok = stop_requested_ || http_->listen_after_bind();
-    serving_ = false;
-    if (!ok) fail("server: listening failed");
-}
+void PartServer::serve() { http_->serve(); }
 
 void PartServer::stop() {
-    stop_requested_ = true;
-    while (serving_ && !http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (const auto & session : sessions_.remove_all()) session->close(kServerStopping);
+    evaluations_.wake();
     http_->stop();
+}
+
+ServerHealth PartServer::health() const {
+    ServerHealth h;
+    h.sessions = sessions_.slots_in_use();
+    h.max_sessions = sessions_.max_sessions();
+    h.evaluations = evaluations_.running();
+    h.max_evaluations = evaluations_.limit();
+    h.evaluations_waiting = evaluations_.waiting();
+    h.connections = http_->connection_count();
+    return h;
 }
 
 uint64_t PartServer::cache_bytes_per_position() const {
     const tfhe::TfheParameters & params = part_.manifest.parameters();
     return uint64_t(part_.cache_parts) * uint64_t(part_.cache_cols) * (params.big_lwe_dimension().value + 1) * 8;
+}
+
+void PartServer::write_log(const HttpLogRecord & record) {
+    if (!options_.log && !options_.log_sink) return;
+    const std::string line = "fhegpt-server: " + format_log_line(record);
+    std::lock_guard lock(log_mutex_);
+    if (options_.log_sink)
+        options_.log_sink(line);
+    else
+        std::fprintf(stderr, "%s\n", line.c_str());
 }
 
 void PartServer::sweep_idle_sessions() {
@@ -109,9 +164,14 @@ void PartServer::sweep_idle_sessions() {
     std::unique_lock lock(sweeper_mutex_);
     while (!sweeper_cv_.wait_for(lock, period, [this] { return stopping_; })) {
         const size_t expired = sessions_.expire_idle();
-        if (expired && options_.log) {
+        if (expired > 0 && (options_.log || options_.log_sink)) {
             std::lock_guard log_lock(log_mutex_);
-            std::fprintf(stderr, "fhegpt-server: %zu idle session(s) expired, %zu left\n", expired, sessions_.size());
+            const std::string line = fmt::format("fhegpt-server: {} {} idle session(s) expired, {} left",
+                                                 utc_timestamp(std::chrono::system_clock::now()), expired, sessions_.size());
+            if (options_.log_sink)
+                options_.log_sink(line);
+            else
+                std::fprintf(stderr, "%s\n", line.c_str());
         }
     }
 }
@@ -129,31 +189,56 @@ std::shared_ptr<const circuit::Circuit> PartServer::circuit_for(int32_t first, i
     return circuits_.emplace(std::make_pair(first, n), std::move(built)).first->second;
 }
 
-std::string PartServer::create_session(const std::string & body, std::string & log) {
-    if (sessions_.full())
-        throw RequestError(503, fmt::format("the server has its maximum of {} sessions; try again later",
-                                            options_.max_sessions));
-    const KeyUpload upload = decode_key_upload(message_bytes(body));
-    const tfhe::TfheParameters & params = part_.manifest.parameters();
-    tfhe::ServerKey key = tfhe::decompress_server_key(
-        tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
-    auto session = std::make_shared<Session>(std::move(key));
-    session->cache.resize(size_t(part_.cache_parts));
-    std::string token;
-    try {
-        token = sessions_.add(std::move(session));
-    } catch (const Error & e) { // full: another upload took the last slot meanwhile
-        throw RequestError(503, e.what());
-    }
-    log = fmt::format("session={} created ({} sessions)", SessionTable::log_name(token), sessions_.size());
-    return nlohmann::json{{"session", token},
-                          {"parameter_set", params.name},
-                          {"max_positions", options_.max_positions},
-                          {"idle_timeout_seconds", options_.idle_timeout_seconds}}
-        .dump();
+HttpResponse PartServer::create_session(SessionSlot slot, const std::string & body) {
+    std::string detail;
+    return answer(detail, [&] {
+        const KeyUpload upload = decode_key_upload(message_bytes(body));
+        const tfhe::TfheParameters & params = part_.manifest.parameters();
+        tfhe::ServerKey key = tfhe::decompress_server_key(
+            tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
+        auto session = std::make_shared<Session>(std::move(slot), std::move(key));
+        session->cache.resize(size_t(part_.cache_parts));
+        const std::string token = sessions_.add(std::move(session));
+        return json_response(201,
+                             nlohmann::json{{"session", token},
+                                            {"parameter_set", params.name},
+                                            {"max_positions", options_.max_positions},
+                                            {"idle_timeout_seconds", options_.idle_timeout_seconds}}
+                                 .dump(),
+                             fmt::format("session={} created ({} sessions)", SessionTable::log_name(token),
+                                         sessions_.size()));
+    });
 }
 
-std::string PartServer::evaluate(Session & session, const std::string & body, std::string & log) {
+HttpResponse PartServer::evaluate(const std::shared_ptr<Session> & session, const std::string & token,
+                                  const std::string & body, const CancellationToken & cancel) {
+    std::string detail = "session=" + SessionTable::log_name(token) + " ";
+    bool started = false;
+    try {
+        return answer(detail, [&] {
+            const EvaluationQueue::Turn turn = evaluations_.wait_turn(cancel);
+            started = true;
+            std::string more;
+            HttpResponse r = json_response(200, evaluate_rows(*session, body, cancel, more), detail + more);
+            r.content_type = "application/octet-stream";
+            // Marks it used again: idle time counts from the end of a request, not its start (an
+            // evaluation longer than the timeout would otherwise lose its session right after).
+            sessions_.find(token);
+            return r;
+        });
+    } catch (const Cancelled & c) {
+        const int64_t done = session->progress_done.exchange(0), total = session->progress_total.exchange(0);
+        const char * why = cancel_reason_text(c.reason);
+        const std::string message =
+            !started     ? fmt::format("evaluation cancelled while waiting for its turn: {}", why)
+            : total == 0 ? fmt::format("evaluation cancelled before its first bootstrap batch: {}", why)
+                         : fmt::format("evaluation cancelled after {} of {} bootstraps: {}", done, total, why);
+        return error_response(cancel_reason_status(c.reason), message, detail);
+    }
+}
+
+std::string PartServer::evaluate_rows(Session & session, const std::string & body, const CancellationToken & cancel,
+                                      std::string & log) {
     const PartManifest & m = part_.manifest;
     const tfhe::TfheParameters & params = m.parameters();
     const EvalRequest request = decode_eval_request(message_bytes(body));
@@ -193,12 +278,21 @@ std::string PartServer::evaluate(Session & session, const std::string & body, st
     };
     std::vector<tfhe::LweCiphertext> outputs;
     {
-        // Progress reads 0 / 0 whenever no evaluation runs, however this one ends.
+        // Progress reads 0 / 0 whenever no evaluation runs, however this one ends; a cancelled
+        // one is reported with its last counts first (the caller reads them in its catch).
         struct ProgressReset {
             Session & session;
-            ~ProgressReset() { session.progress_done = session.progress_total = 0; }
+            bool armed = true;
+            ~ProgressReset() {
+                if (armed) session.progress_done = session.progress_total = 0;
+            }
         } reset_progress{session};
-        outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats);
+        try {
+            outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel);
+        } catch (const Cancelled &) {
+            reset_progress.armed = false; // the caller reports the counts, then resets them
+            throw;
+        }
     }
 
     // Commit: the new rows go back, their keys and values join the cache.
@@ -224,94 +318,104 @@ std::string PartServer::evaluate(Session & session, const std::string & body, st
     return encode(response);
 }
 
-void PartServer::add_routes() {
-    // Runs a handler and turns every failure into an error answer; the logger below writes one
-    // line per request (also those that cpp-httplib answers itself, e.g. 413).
-    auto handle = [](const httplib::Request &, httplib::Response & res, auto && body) {
-        std::string & detail = request_detail();
-        try {
-            body(detail);
-        } catch (const RequestError & e) {
-            res.status = e.status;
-            res.set_content(error_json(e.what()), "application/json");
-            detail += e.what();
-        } catch (const Error & e) {
-            res.status = 400;
-            res.set_content(error_json(e.what()), "application/json");
-            detail += e.what();
-        } catch (const std::bad_alloc &) {
-            res.status = 503;
-            res.set_content(error_json("the server is out of memory"), "application/json");
-            detail += "out of memory";
-        } catch (const std::exception & e) {
-            res.status = 500;
-            res.set_content(error_json("internal error"), "application/json");
-            detail += e.what();
-        }
-    };
-    http_->set_pre_routing_handler([](const httplib::Request &, httplib::Response &) {
-        request_start() = std::chrono::steady_clock::now();
-        request_detail().clear();
-        return httplib::Server::HandlerResponse::Unhandled;
-    });
-    http_->set_logger([this](const httplib::Request & req, const httplib::Response & res) {
-        if (!options_.log || (req.path == "/v1/progress" && res.status == 200)) return; // polled: not logged
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start()).count();
-        std::lock_guard lock(log_mutex_);
-        std::fprintf(stderr, "fhegpt-server: %s %s %d in=%s out=%s %.3fs %s\n", req.method.c_str(), req.path.c_str(),
-                     res.status, format_bytes(req.body.size()).c_str(), format_bytes(res.body.size()).c_str(), seconds,
-                     request_detail().c_str());
-        request_detail().clear();
-    });
-    auto session_of = [this](const httplib::Request & req, std::string & detail) {
-        const std::string token = bearer_token(req.get_header_value("Authorization"));
+std::vector<HttpRoute> PartServer::routes() {
+    // The session named by the head's bearer token (401 / 404 otherwise).
+    auto session_of = [this](const HttpHead & head, std::string & token) {
+        token = bearer_token(head.field("Authorization"));
         if (token.empty()) throw RequestError(401, "no session token (header Authorization: Bearer TOKEN)");
         std::shared_ptr<Session> session = sessions_.find(token);
         if (!session) throw RequestError(404, "unknown or expired session");
-        detail = "session=" + SessionTable::log_name(token) + " ";
-        return std::make_pair(token, session);
+        return session;
+    };
+    // Admission of a call answered at once, on the I/O thread.
+    auto answered = [](auto && work) {
+        std::string detail;
+        return HttpAdmission::answered(answer(detail, work));
     };
 
-    http_->Get("/v1/info", [=, this](const httplib::Request & req, httplib::Response & res) {
-        handle(req, res, [&](std::string &) { res.set_content(part_.manifest.to_json(), "application/json"); });
-    });
-    http_->Post("/v1/sessions", [=, this](const httplib::Request & req, httplib::Response & res) {
-        handle(req, res, [&](std::string & detail) {
-            res.set_content(create_session(req.body, detail), "application/json");
-            res.status = 201;
-        });
-    });
-    http_->Post("/v1/eval", [=, this](const httplib::Request & req, httplib::Response & res) {
-        handle(req, res, [&](std::string & detail) {
-            auto [token, session] = session_of(req, detail);
-            std::unique_lock lock(session->mutex, std::try_to_lock);
-            if (!lock.owns_lock()) throw RequestError(409, "the session is busy with another request");
-            std::string more;
-            res.set_content(evaluate(*session, req.body, more), "application/octet-stream");
-            // Marks it used again: idle time counts from the end of a request, not its start (an
-            // evaluation longer than the timeout would otherwise lose its session right after).
-            sessions_.find(token);
-            detail += more;
-        });
-    });
-    http_->Get("/v1/progress", [=](const httplib::Request & req, httplib::Response & res) {
-        handle(req, res, [&](std::string & detail) {
-            auto [token, session] = session_of(req, detail);
-            res.set_content(nlohmann::json{{"done", session->progress_done.load()}, {"total", session->progress_total.load()}}.dump(),
-                            "application/json");
-        });
-    });
-    http_->Delete("/v1/session", [=, this](const httplib::Request & req, httplib::Response & res) {
-        handle(req, res, [&](std::string & detail) {
-            auto [token, session] = session_of(req, detail);
-            sessions_.remove(token);
-            res.status = 204;
-            detail += "closed";
-        });
-    });
-    http_->set_error_handler([](const httplib::Request &, httplib::Response & res) {
-        if (res.body.empty()) res.set_content(error_json(fmt::format("HTTP {}", res.status)), "application/json");
-    });
+    std::vector<HttpRoute> r;
+    r.push_back({"GET", "/v1/info", 0, [this, answered](const HttpHead &) {
+                     return answered([&] { return json_response(200, part_.manifest.to_json()); });
+                 }});
+    r.push_back({"GET", "/v1/health", 0, [this](const HttpHead &) {
+                     HttpResponse res = json_response(200, health().to_json());
+                     res.logged = false; // polled by load balancers
+                     return HttpAdmission::answered(std::move(res));
+                 }});
+    r.push_back({"GET", "/v1/progress", 0, [this, answered, session_of](const HttpHead & head) {
+                     return answered([&] {
+                         std::string token;
+                         const std::shared_ptr<Session> session = session_of(head, token);
+                         HttpResponse res = json_response(
+                             200, nlohmann::json{{"done", session->progress_done.load()},
+                                                 {"total", session->progress_total.load()}}
+                                      .dump());
+                         res.logged = false; // polled while an evaluation runs
+                         return res;
+                     });
+                 }});
+    r.push_back({"DELETE", "/v1/session", 0, [this, answered, session_of](const HttpHead & head) {
+                     std::shared_ptr<Session> session;
+                     std::string detail;
+                     HttpAdmission refused = answered([&] {
+                         std::string token;
+                         session_of(head, token);
+                         session = sessions_.remove(token);
+                         if (!session) throw RequestError(404, "unknown or expired session");
+                         const bool cancelled = session->close(kSessionClosed);
+                         evaluations_.wake();
+                         detail = fmt::format("session={} closed{}", SessionTable::log_name(token),
+                                              cancelled ? "; its evaluation is cancelled" : "");
+                         return HttpResponse{};
+                     });
+                     if (!session) return refused;
+                     // Closed now; its memory (hundreds of MiB of keys) is freed off the I/O
+                     // thread, by the last holder: this job, or the cancelled evaluation.
+                     HttpAdmission a;
+                     a.run = [session = std::move(session), detail](std::string) mutable {
+                         session.reset();
+                         return json_response(204, "", detail);
+                     };
+                     return a;
+                 }});
+    r.push_back({"POST", "/v1/sessions", part_.manifest.server_key_bytes, [this](const HttpHead &) {
+                     // The slot is taken before the body is read: key sets in memory, uploads
+                     // included, never exceed max_sessions.
+                     auto slot = std::make_shared<SessionSlot>(sessions_.reserve_slot());
+                     if (!*slot)
+                         return HttpAdmission::answered(error_response(
+                             503, fmt::format("the server has its maximum of {} sessions; try again later",
+                                              options_.max_sessions)));
+                     HttpAdmission a;
+                     a.run = [this, slot](std::string body) { return create_session(std::move(*slot), body); };
+                     return a;
+                 }});
+    r.push_back({"POST", "/v1/eval", part_.manifest.max_request_bytes, [this, answered, session_of](const HttpHead & head) {
+                     std::string token;
+                     std::shared_ptr<Session> session;
+                     std::shared_ptr<CancellationToken> cancel;
+                     HttpAdmission refused = answered([&] {
+                         session = session_of(head, token);
+                         cancel = session->begin_request();
+                         if (!cancel) {
+                             if (session->closed()) throw RequestError(404, "unknown or expired session");
+                             throw RequestError(409, "the session is busy with another request");
+                         }
+                         return HttpResponse{};
+                     });
+                     if (!cancel) return refused;
+                     auto hold = std::make_shared<RequestHold>(session);
+                     HttpAdmission a;
+                     a.run = [this, hold, token, cancel](std::string body) {
+                         return evaluate(hold->session, token, body, *cancel);
+                     };
+                     a.on_client_gone = [this, cancel] {
+                         cancel->cancel(kClientGone);
+                         evaluations_.wake();
+                     };
+                     return a;
+                 }});
+    return r;
 }
 
 } // namespace fhegpt::net

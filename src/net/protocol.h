@@ -1,4 +1,4 @@
-// The client/server protocol of a protected part (HTTP/1.1, cpp-httplib), version kProtocolVersion.
+// The client/server protocol of a protected part (HTTP/1.1), version kProtocolVersion.
 //
 //   GET    /v1/info      JSON PartManifest: what a client needs to encrypt inputs and decode
 //                        outputs (never the part's weights), and the server's limits.
@@ -8,8 +8,12 @@
 //   GET    /v1/progress  header "Authorization: Bearer TOKEN" -> JSON {"done": D, "total": T}:
 //                        the bootstraps of the session's running evaluation (0 / 0 when idle);
 //                        not logged, so that clients may poll it
-//   DELETE /v1/session   header "Authorization: Bearer TOKEN" -> 204
-// Errors: a status >= 400 and a JSON body {"error": "..."}.
+//   DELETE /v1/session   header "Authorization: Bearer TOKEN" -> 204; cancels the session's
+//                        running evaluation
+//   GET    /v1/health    JSON ServerHealth (part_server.h): sessions and evaluations in use and
+//                        their limits, for load balancers; not logged
+// Errors: a status >= 400 and a JSON body {"error": "..."}. Bodies carry a Content-Length and
+// no transfer or content coding.
 //
 // Binary bodies share one header, little-endian: magic "FGMS", u16 protocol version, u16
 // message type. Ciphertexts and keys inside are blobs of tfhe/serialization (their own magic,
@@ -46,10 +50,10 @@ struct PartManifest {
     double output_unit = 0;      // ... and one unit is worth output_unit
     int32_t max_positions = 0;   // per session (sequence length)
     // Limits of this server.
-    uint64_t max_request_bytes = 0;
+    uint64_t max_request_bytes = 0; // largest EvalRequest body (max_positions positions)
     int32_t max_sessions = 0;
     double idle_timeout_seconds = 0;
-    uint64_t server_key_bytes = 0; // size of a KeyUpload body
+    uint64_t server_key_bytes = 0;  // largest KeyUpload body
 
     std::string to_json() const;
     // Checks every field (a hostile or broken server gets a clear error, not a crash).

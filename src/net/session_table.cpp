@@ -29,19 +29,78 @@ std::string token_hash(const std::string & token) {
 
 } // namespace
 
+SessionSlot & SessionSlot::operator=(SessionSlot && other) noexcept {
+    if (this != &other) {
+        SessionSlot released(std::move(*this));
+        counter_ = std::move(other.counter_);
+    }
+    return *this;
+}
+
+SessionSlot::~SessionSlot() {
+    if (!counter_) return;
+    std::lock_guard lock(counter_->mutex);
+    --counter_->in_use;
+}
+
+Session::Session(SessionSlot slot, tfhe::ServerKey key) : slot_(std::move(slot)), server_key(std::move(key)) {}
+
+std::shared_ptr<CancellationToken> Session::begin_request() {
+    std::lock_guard lock(mutex_);
+    if (running_ || closed_) return nullptr;
+    running_ = std::make_shared<CancellationToken>();
+    return running_;
+}
+
+void Session::end_request() {
+    std::lock_guard lock(mutex_);
+    running_.reset();
+}
+
+bool Session::close(CancelReason reason) {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    if (!running_) return false;
+    running_->cancel(reason);
+    return true;
+}
+
+bool Session::close_if_idle() {
+    std::lock_guard lock(mutex_);
+    if (running_) return false;
+    closed_ = true;
+    return true;
+}
+
+bool Session::closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+}
+
 SessionTable::SessionTable(int32_t max_sessions, double idle_timeout_seconds)
     : max_sessions_(max_sessions),
-      idle_timeout_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(idle_timeout_seconds))) {
+      idle_timeout_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(idle_timeout_seconds))),
+      slots_(std::make_shared<SessionSlot::Counter>()) {
     if (max_sessions <= 0) fail("sessions: at most {} sessions", max_sessions);
     if (!(idle_timeout_seconds > 0)) fail("sessions: idle timeout {} s", idle_timeout_seconds);
+}
+
+SessionSlot SessionTable::reserve_slot() {
+    std::lock_guard lock(slots_->mutex);
+    if (slots_->in_use >= max_sessions_) return {};
+    ++slots_->in_use;
+    return SessionSlot(slots_);
+}
+
+int32_t SessionTable::slots_in_use() const {
+    std::lock_guard lock(slots_->mutex);
+    return slots_->in_use;
 }
 
 std::string SessionTable::add(std::shared_ptr<Session> session) {
     const tfhe::Seed random = tfhe::Seed::from_os();
     std::string token = hex(random.bytes);
     std::lock_guard lock(mutex_);
-    if (sessions_.size() >= size_t(max_sessions_))
-        fail("the server has its maximum of {} sessions; try again later", max_sessions_);
     sessions_[token_hash(token)] = {std::move(session), Clock::now()};
     return token;
 }
@@ -54,27 +113,37 @@ std::shared_ptr<Session> SessionTable::find(const std::string & token) {
     return it->second.session;
 }
 
-bool SessionTable::remove(const std::string & token) {
+std::shared_ptr<Session> SessionTable::remove(const std::string & token) {
     std::lock_guard lock(mutex_);
-    return sessions_.erase(token_hash(token)) > 0;
+    auto it = sessions_.find(token_hash(token));
+    if (it == sessions_.end()) return nullptr;
+    std::shared_ptr<Session> session = std::move(it->second.session);
+    sessions_.erase(it);
+    return session;
+}
+
+std::vector<std::shared_ptr<Session>> SessionTable::remove_all() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::shared_ptr<Session>> all;
+    for (auto & [hash, entry] : sessions_) all.push_back(std::move(entry.session));
+    sessions_.clear();
+    return all;
 }
 
 size_t SessionTable::expire_idle(Clock::time_point now) {
-    std::lock_guard lock(mutex_);
-    size_t removed = 0;
-    for (auto it = sessions_.begin(); it != sessions_.end();) {
-        Session & s = *it->second.session;
-        const bool idle = now - it->second.last_used > idle_timeout_;
-        std::unique_lock busy(s.mutex, std::try_to_lock); // a running request is not idle
-        if (idle && busy.owns_lock()) {
-            busy.unlock();
-            it = sessions_.erase(it);
-            ++removed;
-        } else {
-            ++it;
+    std::vector<std::shared_ptr<Session>> expired; // freed after the table's lock is released
+    {
+        std::lock_guard lock(mutex_);
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+            if (now - it->second.last_used > idle_timeout_ && it->second.session->close_if_idle()) {
+                expired.push_back(std::move(it->second.session));
+                it = sessions_.erase(it);
+            } else {
+                ++it;
+            }
         }
     }
-    return removed;
+    return expired.size();
 }
 
 size_t SessionTable::size() const {

@@ -64,10 +64,15 @@ void run_server(const ServerCommand & cmd) {
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     std::fprintf(stderr,
                  "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
-                 "(encrypted cache %.2f MiB per position), idle timeout %.0f s, %zu threads\n",
-                 spec.text().c_str(), cmd.n_bits, params.name.c_str(),
-                 mib(keys.compressed_upload_bytes()), options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()), options.idle_timeout_seconds,
-                 ThreadPool::global().size());
+                 "(encrypted cache %.2f MiB per position), %d evaluations at once, idle timeout %.0f s, %zu threads\n",
+                 spec.text().c_str(), cmd.n_bits, params.name.c_str(), mib(keys.compressed_upload_bytes()),
+                 options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()),
+                 options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size());
+    std::fprintf(stderr,
+                 "fhegpt-server: limits: bodies %.1f MiB (key upload), %.1f MiB (evaluation); %zu connections; "
+                 "request head %.0f s, body %.0f s\n",
+                 mib(server.manifest().server_key_bytes), mib(server.manifest().max_request_bytes),
+                 options.http.max_connections, options.http.head_timeout_seconds, options.http.body_timeout_seconds);
     std::printf("listening on http://%s:%d\n", options.host.c_str(), port);
     std::fflush(stdout);
 
@@ -114,6 +119,18 @@ int main(int argc, char ** argv) {
         ->capture_default_str();
     app.add_option("--max-positions", cmd.server.max_positions, "positions per session (sequence length)")
         ->check(CLI::Range(1, 1 << 16))
+        ->capture_default_str();
+    app.add_option("--max-evaluations", cmd.server.max_evaluations, "evaluations running at once (others wait)")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+    app.add_option("--max-connections", cmd.server.http.max_connections, "open connections")
+        ->check(CLI::Range(1, 100000))
+        ->capture_default_str();
+    app.add_option("--head-timeout", cmd.server.http.head_timeout_seconds, "seconds for a whole request head")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    app.add_option("--body-timeout", cmd.server.http.body_timeout_seconds, "seconds for a whole request body")
+        ->check(CLI::Range(0.1, 86400.0))
         ->capture_default_str();
     app.add_flag("-q,--quiet", cmd.quiet, "no log line per request");
     app.callback([&] { run_server(cmd); });

@@ -254,6 +254,7 @@ void add_bench_command(CLI::App & app) {
     pbs->add_option("--count", opt->count, "bootstraps per measurement (default: 8 to 32 depending on the set)");
     pbs->add_flag("--json", opt->json, "one JSON object per parameter set");
     pbs->callback([opt] { run_bench_pbs(*opt); });
+    add_bench_server_command(*bench);
 }
 
 } // namespace fhegpt::cli

@@ -10,6 +10,7 @@ void add_generate_command(CLI::App & app);
 void add_tokenize_command(CLI::App & app);
 void add_perplexity_command(CLI::App & app);
 void add_bench_command(CLI::App & app);
+void add_bench_server_command(CLI::App & bench); // under `bench`
 void add_eval_command(CLI::App & app);
 void add_compile_command(CLI::App & app);
 void add_run_encrypted_command(CLI::App & app);

@@ -3,10 +3,14 @@
 #include "commands.h"
 #include "common/error.h"
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
 int main(int argc, char ** argv) {
+    // A server that closes a connection while this client still writes (a refused upload) must
+    // give an error, not kill the client.
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{"fhegpt: GPT-2 inference with parts of the model on encrypted data (TFHE)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "fhegpt 0.1.0");
