@@ -11,6 +11,7 @@
 #include "circuit/simulate.h"
 #include "quant/quantized_head.h"
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -84,10 +85,11 @@ inline std::vector<int64_t> oracle_attention_forward(const circuit::QuantizedAtt
     using namespace circuit;
     const int32_t n_embd = att.n_embd, d = att.head_dim, L = att.lut_bits;
     const int out_scale = 63 - att.out_bits, grid = 63 - L;
-    std::vector<uint64_t> table(size_t{1} << L);
-    for (size_t j = 0; j < table.size(); ++j) table[j] = encode_integer(int64_t(j) - (int64_t{1} << (L - 1)), out_scale);
     std::vector<uint64_t> o(size_t(n) * n_embd);
     for (int32_t h = 0; h < att.n_head; ++h) {
+        std::vector<uint64_t> table(size_t{1} << L);
+        for (size_t j = 0; j < table.size(); ++j)
+            table[j] = encode_integer(int64_t(std::nearbyint(double(int64_t(j) - (int64_t{1} << (L - 1))) * att.gain(h))), out_scale);
         const int width = att.context_width(h), scale = 63 - width;
         const std::vector<int64_t> context = oracle_head_forward(att.heads[h], x_int, n, width);
         for (int32_t i = 0; i < n; ++i)

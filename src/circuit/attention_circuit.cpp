@@ -14,17 +14,17 @@ int out_scale(const QuantizedAttention & att) {
     return 63 - att.out_bits;
 }
 
-// o for every bucket j of L bits: j - 2^(L-1), written at the output's scale.
-std::vector<uint64_t> context_table(const QuantizedAttention & att) {
+// Head h's o for every bucket j of L bits, written at the output's scale.
+std::vector<uint64_t> context_table(const QuantizedAttention & att, int32_t h) {
     std::vector<uint64_t> t(size_t{1} << att.lut_bits);
-    for (size_t j = 0; j < t.size(); ++j)
-        t[j] = encode_integer(int64_t(j) - (int64_t{1} << (att.lut_bits - 1)), out_scale(att));
+    for (size_t j = 0; j < t.size(); ++j) t[j] = encode_integer(att.context_entry(h, int64_t(j)), out_scale(att));
     return t;
 }
 
 void check(const QuantizedAttention & att, int32_t n) {
     if (n <= 0 || n > 4096) fail("attention circuit: {} positions", n);
     if (att.heads.size() != size_t(att.n_head) || att.context_shift.size() != size_t(att.n_head) ||
+        (!att.context_gain.empty() && att.context_gain.size() != size_t(att.n_head)) ||
         att.proj.values.size() != size_t(att.n_embd) * att.n_embd || att.proj_bias.size() != size_t(att.n_embd))
         fail("attention circuit: inconsistent quantized attention");
 }
@@ -57,9 +57,9 @@ std::vector<ValueId> build_attention(CircuitBuilder & b, const QuantizedAttentio
     if (first < 0 || first >= n) fail("attention: rows {}..{}", first, n - 1);
     if (caches.size() != size_t(att.n_head)) fail("attention: {} head caches for {} heads", caches.size(), att.n_head);
     const int32_t n_embd = att.n_embd, d = att.head_dim, rows = n - first;
-    const int32_t table = b.table(att.lut_bits, context_table(att), "context.value");
     std::vector<ValueId> o(size_t(rows) * n_embd); // [rows, n_embd]: head h, column c at h d + c
     for (int32_t h = 0; h < att.n_head; ++h) {
+        const int32_t table = b.table(att.lut_bits, context_table(att, h), "context.value");
         const int width = att.context_width(h);
         const std::vector<ValueId> context = build_head(b, att.heads[h], first, n, x, input_scale, caches[h], width);
         for (int32_t i = 0; i < rows; ++i)
