@@ -54,3 +54,37 @@ add_test(NAME cli.errors.narrow_params
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.errors.narrow_params PROPERTIES PASS_REGULAR_EXPRESSION
   "--params PARAM_2BIT_2M128: 2 message bits, the part's lookups read 4")
+
+# Whole blocks: the MLP half of the last layer (the cheapest block part) through compile (the cost
+# of a token by layer), eval, generate --simulate and, on insecure parameters, run-encrypted; and
+# the errors for parts the model does not have.
+add_test(NAME cli.compile.blocks_json
+         COMMAND ${FHEGPT_CLI} compile --part layer3.mlp --n-bits 4 --seq-len 8 --kv-cache --json
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.compile.blocks_json PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"part\": \"layer3.mlp\".*\"pbs_by_layer\": {[^}]*\"layer3\": [1-9][0-9]+.*\"pbs_total\": [1-9][0-9]+.*\"residual\": [0-9]+")
+add_test(NAME cli.eval.blocks
+         COMMAND ${FHEGPT_CLI} eval --part layer3.mlp --n-bits 4 --max-prompts 2
+                 --csv ${CMAKE_CURRENT_BINARY_DIR}/cli-eval-blocks.csv --plot ${CMAKE_CURRENT_BINARY_DIR}/cli-eval-blocks.svg
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.eval.blocks PROPERTIES PASS_REGULAR_EXPRESSION
+  "layer3.mlp n_bits  4 [^\n]*top-1 (0\\.[0-9]+|1\\.0000)[^\n]*mean KL 0\\.[0-9]+.*wrote")
+add_test(NAME cli.generate.blocks_simulated
+         COMMAND ${FHEGPT_CLI} generate -m models/fhegpt-tiny -p "The king" -n 2 --temperature 0 --simulate layer3.mlp
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.generate.blocks_simulated PROPERTIES PASS_REGULAR_EXPRESSION
+  "layer3.mlp at 4 bits, clear simulation.*generated: 2 tokens")
+add_test(NAME cli.run_encrypted.blocks_insecure
+         COMMAND ${FHEGPT_CLI} run-encrypted --part layer3.mlp --n-bits 4 -p "The" --params INSECURE_TEST_4BIT_MIXED --json
+         WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.run_encrypted.blocks_insecure PROPERTIES LABELS slow PASS_REGULAR_EXPRESSION
+  "\"mismatches\": 0,.*\"part\": \"layer3.mlp\".*\"pbs_total\": [1-9][0-9]+")
+foreach(bad "layers3-1;layer 3 comes after layer 1" "layers2-7;the model has 4 layers" "layer4;the model has 4 layers"
+            "layer9.mlp;the model has 4 layers" "layer0.ffn;expected layerL.headH, layerL.attn, layerL.mlp, layerL, layersA-B or all")
+  list(GET bad 0 part)
+  list(GET bad 1 message)
+  add_test(NAME cli.errors.part_${part}
+           COMMAND ${FHEGPT_CLI} compile --part ${part} --n-bits 4
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.errors.part_${part} PROPERTIES PASS_REGULAR_EXPRESSION "${message}")
+endforeach()
