@@ -23,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -113,8 +114,16 @@ std::vector<int64_t> extreme_inputs(const QuantizedBlocks & q, int32_t n, uint32
 }
 
 TEST(BlocksCircuit, SimulationEqualsReference) {
-    for (const model::BlockRangeSpec & spec : {kMlp, kBlock, kAll}) {
-        const QuantizedBlocks q = make_blocks(spec, 4);
+    // 4-bit lookups and buckets (two sign bootstraps per rounded value), and 5-bit lookups with
+    // 4-bit GELU buckets (one).
+    struct Config {
+        model::BlockRangeSpec spec;
+        int lut_bits;
+    };
+    for (const Config & config : {Config{kMlp, 4}, Config{kBlock, 4}, Config{kAll, 4}, Config{kAll, 5}}) {
+        const model::BlockRangeSpec & spec = config.spec;
+        const QuantizedBlocks & q = make_blocks(spec, 4, config.lut_bits);
+        ASSERT_EQ(q.blocks[0].mlp.bucket_bits, 4); // lookups 4: buckets 4; lookups 5: one bit fewer
         for (int32_t n : {1, 3}) {
             const Circuit c = build_blocks_circuit(q, n);
             ASSERT_EQ(c.inputs().size(), size_t(n) * q.inputs_per_position());
@@ -122,7 +131,8 @@ TEST(BlocksCircuit, SimulationEqualsReference) {
             const std::vector<int32_t> tokens = token_sequences(100 + uint32_t(n), 1, size_t(n))[0];
             for (const std::vector<int64_t> & x : {typical_inputs(q, tokens), extreme_inputs(q, n, 7)})
                 EXPECT_EQ(simulate(c, x), blocks_reference_forward(q, x, n))
-                    << "layers " << spec.first << ".." << spec.last << (spec.from_mlp ? " mlp" : "") << " n " << n;
+                    << "layers " << spec.first << ".." << spec.last << (spec.from_mlp ? " mlp" : "") << " n " << n
+                    << " lookups " << config.lut_bits;
         }
     }
 }
@@ -139,6 +149,15 @@ TEST(BlocksCircuit, CostByLayerAndKind) {
     EXPECT_EQ(a.bootstraps_by_kind.at("mlp.gelu"), 2 * 256);
     EXPECT_EQ(a.bootstraps_by_kind.at("ln.rms"), 4); // ln_2 of layer 0, ln_1 and ln_2 of layer 1, ln_f: the first ln_1 is the client's
     EXPECT_EQ(a.bootstraps_by_kind.at("ln.square"), 4 * 64);
+    // One sign bootstrap fewer per GELU input with a bucket one bit narrower than the lookups.
+    const QuantizedBlocks & wide = make_blocks(kAll, 4, 5);
+    int64_t expected_signs = 0;
+    for (const QuantizedBlock & block : wide.blocks)
+        for (int32_t c = 0; c < block.mlp.n_hidden; ++c) {
+            EXPECT_EQ(block.mlp.kept(c), std::clamp(block.mlp.shift(c) - 1, 0, 5));
+            expected_signs += block.mlp.shift(c) - block.mlp.kept(c);
+        }
+    EXPECT_EQ(analyze(build_blocks_row_circuit(wide, 3, 4)).bootstraps_by_kind.at("mlp.requant.sign"), expected_signs);
     const tfhe::TfheParameters * chosen = choose_parameters(build_blocks_row_circuit(q, 3, 4));
     ASSERT_NE(chosen, nullptr);
     std::printf("all at 4 positions, one token: %lld bootstraps, %s\n", static_cast<long long>(a.bootstraps),

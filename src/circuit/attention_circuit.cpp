@@ -1,6 +1,7 @@
 #include "circuit/attention_circuit.h"
 
 #include "circuit/head_tables.h"
+#include "circuit/quantized_layer_norm.h"
 #include "common/error.h"
 
 #include <algorithm>
@@ -66,8 +67,15 @@ std::vector<ValueId> build_attention(CircuitBuilder & b, const QuantizedAttentio
             for (int32_t c = 0; c < d; ++c) {
                 const LinearTerm term[] = {{context[size_t(i) * d + c], 1}};
                 const ValueId u = b.linear(term, encode_integer(att.context_offset(h), 63 - width));
-                const ValueId bucket = b.remove_low_bits(u, width, att.context_shift[h], "context.requant");
-                o[size_t(i) * n_embd + h * d + c] = b.lookup(bucket, table);
+                if (att.context_keeps_low_bits) {
+                    const int shift = att.context_shift[h];
+                    const CircuitBuilder::Rounded r = b.round_keeping_low_bits(
+                        u, width, shift, kept_bits_for(shift, att.lut_bits, att.lut_bits), "context.requant");
+                    o[size_t(i) * n_embd + h * d + c] = b.lookup(r.value, table, r.residue);
+                } else {
+                    const ValueId bucket = b.remove_low_bits(u, width, att.context_shift[h], "context.requant");
+                    o[size_t(i) * n_embd + h * d + c] = b.lookup(bucket, table);
+                }
             }
     }
     const uint64_t unit = uint64_t{1} << out_scale(att);

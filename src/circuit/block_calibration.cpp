@@ -67,7 +67,7 @@ quant::RoundedWeights round_into_units(const std::vector<double> & w, const std:
 // GELU outputs stand for on the calibration positions [positions, n_hidden]; reference: per
 // column a unit of about L + 1 bits.
 QuantizedMlp quantize_mlp_front(const model::Gpt2Model & folded, int32_t layer, std::span<const float> x,
-                                const BlocksQuantConfig & config, int lut_bits, std::vector<double> & g,
+                                const BlocksQuantConfig & config, int lut_bits, int bucket_bits, std::vector<double> & g,
                                 std::vector<double> & reference) {
     const model::Gpt2Layer & l = folded.layers[size_t(layer)];
     const int32_t n_embd = folded.hparams.n_embd, n_hidden = 4 * n_embd;
@@ -78,6 +78,7 @@ QuantizedMlp quantize_mlp_front(const model::Gpt2Model & folded, int32_t layer, 
     mlp.n_embd = n_embd;
     mlp.n_hidden = n_hidden;
     mlp.lut_bits = lut_bits;
+    mlp.bucket_bits = bucket_bits;
     mlp.x_bits = hc.n_bits;
     mlp.gelu_tanh = folded.hparams.activation_function != "gelu";
     mlp.x_scales = channel_scales(x, n_embd, hc.n_bits, hc.calibrated_clipping);
@@ -124,11 +125,11 @@ QuantizedMlp quantize_mlp_front(const model::Gpt2Model & folded, int32_t layer, 
             for (int32_t c = 0; c < n_hidden; ++c) row[c] += v * w_row[c];
         }
     }
-    mlp.width.assign(size_t(n_hidden), lut_bits);
+    mlp.width.assign(size_t(n_hidden), bucket_bits);
     for (int32_t c = 0; c < n_hidden; ++c) {
         int64_t top = 0;
         for (int64_t i = 0; i < positions; ++i) top = std::max(top, std::abs(acc[size_t(i) * n_hidden + c]));
-        mlp.width[size_t(c)] = width_for(double(top) * config.headroom, lut_bits, 62);
+        mlp.width[size_t(c)] = width_for(double(top) * config.headroom, bucket_bits, 62);
     }
     // What each GELU output stands for on the calibration positions, and per column the unit
     // that gives it about L + 1 bits (the stream's calibration scales it, quantize_blocks).
@@ -286,12 +287,13 @@ StreamChoice choose_stream(const std::vector<Contribution> & contributions, cons
 // Widths, levels and the sum of squares of a LayerNorm reading the stream at x ([positions,
 // n_embd], centred); outputs as given.
 QuantizedLayerNorm calibrate_layer_norm(std::span<const float> x, const ResidualEncoding & residual, int lut_bits,
-                                        const BlocksQuantConfig & config, float eps) {
+                                        int bucket_bits, const BlocksQuantConfig & config, float eps) {
     const int32_t n_embd = int32_t(residual.unit.size());
     const size_t positions = x.size() / size_t(n_embd);
     QuantizedLayerNorm ln;
     ln.n_embd = n_embd;
     ln.lut_bits = lut_bits;
+    ln.bucket_bits = bucket_bits;
     ln.residual_width = residual.width;
     ln.eps = eps;
     ln.sum_width = std::max(config.sum_width, lut_bits);
@@ -301,7 +303,7 @@ QuantizedLayerNorm calibrate_layer_norm(std::span<const float> x, const Residual
     for (int32_t k = 0; k < n_embd; ++k) {
         int64_t top = 0;
         for (size_t i = 0; i < positions; ++i) top = std::max(top, std::abs(x_int[i * size_t(n_embd) + size_t(k)]));
-        ln.width[size_t(k)] = width_for(double(top) * config.headroom, lut_bits, residual.width);
+        ln.width[size_t(k)] = width_for(double(top) * config.headroom, bucket_bits, residual.width);
         ln.step[size_t(k)] = std::ldexp(residual.unit[size_t(k)], ln.shift(k));
     }
     // Sums of squares of the bucket centres, and r = 1 / rms, per calibration position.
@@ -326,7 +328,7 @@ QuantizedLayerNorm calibrate_layer_norm(std::span<const float> x, const Residual
     }
     // Margin for positions beyond the calibration's spread.
     const double spread = std::max(r_max / r_min, 1.0) * 1.2;
-    const LevelSplit split = layer_norm_levels(lut_bits, spread);
+    const LevelSplit split = layer_norm_levels(lut_bits, bucket_bits, spread);
     ln.x_levels = split.x_levels;
     ln.r_levels = split.r_levels;
     ln.ratio = split.ratio;
@@ -396,6 +398,10 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
     const int32_t n_embd = hp.n_embd, n_hidden = 4 * hp.n_embd, d = hp.head_dim();
     const quant::HeadQuantConfig & hc = config.head;
     const int lut_bits = hc.lut_bits ? hc.lut_bits : std::max(3, std::min(hc.n_bits, 12));
+    const int ln_bits = config.ln_bucket_bits ? config.ln_bucket_bits : lut_bits;
+    const int gelu_bits = config.gelu_bucket_bits ? config.gelu_bucket_bits : lut_bits >= 5 ? lut_bits - 1 : lut_bits;
+    for (int bits : {ln_bits, gelu_bits})
+        if (bits < 2 || bits > lut_bits) fail("blocks: {}-bit buckets with {}-bit lookups", bits, lut_bits);
     if (spec.first < 0 || spec.first > spec.last || spec.last >= hp.n_layer)
         fail("blocks {}..{} of a {}-layer model", spec.first, spec.last, hp.n_layer);
     if (spec.final_norm && spec.last != hp.n_layer - 1) fail("ln_f follows only the last layer, not layer {}", spec.last);
@@ -442,8 +448,8 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
         }
         Contribution c;
         c.dim = n_hidden;
-        block.mlp = quantize_mlp_front(folded, block.layer, normalized(stream_mid(l), n_embd, eps), config, lut_bits, c.inputs,
-                                       c.reference);
+        block.mlp = quantize_mlp_front(folded, block.layer, normalized(stream_mid(l), n_embd, eps), config, lut_bits, gelu_bits,
+                                       c.inputs, c.reference);
         c.weights.assign(fl.mlp_proj_w.begin(), fl.mlp_proj_w.end());
         c.bias.assign(fl.mlp_proj_b.begin(), fl.mlp_proj_b.end());
         contributions.push_back(std::move(c));
@@ -507,6 +513,7 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
                 att.out_bits = q.residual.width;
                 att.out_unit = 0; // per channel: residual.unit
                 att.context_gain.assign(size_t(att.n_head), 1.0 / m);
+                att.context_keeps_low_bits = true;
             } else {
                 QuantizedMlp & mlp = q.blocks[l].mlp;
                 mlp.proj = rounded.values;
@@ -520,18 +527,18 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
     for (size_t l = 0; l < blocks; ++l) {
         QuantizedBlock & block = q.blocks[l];
         if (block.attention && l > 0) {
-            block.ln_1 = calibrate_layer_norm(stream_before(l), q.residual, lut_bits, config, eps);
+            block.ln_1 = calibrate_layer_norm(stream_before(l), q.residual, lut_bits, ln_bits, config, eps);
             set_layer_norm_outputs(*block.ln_1, block.attention->heads[0].x_scales, block.attention->heads[0].x_bits,
                                    attention_input_scale(*block.attention));
         }
         if (!(l == 0 && spec.from_mlp)) {
-            block.ln_2 = calibrate_layer_norm(stream_mid(l), q.residual, lut_bits, config, eps);
+            block.ln_2 = calibrate_layer_norm(stream_mid(l), q.residual, lut_bits, ln_bits, config, eps);
             set_layer_norm_outputs(*block.ln_2, block.mlp.x_scales, block.mlp.x_bits, block.mlp.input_scale());
         }
     }
     if (spec.final_norm) {
         const std::vector<float> & last = cal.after_block.back();
-        QuantizedLayerNorm ln = calibrate_layer_norm(last, q.residual, lut_bits, config, eps);
+        QuantizedLayerNorm ln = calibrate_layer_norm(last, q.residual, lut_bits, ln_bits, config, eps);
         const std::vector<float> xhat = normalized(last, n_embd, eps);
         const int bits = std::max(config.output_bits, 4);
         ln.gain.assign(model.ln_f_g.begin(), model.ln_f_g.end());

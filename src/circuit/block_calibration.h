@@ -34,6 +34,12 @@ struct BlocksQuantConfig {
     quant::HeadQuantConfig head;  // n_bits, weight_bits, lut_bits, rounding, clipping: the heads, and
                                   // the MLPs' inputs and c_fc alike
     int residual_width = 0;       // B; 0: the widest whose noise the parameter sets' fine key allows
+    // b of the LayerNorms' and the GELUs' buckets (quantized_layer_norm.h): lut_bits costs two
+    // sign bootstraps per value, lut_bits - 1 one. 0: lut_bits for the LayerNorms (their inputs
+    // span the stream's heavy tails: at 6-bit lookups 5-bit buckets left 11% error on fhegpt-tiny,
+    // 6-bit 7%), lut_bits - 1 for the GELUs from 5-bit lookups on.
+    int ln_bucket_bits = 0;
+    int gelu_bucket_bits = 0;
     int sum_width = 12;           // W_S of the LayerNorms' sums of squares
     int output_bits = 12;         // ln_f's outputs (signed, before its bias)
     double fine_noise_log2 = 0;   // the c_proj inputs' noise (log2 of its standard deviation on

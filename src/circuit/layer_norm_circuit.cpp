@@ -16,18 +16,20 @@ std::vector<uint64_t> entries(int bits, int scale, const auto & f) {
 
 std::vector<ValueId> build_layer_norm(CircuitBuilder & b, const QuantizedLayerNorm & ln, std::span<const ValueId> x) {
     const int32_t n_embd = ln.n_embd;
-    const int L = ln.lut_bits, B = ln.residual_width, grid = 63 - L;
+    const int L = ln.lut_bits, b_bits = ln.bucket_bits, B = ln.residual_width, grid = 63 - L;
     if (n_embd <= 0 || x.size() % size_t(n_embd) != 0) fail("layer norm: {} inputs, rows of {}", x.size(), n_embd);
     if (ln.width.size() != size_t(n_embd) || ln.step.size() != size_t(n_embd) || ln.out_scale.size() != size_t(n_embd) ||
-        ln.gain.size() != size_t(n_embd) || ln.out_offset.size() != size_t(n_embd) || ln.sum_width < L || ln.sum_width > 62)
+        ln.gain.size() != size_t(n_embd) || ln.out_offset.size() != size_t(n_embd) || ln.sum_width < L || ln.sum_width > 62 ||
+        b_bits < 2 || b_bits > L)
         fail("layer norm: inconsistent quantized layer norm");
     for (int w : ln.width)
-        if (w < L || w > B) fail("layer norm: a channel of {} bits in a {}-bit stream read by {}-bit lookups", w, B, L);
-    const int32_t code = b.table(L, entries(L, grid, [&](int64_t h) { return ln.code_entry(h); }), "ln.code");
+        if (w < b_bits || w > B) fail("layer norm: a channel of {} bits in a {}-bit stream, {}-bit buckets", w, B, b_bits);
+    const int32_t code = b.table(b_bits, entries(b_bits, grid, [&](int64_t h) { return ln.code_entry(h); }), "ln.code");
     const int32_t rms = b.table(L, entries(L, grid, [&](int64_t g) { return ln.r_code_entry(g); }), "ln.rms");
     std::vector<int32_t> square(static_cast<size_t>(n_embd)), product(static_cast<size_t>(n_embd));
     for (int32_t k = 0; k < n_embd; ++k) {
-        square[size_t(k)] = b.table(L, entries(L, 63 - ln.sum_width, [&](int64_t h) { return ln.square_entry(k, h); }), "ln.square");
+        square[size_t(k)] = b.table(b_bits, entries(b_bits, 63 - ln.sum_width, [&](int64_t h) { return ln.square_entry(k, h); }),
+                                    "ln.square");
         product[size_t(k)] = b.table(L, entries(L, ln.out_delta, [&](int64_t s) { return ln.product_entry(k, s); }), "ln.product");
     }
     std::vector<ValueId> y;

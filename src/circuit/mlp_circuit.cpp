@@ -7,7 +7,7 @@ namespace fhegpt::circuit {
 std::vector<ValueId> build_mlp(CircuitBuilder & b, const QuantizedMlp & mlp, std::span<const ValueId> y, int input_scale,
                                int residual_scale) {
     const int32_t n_embd = mlp.n_embd, n_hidden = mlp.n_hidden;
-    const int L = mlp.lut_bits;
+    const int b_bits = mlp.bucket_bits;
     if (n_embd <= 0 || y.size() % size_t(n_embd) != 0) fail("MLP: {} inputs, rows of {}", y.size(), n_embd);
     if (mlp.fc.size() != size_t(n_embd) * n_hidden || mlp.fc_bias.size() != size_t(n_hidden) ||
         mlp.width.size() != size_t(n_hidden) || mlp.gelu_unit.size() != size_t(n_hidden) ||
@@ -19,10 +19,11 @@ std::vector<ValueId> build_mlp(CircuitBuilder & b, const QuantizedMlp & mlp, std
     std::vector<ValueId> g(rows * size_t(n_hidden)); // [rows, n_hidden]
     for (int32_t c = 0; c < n_hidden; ++c) {
         const int w = mlp.width[size_t(c)], scale = 63 - w;
-        if (w < L || w > 62) fail("MLP: a column of {} bits read by {}-bit lookups", w, L);
-        std::vector<uint64_t> entries(size_t{1} << L);
+        if (w < b_bits || w > 62 || b_bits < 2 || b_bits > mlp.lut_bits)
+            fail("MLP: a column of {} bits in {}-bit buckets", w, b_bits);
+        std::vector<uint64_t> entries(size_t{1} << b_bits);
         for (size_t h = 0; h < entries.size(); ++h) entries[h] = encode_integer(mlp.gelu_entry(c, int64_t(h)), residual_scale);
-        const int32_t table = b.table(L, std::move(entries), "mlp.gelu");
+        const int32_t table = b.table(b_bits, std::move(entries), "mlp.gelu");
         std::vector<LinearTerm> terms;
         for (int32_t r = 0; r < n_embd; ++r)
             if (const int64_t v = mlp.fc[size_t(r) * n_hidden + c]; v != 0)

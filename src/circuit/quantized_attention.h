@@ -29,6 +29,9 @@ struct QuantizedAttention {
     int lut_bits = 0;
     std::vector<int> context_shift;      // k_h
     std::vector<double> context_gain;    // per head, empty: 1; the o table writes round(o gain_h)
+    // The rounding of O keeps its lowest bits as a residue (CircuitBuilder::round_keeping_low_bits:
+    // two sign bootstraps) instead of removing them in chunks (two per chunk); whole blocks.
+    bool context_keeps_low_bits = false;
     quant::QuantizedMatrix proj;         // W' [n_embd (head h, column c: row h d + c), n_embd]
     std::vector<int64_t> proj_bias;      // [n_embd], output units
     int out_bits = 0;                    // signed width of out's encoding, headroom included

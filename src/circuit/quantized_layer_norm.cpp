@@ -22,7 +22,11 @@ std::vector<int64_t> ResidualEncoding::quantize(std::span<const float> x) const 
     return out;
 }
 
-int QuantizedLayerNorm::kept(int32_t k) const { return std::clamp(shift(k) - 2, 0, lut_bits); }
+int kept_bits_for(int shift, int bucket_bits, int lut_bits) {
+    return std::clamp(shift - (bucket_bits < lut_bits ? 1 : 2), 0, lut_bits);
+}
+
+int QuantizedLayerNorm::kept(int32_t k) const { return kept_bits_for(shift(k), bucket_bits, lut_bits); }
 
 int QuantizedLayerNorm::sum_kept() const { return std::clamp(sum_shift() - 2, 0, lut_bits); }
 
@@ -59,12 +63,13 @@ int64_t QuantizedLayerNorm::product_entry(int32_t k, int64_t s) const {
     return static_cast<int64_t>(std::clamp(std::nearbyint(v), -double(out_max), double(out_max)));
 }
 
-LevelSplit layer_norm_levels(int lut_bits, double r_spread) {
-    if (lut_bits < 3 || lut_bits > 12) fail("layer norm: {}-bit lookups", lut_bits);
-    const double entries = std::ldexp(1.0, lut_bits);
+LevelSplit layer_norm_levels(int lut_bits, int bucket_bits, double r_spread) {
+    if (lut_bits < 3 || lut_bits > 12 || bucket_bits < 2 || bucket_bits > lut_bits)
+        fail("layer norm: {}-bit buckets, {}-bit lookups", bucket_bits, lut_bits);
+    const double entries = std::ldexp(1.0, lut_bits), span = std::ldexp(1.0, bucket_bits) - 1;
     for (int r_levels = 2;; ++r_levels) {
         const int x_levels = int(entries) + 1 - r_levels;
-        const double ratio = std::pow(entries - 1, 1.0 / double(x_levels - 1));
+        const double ratio = std::pow(span, 1.0 / double(x_levels - 1));
         if (std::pow(ratio, double(r_levels - 1)) >= r_spread || x_levels <= 2) return {x_levels, r_levels, ratio};
     }
 }

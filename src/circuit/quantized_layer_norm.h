@@ -8,22 +8,26 @@
 // is centred, model/gpt2_fold.h), so a LayerNorm of it is x / rms(x). Its integers must be exact
 // (their noise far below one unit): the LayerNorms round them.
 //
-// LayerNorm (QuantizedLayerNorm), L = lut_bits, per position:
+// LayerNorm (QuantizedLayerNorm), L = lut_bits, b = bucket_bits <= L, per position:
 //   u_k      = x_k + 2^(w_k - 1) on w_k <= B bits (the channel's calibrated range at this point)
-//   bucket   h_k = u_k >> (w_k - L), rounded exactly keeping its lowest bits as a residue
-//            (CircuitBuilder::round_keeping_low_bits); centre c(h) = h - 2^(L-1) + 1/2 steps of
-//            step_k = 2^(w_k - L) unit_k
+//   bucket   h_k = u_k >> (w_k - b), rounded exactly keeping its lowest bits as a residue
+//            (CircuitBuilder::round_keeping_low_bits); centre c(h) = h - 2^(b-1) + 1/2 steps of
+//            step_k = 2^(w_k - b) unit_k. A b = L bucket keeps its residue under 1/8 of its box
+//            (two sign bootstraps for up to L + 2 removed bits); a b = L - 1 bucket under 1/4,
+//            which leaves its b-bit reads the margin of an exact L-bit read, for one sign
+//            bootstrap (kept_bits_for)
 //   square   q_k = round((c(h_k) step_k)^2 / square_unit)      one lookup per channel
 //   S        = sum_k q_k on W_S bits; its L-bit bucket g = S >> (W_S - L), exactly
 //   r code   m_r = the level r_level(m) = r_low rho^m (m in [0, B_r)) nearest to
 //            1 / sqrt(S(g) square_unit / n + eps)                one lookup per position
 //   x code   m_x = the level x_level(m) = rho^m / 2 (m in [0, A)) nearest to |c(h_k)|, written
-//            as m_x (c > 0) or 2^L + m_x (c < 0): the padding bit carries the sign  one lookup
+//            on the L-bit grid as m_x (c > 0) or 2^L + m_x (c < 0): the padding bit carries the
+//            sign                                                   one lookup
 //   product  y_k = P_k(code_k + m_r), P_k(s) = round(rho^s r_low step_k gain_k / out_scale_k / 2),
 //            clamped to +-out_max: x_level(m_x) r_level(m_r) depends on m_x + m_r alone, so one
 //            negacyclic read gives the signed product (A + B <= 2^L + 1 keeps m_x + m_r < 2^L);
 //            then + out_offset_k                                 one lookup per channel
-// The x and r levels share the ratio rho: (2^L - 1)^(1/(A - 1)), with B as small as covers the
+// The x and r levels share the ratio rho: (2^b - 1)^(1/(A - 1)), with B_r as small as covers the
 // calibrated spread of r (a token's rms varies by about 2x on fhegpt-tiny), so x keeps most of
 // the L-bit table. The outputs are the next linear layer's input integers (gain 1: LayerNorm's
 // own gain and bias are folded into that layer), or for ln_f the final hidden state itself
@@ -49,8 +53,9 @@ struct ResidualEncoding {
 struct QuantizedLayerNorm {
     int32_t n_embd = 0;
     int lut_bits = 0;              // L
+    int bucket_bits = 0;           // b
     int residual_width = 0;        // B of the stream it reads
-    std::vector<int> width;        // [n_embd] w_k in [L, B]
+    std::vector<int> width;        // [n_embd] w_k in [b, B]
     std::vector<double> step;      // [n_embd] real value of one bucket step of channel k
     int sum_width = 0;             // W_S
     double square_unit = 1;        // real value (squared) of one unit of S
@@ -64,18 +69,16 @@ struct QuantizedLayerNorm {
     int64_t out_max = 0;
     int out_delta = 0;              // torus scale of the outputs: y at 2^out_delta
 
-    int shift(int32_t k) const { return width[size_t(k)] - lut_bits; }
-    // Kept low bits of channel k's rounding: the residue stays under 1/8 of a box (the code and
-    // square reads keep 3/8), at most L (the first sign read keeps an L-bit read's margin).
+    int shift(int32_t k) const { return width[size_t(k)] - bucket_bits; }
     int kept(int32_t k) const;
     int64_t offset(int32_t k) const { return int64_t{1} << (width[size_t(k)] - 1); }
     int sum_shift() const { return sum_width - lut_bits; }
     int sum_kept() const;
-    double centre(int64_t h) const { return double(h - (int64_t{1} << (lut_bits - 1))) + 0.5; }
+    double centre(int64_t h) const { return double(h - (int64_t{1} << (bucket_bits - 1))) + 0.5; }
     double x_level(int64_t m) const;
     double r_level(int64_t m) const;
 
-    // Table entries for every L-bit input.
+    // Table entries for every b-bit bucket h, every L-bit S bucket g and every L-bit sum s.
     int64_t code_entry(int64_t h) const;                  // m_x, or 2^L + m_x for a negative centre
     int64_t square_entry(int32_t k, int64_t h) const;     // q_k
     int64_t r_code_entry(int64_t g) const;                // m_r of S bucket g
@@ -84,13 +87,19 @@ struct QuantizedLayerNorm {
     double r_of_bucket(int64_t g) const;
 };
 
-// The ratio and level counts for L-bit lookups and a spread r_max / r_min of r: the fewest r
-// levels (B_r >= 2) whose span rho^(B_r - 1) covers the spread, with rho^(A - 1) = 2^L - 1 and
-// A + B_r = 2^L + 1.
+// The ratio and level counts for L-bit product lookups, b-bit buckets and a spread r_max / r_min
+// of r: the fewest r levels (B_r >= 2) whose span rho^(B_r - 1) covers the spread, with
+// rho^(A - 1) = 2^b - 1 and A + B_r = 2^L + 1.
 struct LevelSplit {
     int x_levels, r_levels;
     double ratio;
 };
-LevelSplit layer_norm_levels(int lut_bits, double r_spread);
+LevelSplit layer_norm_levels(int lut_bits, int bucket_bits, double r_spread);
+
+// Kept low bits when `shift` bits are rounded away to a b-bit bucket read by lookups of up to L
+// bits: a residue under 1/8 of the bucket's box for b = L (its reads keep 3/8), under 1/4 for
+// b < L (a quarter of a b-bit box is half an L-bit one: an exact L-bit read's margin); at most L,
+// so that the first sign read keeps an L-bit read's margin.
+int kept_bits_for(int shift, int bucket_bits, int lut_bits);
 
 } // namespace fhegpt::circuit

@@ -103,6 +103,14 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
                        "whole blocks: bits of the encrypted residual stream (default: the widest the noise of c_proj allows, "
                        "calibrated)")
         ->check(CLI::Range(0, 40));
+    command.add_option("--ln-bucket-bits", o.ln_bucket_bits,
+                       "whole blocks: bits of the LayerNorms' input buckets (default: --lut-bits, two sign bootstraps per "
+                       "value; one bit fewer costs one)")
+        ->check(CLI::Range(0, 12));
+    command.add_option("--gelu-bucket-bits", o.gelu_bucket_bits,
+                       "whole blocks: bits of the GELUs' input buckets (default: --lut-bits - 1 from 5-bit lookups on, one "
+                       "sign bootstrap per value; else --lut-bits, two)")
+        ->check(CLI::Range(0, 12));
     command.add_option("--lut-bits", o.lut_bits,
                        "bits every lookup reads, and of the q/k/v buckets (default: --n-bits, at least 3)")
         ->check(CLI::Range(0, 12));
@@ -134,6 +142,8 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
         circuit::BlocksQuantConfig blocks;
         blocks.head = config;
         blocks.residual_width = options.residual_bits;
+        blocks.ln_bucket_bits = options.ln_bucket_bits;
+        blocks.gelu_bucket_bits = options.gelu_bucket_bits;
         out.blocks = circuit::quantize_blocks(model, part.block_range(), calibration.blocks, blocks);
     } else if (part.head >= 0)
         out.head = circuit::quantize_head_for_circuit(model::head_qkv_weights(model, part.layer, part.head), inputs.x,
