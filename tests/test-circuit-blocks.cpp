@@ -269,6 +269,33 @@ TEST(BlocksCircuitEncrypted, GenerationEqualsSimulation) {
     EXPECT_LT(observer->runs()[1].bootstraps, observer->runs()[0].bootstraps);
 }
 
+TEST(BlocksCircuit, LayerNormLevelsShareOneRatio) {
+    // x levels span the bucket centres 1/2 .. 2^(b-1) - 1/2, r levels the spread, and every sum
+    // of a magnitude index and an r index fits the L-bit product table.
+    for (int lut_bits : {4, 6})
+        for (int bucket_bits : {lut_bits - 1, lut_bits})
+            for (double spread : {1.2, 2.4, 6.0}) {
+                const LevelSplit s = layer_norm_levels(lut_bits, bucket_bits, spread);
+                EXPECT_EQ(s.x_levels + s.r_levels, (1 << lut_bits) + 1);
+                EXPECT_NEAR(std::pow(s.ratio, s.x_levels - 1), (1 << bucket_bits) - 1, 1e-6);
+                EXPECT_GE(std::pow(s.ratio, s.r_levels - 1), spread - 1e-9);
+                if (s.r_levels > 2) { // the fewest r levels: one fewer would not cover the spread
+                    const LevelSplit fewer{s.x_levels + 1, s.r_levels - 1,
+                                           std::pow((1 << bucket_bits) - 1.0, 1.0 / double(s.x_levels))};
+                    EXPECT_LT(std::pow(fewer.ratio, fewer.r_levels - 1), spread);
+                }
+            }
+    // A calibrated LayerNorm's product of the top code and the top r level is the largest, and
+    // negative centres read the padding half.
+    const QuantizedLayerNorm & ln = *make_blocks(kAll, 4).blocks[1].ln_1;
+    const int64_t top = (int64_t{1} << ln.bucket_bits) - 1;
+    EXPECT_EQ(ln.code_entry(top), ln.x_levels - 1);
+    EXPECT_EQ(ln.code_entry(0), (int64_t{1} << ln.lut_bits) + ln.x_levels - 1);
+    for (int32_t k = 0; k < ln.n_embd; ++k)
+        EXPECT_LE(std::abs(ln.product_entry(k, 0)), std::abs(ln.product_entry(k, ln.x_levels + ln.r_levels - 2)));
+    EXPECT_THROW(layer_norm_levels(4, 5, 2.0), Error);
+}
+
 TEST(BlocksCircuit, RejectsBadShapes) {
     const QuantizedBlocks q = make_blocks(kMlp, 4);
     EXPECT_THROW(build_blocks_circuit(q, 0), Error);

@@ -1,7 +1,6 @@
 #include "circuit/attention_circuit.h"
 
 #include "circuit/head_tables.h"
-#include "circuit/quantized_layer_norm.h"
 #include "common/error.h"
 
 #include <algorithm>
@@ -70,7 +69,7 @@ std::vector<ValueId> build_attention(CircuitBuilder & b, const QuantizedAttentio
                 if (att.context_keeps_low_bits) {
                     const int shift = att.context_shift[h];
                     const CircuitBuilder::Rounded r = b.round_keeping_low_bits(
-                        u, width, shift, kept_bits_for(shift, att.lut_bits, att.lut_bits), "context.requant");
+                        u, width, shift, CircuitBuilder::kept_bits_for(shift, att.lut_bits, att.lut_bits), "context.requant");
                     o[size_t(i) * n_embd + h * d + c] = b.lookup(r.value, table, r.residue);
                 } else {
                     const ValueId bucket = b.remove_low_bits(u, width, att.context_shift[h], "context.requant");

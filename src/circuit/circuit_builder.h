@@ -33,6 +33,7 @@
 
 #include "circuit/circuit.h"
 
+#include <algorithm>
 #include <map>
 #include <span>
 #include <string>
@@ -85,6 +86,14 @@ public:
     Rounded round_keeping_low_bits(ValueId u, int width, int shift, int kept, const std::string & kind);
     static uint64_t kept_bits_residue(int width, int kept) {
         return ((uint64_t{1} << kept) - 1) << (62 - width);
+    }
+    // The kept bits when `shift` bits are rounded away to a b-bit bucket read by lookups of up to
+    // L bits: a residue under 1/8 of the bucket's box for b = L (its reads keep 3/8 of a box;
+    // two sign bootstraps for up to L + 2 removed bits), under 1/4 for b < L (a quarter of a b-bit
+    // box is half an L-bit box, an exact L-bit read's margin; one sign bootstrap); at most L, so
+    // that the first sign read keeps an L-bit read's margin.
+    static int kept_bits_for(int shift, int bucket_bits, int lut_bits) {
+        return std::clamp(shift - (bucket_bits < lut_bits ? 1 : 2), 0, lut_bits);
     }
 
 private:

@@ -1,8 +1,10 @@
 // A quantized head or a whole quantized attention block behind the model's attention seam
-// (model/attention.h), evaluated by one of the circuit's executors: the clear simulation, or
-// ciphertexts (encrypt here, evaluate with the server key, decrypt). Each keeps the quantized
-// inputs of every position so far and evaluates the circuit of the whole sequence at each call
-// (no KV cache yet), returning the new positions' outputs.
+// (model/attention.h), or a run of whole blocks behind its block seam (model/block_range.h),
+// evaluated by one of the circuit's executors: the clear simulation, or ciphertexts (encrypt
+// here, evaluate with the server key, decrypt). Without a KV cache each keeps the quantized
+// inputs of every position so far and evaluates the whole sequence at each call; with one it
+// evaluates only the new rows on the (encrypted) cache. Each call returns the new positions'
+// outputs.
 #pragma once
 
 #include "circuit/circuit.h"

@@ -1,5 +1,6 @@
 #include "circuit/quantized_layer_norm.h"
 
+#include "circuit/circuit_builder.h"
 #include "common/error.h"
 
 #include <algorithm>
@@ -22,11 +23,7 @@ std::vector<int64_t> ResidualEncoding::quantize(std::span<const float> x) const 
     return out;
 }
 
-int kept_bits_for(int shift, int bucket_bits, int lut_bits) {
-    return std::clamp(shift - (bucket_bits < lut_bits ? 1 : 2), 0, lut_bits);
-}
-
-int QuantizedLayerNorm::kept(int32_t k) const { return kept_bits_for(shift(k), bucket_bits, lut_bits); }
+int QuantizedLayerNorm::kept(int32_t k) const { return CircuitBuilder::kept_bits_for(shift(k), bucket_bits, lut_bits); }
 
 int QuantizedLayerNorm::sum_kept() const { return std::clamp(sum_shift() - 2, 0, lut_bits); }
 

@@ -11,11 +11,8 @@
 // LayerNorm (QuantizedLayerNorm), L = lut_bits, b = bucket_bits <= L, per position:
 //   u_k      = x_k + 2^(w_k - 1) on w_k <= B bits (the channel's calibrated range at this point)
 //   bucket   h_k = u_k >> (w_k - b), rounded exactly keeping its lowest bits as a residue
-//            (CircuitBuilder::round_keeping_low_bits); centre c(h) = h - 2^(b-1) + 1/2 steps of
-//            step_k = 2^(w_k - b) unit_k. A b = L bucket keeps its residue under 1/8 of its box
-//            (two sign bootstraps for up to L + 2 removed bits); a b = L - 1 bucket under 1/4,
-//            which leaves its b-bit reads the margin of an exact L-bit read, for one sign
-//            bootstrap (kept_bits_for)
+//            (CircuitBuilder::round_keeping_low_bits and kept_bits_for); centre c(h) = h - 2^(b-1)
+//            + 1/2 steps of step_k = 2^(w_k - b) unit_k
 //   square   q_k = round((c(h_k) step_k)^2 / square_unit)      one lookup per channel
 //   S        = sum_k q_k on W_S bits; its L-bit bucket g = S >> (W_S - L), exactly
 //   r code   m_r = the level r_level(m) = r_low rho^m (m in [0, B_r)) nearest to
@@ -96,10 +93,5 @@ struct LevelSplit {
 };
 LevelSplit layer_norm_levels(int lut_bits, int bucket_bits, double r_spread);
 
-// Kept low bits when `shift` bits are rounded away to a b-bit bucket read by lookups of up to L
-// bits: a residue under 1/8 of the bucket's box for b = L (its reads keep 3/8), under 1/4 for
-// b < L (a quarter of a b-bit box is half an L-bit one: an exact L-bit read's margin); at most L,
-// so that the first sign read keeps an L-bit read's margin.
-int kept_bits_for(int shift, int bucket_bits, int lut_bits);
 
 } // namespace fhegpt::circuit

@@ -1,6 +1,6 @@
 #include "circuit/quantized_mlp.h"
 
-#include "circuit/quantized_layer_norm.h"
+#include "circuit/circuit_builder.h"
 #include "common/error.h"
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 
 namespace fhegpt::circuit {
 
-int QuantizedMlp::kept(int32_t c) const { return kept_bits_for(shift(c), bucket_bits, lut_bits); }
+int QuantizedMlp::kept(int32_t c) const { return CircuitBuilder::kept_bits_for(shift(c), bucket_bits, lut_bits); }
 
 int QuantizedMlp::input_scale() const {
     const int widest = *std::max_element(width.begin(), width.end());

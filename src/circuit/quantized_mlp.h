@@ -6,7 +6,7 @@
 //            weight scale, so one accumulator unit (fc_unit) for every column
 //   bucket   h_c = (acc_c + 2^(w_c - 1)) >> (w_c - b) on the column's calibrated width w_c
 //            (b = bucket_bits <= L), rounded exactly keeping its lowest bits as a residue
-//            (kept_bits_for, quantized_layer_norm.h)
+//            (CircuitBuilder::kept_bits_for)
 //   g_c      = round(gelu averaged over the bucket / gelu_unit_c): GELU fused with the rounding,
 //            one lookup per column, written at the residual stream's scale
 //   out_k    = sum_c V_ck g_c + d_k: c_proj in the stream's units (V = W gelu_unit_c / unit_k,
