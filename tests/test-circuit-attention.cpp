@@ -1,8 +1,10 @@
 // The circuit of a whole quantized attention block (every head and c_proj): its clear
-// simulation equals the exact reference on typical and on extreme inputs, it is made of the
+// simulation equals the exact reference (its stages evaluated without a graph) and an
+// independent derivation (circuit-reference-oracle.h) on typical and on extreme inputs, it is made of the
 // head circuits plus the context rounding, at high precision it follows the float block, its
 // noise analysis picks the level-2 set, and on ciphertexts (INSECURE_TEST_4BIT_PBS_L2) it gives
 // the simulated values bit for bit, directly and behind the model's layer seam.
+#include "circuit-reference-oracle.h"
 #include "circuit-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
@@ -72,9 +74,12 @@ TEST(AttentionCircuit, SimulationEqualsReference) {
             for (uint32_t seed = 0; seed < 3; ++seed) {
                 const std::vector<int64_t> typical = att.quantize_inputs(test::normal_x(size_t(n) * att.n_embd, 10 * n + seed));
                 const std::vector<int64_t> extreme = extreme_inputs(att, n, 20 * n + seed);
-                for (const auto * x : {&typical, &extreme})
-                    EXPECT_EQ(simulate(c, *x), attention_reference_forward(att, *x, n))
+                for (const auto * x : {&typical, &extreme}) {
+                    const std::vector<int64_t> reference = attention_reference_forward(att, *x, n);
+                    EXPECT_EQ(simulate(c, *x), reference)
                         << "n_bits " << n_bits << " n " << n << (x == &typical ? " typical" : " extreme");
+                    EXPECT_EQ(reference, test::oracle_attention_forward(att, *x, n)) << "n_bits " << n_bits << " n " << n;
+                }
             }
         }
     }

@@ -201,6 +201,47 @@ TEST(CircuitSimulate, ResidueWithinTheDeclaredBound) {
     }
 }
 
+// The same building code in both modes: a rounding, a lookup and a sum, recorded as a graph and
+// simulated, or evaluated as it is built; equal on every input, and the evaluation checks the
+// residues and the input count as the simulation does.
+void build_small(CircuitBuilder & b, int64_t weight) {
+    const ValueId in = b.input(63 - 9), other = b.input(63 - 9);
+    b.set_section("first");
+    const CircuitBuilder::Rounded r = b.round_keeping_low_bits(in, 9, 5, 3, "rk");
+    std::vector<uint64_t> square(16);
+    for (size_t j = 0; j < square.size(); ++j) square[j] = encode_integer(int64_t(j * j), 40);
+    const ValueId sq = b.lookup(r.value, b.table(4, square, "square"), r.residue);
+    b.set_section("second");
+    const LinearTerm terms[] = {{sq, weight}, {other, 1 << 18}};
+    b.output(b.linear(terms, encode_integer(7, 40)), 40);
+    b.output(b.remove_low_bits(other, 9, 4, "rm"), 63 - 9);
+}
+
+TEST(CircuitBuilder, EvaluationEqualsSimulation) {
+    CircuitBuilder graph(4);
+    build_small(graph, 3);
+    const Circuit c = graph.take();
+    const CircuitAnalysis a = analyze(c);
+    EXPECT_EQ(a.bootstraps_by_section.at("first"), 3); // two sign reads and the square
+    EXPECT_EQ(a.bootstraps_by_section.at("second"), 2); // one 4-bit chunk: a sign and a read
+    for (int64_t u = -40; u < 600; u += 7) {
+        const int64_t inputs[] = {u, 300 - u};
+        CircuitBuilder eval = CircuitBuilder::evaluator(4, inputs);
+        build_small(eval, 3);
+        EXPECT_EQ(eval.outputs(), simulate(c, inputs)) << u;
+    }
+    const int64_t one[] = {5};
+    CircuitBuilder short_of_inputs = CircuitBuilder::evaluator(4, one);
+    EXPECT_THROW(build_small(short_of_inputs, 3), Error);
+    // A value off the grid by more than the declared residue fails in both modes.
+    CircuitBuilder eval = CircuitBuilder::evaluator(4, one);
+    const ValueId x = eval.input(50);
+    const int32_t t = eval.table(4, std::vector<uint64_t>(16, 0), "t");
+    EXPECT_EQ(eval.plaintext(eval.lookup(x, t, uint64_t{5} << 50)), 0u);
+    EXPECT_THROW(eval.lookup(x, t, uint64_t{4} << 50), Error);
+    EXPECT_THROW(graph.plaintext(0), Error);
+}
+
 TEST(CircuitBuilder, ShiftZeroAndBadArguments) {
     CircuitBuilder b(4);
     const ValueId in = b.circuit().add_input(55);

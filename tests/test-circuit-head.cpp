@@ -1,10 +1,12 @@
 // The circuit of a quantized attention head: its clear simulation equals the exact reference
-// (circuit::head_reference_forward) on every value, at several precisions, for typical inputs
+// (circuit::head_reference_forward, the same stages evaluated without a graph) and an
+// independent derivation of the head's integers (circuit-reference-oracle.h) on every value, at several precisions, for typical inputs
 // and for inputs far beyond the calibrated ranges (negacyclic reads); at high precision it
 // follows the float head; it builds only the causal products; its noise analysis picks the
 // level-2 set; and on ciphertexts (INSECURE_TEST_4BIT_PBS_L2) it gives the simulated values bit
 // for bit, in range or not, directly and behind the model's attention seam
 // (QuantizedHeadAttention).
+#include "circuit-reference-oracle.h"
 #include "circuit-test-util.h"
 #include "circuit/analysis.h"
 #include "circuit/circuit.h"
@@ -96,6 +98,8 @@ void expect_simulation_equals_reference(const Circuit & c, const quant::Quantize
     const std::vector<int64_t> simulated = simulate(c, x);
     const std::vector<int64_t> reference = head_reference_forward(head, x, n);
     ASSERT_EQ(simulated.size(), reference.size());
+    // The stages' evaluation against the head's integers derived independently of them.
+    EXPECT_EQ(reference, test::oracle_head_forward(head, x, n)) << what << " n " << n;
     size_t differences = 0;
     for (size_t i = 0; i < reference.size(); ++i) {
         if (simulated[i] != reference[i] && ++differences <= 5)

@@ -22,6 +22,7 @@ CircuitAnalysis analyze(const Circuit & circuit) {
             ++a.bootstraps;
             ++a.bootstraps_by_kind[kind];
             ++a.bootstraps_by_bits[t.bits];
+            ++a.bootstraps_by_section[circuit.sections()[size_t(n.section)]];
             a.lookup_bits_by_kind[kind] = std::max(a.lookup_bits_by_kind[kind], t.bits);
             a.max_lookup_bits = std::max(a.max_lookup_bits, t.bits);
         }

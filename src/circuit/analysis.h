@@ -18,6 +18,7 @@ struct CircuitAnalysis {
     std::map<std::string, int64_t> bootstraps_by_kind;
     std::map<std::string, int> lookup_bits_by_kind;
     std::map<int, int64_t> bootstraps_by_bits;    // table input bits -> bootstraps
+    std::map<std::string, int64_t> bootstraps_by_section; // Circuit::sections that have lookups
     int64_t tables = 0;
 };
 

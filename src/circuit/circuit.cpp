@@ -40,6 +40,7 @@ ValueId Circuit::add_lookup(ValueId input, int32_t table, uint64_t residue) {
     node.input = input;
     node.table = table;
     node.residue = residue;
+    node.section = section_;
     nodes_.push_back(node);
     return ValueId(nodes_.size() - 1);
 }
@@ -59,6 +60,12 @@ void Circuit::mark_output(ValueId value, int delta_log2, uint64_t residue) {
     if (delta_log2 < 0 || delta_log2 > 63 || (residue > 0 && (delta_log2 == 0 || residue >= uint64_t{1} << (delta_log2 - 1))))
         fail("circuit: an output at 2^{} with a residue of {}", delta_log2, residue);
     outputs_.push_back({value, delta_log2, residue});
+}
+
+void Circuit::set_section(const std::string & name) {
+    auto it = std::find(sections_.begin(), sections_.end(), name);
+    section_ = static_cast<int32_t>(it - sections_.begin());
+    if (it == sections_.end()) sections_.push_back(name);
 }
 
 std::vector<int32_t> Circuit::depths() const {

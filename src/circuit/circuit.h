@@ -45,6 +45,7 @@ struct Node {
     ValueId input = -1;                      // lookup
     int32_t table = -1;                      // lookup
     uint64_t residue = 0;                    // lookup: max |input - nearest grid point|
+    int32_t section = 0;                     // lookup: index into Circuit::sections (cost report)
 };
 
 // An encoded integer at the boundary: value v travels as v * 2^delta_log2 (mod 2^64), an
@@ -62,11 +63,14 @@ public:
     ValueId add_lookup(ValueId input, int32_t table, uint64_t residue = 0);
     int32_t add_table(int bits, std::vector<uint64_t> outputs, const std::string & kind);
     void mark_output(ValueId value, int delta_log2, uint64_t residue = 0);
+    // Lookups added from now on belong to section `name` (a layer, say; "" until set).
+    void set_section(const std::string & name);
 
     const std::vector<Node> & nodes() const { return nodes_; }
     const std::vector<LinearTerm> & terms() const { return terms_; }
     const std::vector<Table> & tables() const { return tables_; }
     const std::vector<std::string> & kinds() const { return kinds_; }
+    const std::vector<std::string> & sections() const { return sections_; }
     const std::vector<Port> & inputs() const { return inputs_; }
     const std::vector<Port> & outputs() const { return outputs_; }
     std::span<const LinearTerm> terms_of(const Node & node) const {
@@ -83,6 +87,8 @@ private:
     std::vector<LinearTerm> terms_;
     std::vector<Table> tables_;
     std::vector<std::string> kinds_;
+    std::vector<std::string> sections_{""};
+    int32_t section_ = 0;
     std::vector<Port> inputs_, outputs_;
 };
 

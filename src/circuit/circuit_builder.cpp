@@ -1,8 +1,37 @@
 #include "circuit/circuit_builder.h"
 
+#include "circuit/simulate.h"
 #include "common/error.h"
 
 namespace fhegpt::circuit {
+
+CircuitBuilder CircuitBuilder::evaluator(int read_bits, std::span<const int64_t> inputs) {
+    CircuitBuilder b(read_bits);
+    b.evaluating_ = true;
+    b.inputs_.assign(inputs.begin(), inputs.end());
+    return b;
+}
+
+ValueId CircuitBuilder::input(int delta_log2) {
+    if (!evaluating_) return circuit_.add_input(delta_log2);
+    if (delta_log2 < 0 || delta_log2 > 63) fail("circuit: input scale 2^{}", delta_log2);
+    if (next_input_ >= inputs_.size()) fail("circuit evaluation: more inputs than the {} given", inputs_.size());
+    values_.push_back(encode_integer(inputs_[next_input_++], delta_log2));
+    return ValueId(values_.size() - 1);
+}
+
+void CircuitBuilder::output(ValueId value, int delta_log2, uint64_t residue) {
+    if (!evaluating_) return circuit_.mark_output(value, delta_log2, residue);
+    outputs_.push_back(decode_integer(plaintext(value), delta_log2));
+}
+
+uint64_t CircuitBuilder::plaintext(ValueId value) const {
+    if (!evaluating_) fail("circuit: plaintexts exist only while evaluating");
+    if (value < 0 || size_t(value) >= values_.size()) fail("circuit: value {} does not exist", value);
+    return values_[size_t(value)];
+}
+
+void CircuitBuilder::set_section(const std::string & name) { circuit_.set_section(name); }
 
 int32_t CircuitBuilder::table(int bits, std::vector<uint64_t> outputs, const std::string & kind) {
     auto key = std::make_tuple(bits, kind, outputs);
@@ -11,6 +40,23 @@ int32_t CircuitBuilder::table(int bits, std::vector<uint64_t> outputs, const std
     const int32_t id = circuit_.add_table(bits, std::move(outputs), kind);
     tables_.emplace(std::move(key), id);
     return id;
+}
+
+ValueId CircuitBuilder::lookup(ValueId input, int32_t table, uint64_t residue) {
+    if (!evaluating_) return circuit_.add_lookup(input, table, residue);
+    if (table < 0 || size_t(table) >= circuit_.tables().size()) fail("circuit: table {} does not exist", table);
+    const Table & t = circuit_.tables()[size_t(table)];
+    if (residue >= uint64_t{1} << (62 - t.bits)) fail("circuit: a residue leaves a {}-bit lookup no margin", t.bits);
+    values_.push_back(read_message(t, plaintext(input), residue));
+    return ValueId(values_.size() - 1);
+}
+
+ValueId CircuitBuilder::linear(std::span<const LinearTerm> terms, uint64_t constant) {
+    if (!evaluating_) return circuit_.add_linear(terms, constant);
+    uint64_t acc = constant;
+    for (const LinearTerm & t : terms) acc += static_cast<uint64_t>(t.weight) * plaintext(t.value);
+    values_.push_back(acc);
+    return ValueId(values_.size() - 1);
 }
 
 ValueId CircuitBuilder::remove_low_bits(ValueId u, int width, int shift, const std::string & kind) {

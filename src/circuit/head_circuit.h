@@ -1,7 +1,7 @@
 // The circuit of one quantized attention head (quant/quantized_head.h) at n positions: the
 // client's inputs are the quantized ln_1 outputs x_int [n, n_embd], encoded at the widest
 // accumulator scale (head_tables.h); the outputs are O [n, head_dim] (see
-// QuantizedHead::output_scale). head_reference.h computes the same values without a graph.
+// QuantizedHead::output_scale). head_reference.h evaluates the same stages without a graph.
 //
 // Products of two ciphertexts are log codes added and read once (quantized_head.h): one
 // bootstrap per product, no square terms. A q/k/v accumulator is rounded to its L-bit bucket
@@ -21,12 +21,6 @@ namespace fhegpt::circuit {
 
 Circuit build_head_circuit(const quant::QuantizedHead & head, int32_t n);
 
-// Adds the head to a circuit under construction: x [n, n_embd] are inputs encoded at
-// 2^input_scale (at most the head's own input scale, head_tables.h); returns O [n, head_dim]
-// encoded on output_width bits (0: head.output_bits(n)).
-std::vector<ValueId> add_head_circuit(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t n,
-                                      std::span<const ValueId> x, int input_scale, int output_width = 0);
-
 // The key/value cache of a head: for every position so far, its key codes and value codes
 // ([positions, head_dim] each), which later rows read.
 struct HeadCache {
@@ -41,12 +35,15 @@ HeadCache add_cache_inputs(CircuitBuilder & b, const quant::QuantizedHead & head
 // Marks every part's values from index `from` on as outputs, in the same order.
 void mark_cache_outputs(CircuitBuilder & b, HeadCache & cache, const quant::QuantizedHead & head, size_t from);
 
-// Rows first..n-1 only: x holds the inputs of positions first..n-1 and `cache` the keys and
+// The head stage: rows first..n-1 only. x holds the inputs of positions first..n-1, encoded at
+// 2^input_scale (at most the head's own input scale, head_tables.h), and `cache` the keys and
 // values of positions 0..first-1; the new positions' keys and values are appended to it.
-// Returns their O. Rows depend only on earlier positions, so the result equals that of the
-// whole sequence.
-std::vector<ValueId> add_head_rows(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t first, int32_t n,
-                                   std::span<const ValueId> x, int input_scale, HeadCache & cache, int output_width = 0);
+// Returns their O, encoded on output_width bits (0: head.output_bits(n)). Rows depend only on
+// earlier positions, so the result equals that of the whole sequence. Its sub-stages, in
+// order: the q/k/v codes of the new positions, then per row the scores, the softmax and the
+// weighted values.
+std::vector<ValueId> build_head(CircuitBuilder & b, const quant::QuantizedHead & head, int32_t first, int32_t n,
+                                std::span<const ValueId> x, int input_scale, HeadCache & cache, int output_width = 0);
 
 // A circuit for rows first..n-1 with the cache as inputs: inputs x of the new positions, then
 // the cache (key codes, value codes, each [first, head_dim]); outputs O of the new rows, then

@@ -1,7 +1,8 @@
 // The exact clear reference of a quantized head: the integers the circuit computes, in torus
 // arithmetic (mod 2^64) with every table read as the circuit stores it, negacyclic reads
-// included. It needs no circuit graph, so it is fast enough for accuracy studies over long
-// sequences; tests check that the circuit's simulation and its encrypted run equal it.
+// included. It evaluates the head's stages (head_circuit.h) without building a graph, so it is
+// fast enough for calibration and accuracy studies over long sequences; tests check that the
+// circuit's simulation and its encrypted run equal it. Defined in head_circuit.cpp.
 #pragma once
 
 #include "quant/quantized_head.h"

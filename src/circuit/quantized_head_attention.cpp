@@ -1,6 +1,7 @@
 #include "circuit/quantized_head_attention.h"
 
 #include "circuit/attention_circuit.h"
+#include "circuit/block_circuit.h"
 #include "circuit/head_circuit.h"
 #include "circuit/simulate.h"
 #include "common/error.h"
@@ -10,9 +11,10 @@
 
 namespace fhegpt::circuit {
 
-CircuitRunner::CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize)
+CircuitRunner::CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize,
+                             Evaluate evaluate)
     : executor_(executor), keys_(std::move(keys)), shape_(shape), build_(std::move(build)), quantize_(std::move(quantize)),
-      cache_(size_t(shape.cache_parts)), encrypted_cache_(size_t(shape.cache_parts)) {
+      evaluate_(std::move(evaluate)), cache_(size_t(shape.cache_parts)), encrypted_cache_(size_t(shape.cache_parts)) {
     if (executor_ == Executor::encrypted && (!keys_.client || !keys_.server))
         fail("quantized attention: the encrypted executor needs a client and a server key");
 }
@@ -37,13 +39,14 @@ std::vector<int64_t> CircuitRunner::run(std::span<const float> x, int32_t n_new,
     const std::vector<int64_t> x_new = quantize_(x.first(size_t(n_new) * shape_.n_embd));
     const bool cached = shape_.cache_parts > 0;
     const int32_t n = n_past + n_new, first = cached ? n_past : 0;
-    const Circuit & circuit = circuit_for(first, n);
+    const bool graph = executor_ == Executor::encrypted || !evaluate_;
+    const Circuit * circuit = graph ? &circuit_for(first, n) : nullptr;
 
     // Inputs: the new positions (all positions without a cache), then the cache.
     if (!cached) x_int_.insert(x_int_.end(), x_new.begin(), x_new.end());
     std::vector<int64_t> inputs = cached ? x_new : x_int_;
     for (const auto & part : cache_) inputs.insert(inputs.end(), part.begin(), part.end());
-    const std::vector<int64_t> simulated = simulate(circuit, inputs);
+    const std::vector<int64_t> simulated = graph ? simulate(*circuit, inputs) : evaluate_(first, n, inputs);
     const size_t row_begin = size_t(n_past - first) * shape_.output_cols, rows = size_t(n_new) * shape_.output_cols;
     std::vector<int64_t> values(simulated.begin() + ptrdiff_t(row_begin), simulated.begin() + ptrdiff_t(row_begin + rows));
     const size_t state = size_t(n_new) * shape_.cache_cols; // new cache values per part
@@ -63,11 +66,11 @@ std::vector<int64_t> CircuitRunner::run(std::span<const float> x, int32_t n_new,
         // The client encrypts only the new positions' inputs (all positions without a cache);
         // the cache is already ciphertexts.
         std::vector<tfhe::LweCiphertext> encrypted_inputs =
-            encrypt_leading_inputs(circuit, *keys_.client, std::span(inputs).first(cached ? x_new.size() : x_int_.size()));
+            encrypt_leading_inputs(*circuit, *keys_.client, std::span(inputs).first(cached ? x_new.size() : x_int_.size()));
         for (const auto & part : encrypted_cache_) encrypted_inputs.insert(encrypted_inputs.end(), part.begin(), part.end());
-        const auto outputs = run_encrypted(circuit, *keys_.server, encrypted_inputs, pool, keys_.progress, &stats);
+        const auto outputs = run_encrypted(*circuit, *keys_.server, encrypted_inputs, pool, keys_.progress, &stats);
         record.encrypted =
-            decrypt_output_range(circuit, *keys_.client, std::span(outputs).subspan(row_begin, rows), row_begin);
+            decrypt_output_range(*circuit, *keys_.client, std::span(outputs).subspan(row_begin, rows), row_begin);
         record.simulated = values;
         record.bootstraps = stats.bootstraps;
         record.seconds = stats.seconds;
@@ -118,6 +121,27 @@ void QuantizedLayerAttention::forward(std::span<const float> x, int32_t n_new, i
     if (out.size() < size_t(n_new) * n_embd) fail("quantized attention: bad shapes for {} new positions", n_new);
     const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
     for (size_t k = 0; k < size_t(n_new) * n_embd; ++k) out[k] = static_cast<float>(double(values[k]) * attention_.out_unit);
+}
+
+QuantizedBlockRange::QuantizedBlockRange(QuantizedBlocks blocks, Executor executor, EncryptedKeys keys, bool kv_cache)
+    : blocks_(std::move(blocks)), kv_cache_(kv_cache),
+      runner_(executor, std::move(keys),
+              {blocks_.n_embd, blocks_.n_embd, kv_cache ? blocks_.cache_parts() : 0, kv_cache ? blocks_.head_dim() : 0},
+              [this](int32_t first, int32_t n) {
+                  return kv_cache_ ? build_blocks_row_circuit(blocks_, first, n) : build_blocks_circuit(blocks_, n);
+              },
+              [this](std::span<const float> x) { return blocks_.quantize_inputs(x); },
+              [this](int32_t first, int32_t n, std::span<const int64_t> inputs) {
+                  return kv_cache_ ? blocks_reference_rows(blocks_, inputs, first, n)
+                                   : blocks_reference_forward(blocks_, inputs, n);
+              }) {}
+
+void QuantizedBlockRange::forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) {
+    const int32_t n_embd = blocks_.n_embd;
+    if (out.size() < size_t(n_new) * n_embd) fail("quantized blocks: bad shapes for {} new positions", n_new);
+    const std::vector<int64_t> values = runner_.run(x, n_new, n_past);
+    for (size_t k = 0; k < size_t(n_new) * n_embd; ++k)
+        out[k] = static_cast<float>(double(values[k]) * blocks_.output_unit(int32_t(k % size_t(n_embd))));
 }
 
 namespace {

@@ -1,14 +1,18 @@
 // A quantized head or a whole quantized attention block behind the model's attention seam
-// (model/attention.h), evaluated by one of the circuit's executors: the clear simulation, or
-// ciphertexts (encrypt here, evaluate with the server key, decrypt). Each keeps the quantized
-// inputs of every position so far and evaluates the circuit of the whole sequence at each call
-// (no KV cache yet), returning the new positions' outputs.
+// (model/attention.h), or a run of whole blocks behind its block seam (model/block_range.h),
+// evaluated by one of the circuit's executors: the clear simulation, or ciphertexts (encrypt
+// here, evaluate with the server key, decrypt). Without a KV cache each keeps the quantized
+// inputs of every position so far and evaluates the whole sequence at each call; with one it
+// evaluates only the new rows on the (encrypted) cache. Each call returns the new positions'
+// outputs.
 #pragma once
 
 #include "circuit/circuit.h"
 #include "circuit/encrypted_executor.h"
 #include "circuit/quantized_attention.h"
+#include "circuit/quantized_blocks.h"
 #include "model/attention.h"
+#include "model/block_range.h"
 #include "model/gpt2_forward.h"
 #include "model/gpt2_tokenizer.h"
 #include "quant/quantized_head.h"
@@ -48,14 +52,19 @@ struct HeadRunRecord {
 class CircuitRunner {
 public:
     using Build = std::function<Circuit(int32_t first, int32_t n)>;
+    // The circuit's outputs evaluated without a graph (its stages on CircuitBuilder::evaluator).
+    using Evaluate = std::function<std::vector<int64_t>(int32_t first, int32_t n, std::span<const int64_t> inputs)>;
     using Quantize = std::function<std::vector<int64_t>(std::span<const float> x)>;
     struct Shape {
-        int32_t n_embd = 0;        // inputs per position
+        int32_t n_embd = 0;        // reals per position (the quantizer's input)
         int32_t output_cols = 0;   // outputs per row
         int32_t cache_parts = 0;   // 0: no cache
         int32_t cache_cols = 0;    // values per position in each part
     };
-    CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize);
+    // evaluate (optional): the simulated executor uses it instead of simulating the graph, and
+    // never builds one.
+    CircuitRunner(Executor executor, EncryptedKeys keys, Shape shape, Build build, Quantize quantize,
+                  Evaluate evaluate = {});
 
     // Appends positions n_past.. (x: [n_new, n_embd]) and returns their rows' outputs
     // [n_new, output_cols].
@@ -70,6 +79,7 @@ private:
     Shape shape_;
     Build build_;
     Quantize quantize_;
+    Evaluate evaluate_;
     int32_t n_past_ = 0;
     std::vector<int64_t> x_int_;                          // without a cache: every position so far
     std::vector<std::vector<int64_t>> cache_;             // [part][position * cols], simulated
@@ -116,6 +126,28 @@ public:
 
 private:
     QuantizedAttention attention_;
+    bool kv_cache_;
+    CircuitRunner runner_;
+};
+
+// A run of whole blocks (quantized_blocks.h) behind the model's block seam: the client's share
+// (centring, the first normalization, quantization, decryption) and the blocks' circuit.
+class QuantizedBlockRange final : public model::BlockRange {
+public:
+    // kv_cache: evaluate only the new rows on every head's key/value cache.
+    QuantizedBlockRange(QuantizedBlocks blocks, Executor executor, EncryptedKeys keys = {}, bool kv_cache = false);
+    QuantizedBlockRange(const QuantizedBlockRange &) = delete; // the runner points back here
+    QuantizedBlockRange & operator=(const QuantizedBlockRange &) = delete;
+
+    void forward(std::span<const float> x, int32_t n_new, int32_t n_past, std::span<float> out) override;
+    void reset() override { runner_.reset(); }
+
+    const QuantizedBlocks & blocks() const { return blocks_; }
+    const std::vector<HeadRunRecord> & runs() const { return runner_.runs(); }
+    const Circuit & circuit_for(int32_t first, int32_t n) { return runner_.circuit_for(first, n); }
+
+private:
+    QuantizedBlocks blocks_;
     bool kv_cache_;
     CircuitRunner runner_;
 };

@@ -11,6 +11,22 @@ uint64_t read_entries(std::span<const uint64_t> entries, uint64_t j) {
 
 uint64_t read_table(const Table & table, uint64_t j) { return read_entries(table.outputs, j); }
 
+GridRead grid_read(int bits, uint64_t x) {
+    const int grid_log2 = 63 - bits;
+    const uint64_t j = (x + (uint64_t{1} << (grid_log2 - 1))) >> grid_log2;
+    const uint64_t off = x - (j << grid_log2);
+    return {j, static_cast<int64_t>(off) < 0 ? uint64_t{0} - off : off};
+}
+
+uint64_t read_message(const Table & table, uint64_t x, uint64_t residue) {
+    const GridRead read = grid_read(table.bits, x);
+    if (read.distance > residue)
+        fail("circuit evaluation: a lookup reads a value {} off its {}-bit grid, more than the {} its builder declared "
+             "(circuit construction error)",
+             read.distance, table.bits, residue);
+    return read_table(table, read.message);
+}
+
 uint64_t clear_low_bits(uint64_t x, int scale, int shift) { return x & ~((uint64_t{1} << (scale + shift)) - 1); }
 
 std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<const uint64_t> inputs) {
@@ -27,17 +43,12 @@ std::vector<uint64_t> simulate_plaintexts(const Circuit & circuit, std::span<con
             value[id] = acc;
         } else if (n.kind == NodeKind::lookup) {
             const Table & table = circuit.tables()[n.table];
-            const int grid_log2 = 63 - table.bits;
-            const uint64_t x = value[n.input];
-            // The nearest grid point, as the bootstrap's centred boxes read it.
-            const uint64_t j = (x + (uint64_t{1} << (grid_log2 - 1))) >> grid_log2;
-            const uint64_t off = x - (j << grid_log2);
-            const uint64_t distance = static_cast<int64_t>(off) < 0 ? uint64_t{0} - off : off;
-            if (distance > n.residue)
+            const GridRead read = grid_read(table.bits, value[n.input]);
+            if (read.distance > n.residue)
                 fail("simulate: lookup {} reads a value {} off its {}-bit grid, more than the {} its builder declared "
                      "(circuit construction error)",
-                     id, distance, table.bits, n.residue);
-            value[id] = read_table(table, j);
+                     id, read.distance, table.bits, n.residue);
+            value[id] = read_table(table, read.message);
         }
     }
     return value;

@@ -108,6 +108,7 @@ void Gpt2Context::reset() {
         if (attention) attention->reset();
     for (auto & attention : head_attention_)
         if (attention) attention->reset();
+    if (block_range_) block_range_->reset();
 }
 
 void Gpt2Context::set_layer_attention(int32_t layer, std::unique_ptr<LayerAttention> attention) {
@@ -116,6 +117,7 @@ void Gpt2Context::set_layer_attention(int32_t layer, std::unique_ptr<LayerAttent
     FHEGPT_CHECK(n_past_ == 0, "attention replaced at n_past %d: replacements start with the sequence", n_past_);
     FHEGPT_CHECK(!layer_has_head_replacements_[static_cast<size_t>(layer)],
                  "layer %d has replaced heads: remove them before replacing the layer", layer);
+    FHEGPT_CHECK(!in_block_range(layer), "layer %d is inside the replaced blocks", layer);
     layer_attention_[static_cast<size_t>(layer)] = std::move(attention);
 }
 
@@ -126,12 +128,36 @@ void Gpt2Context::set_head_attention(int32_t layer, int32_t head, std::unique_pt
     FHEGPT_CHECK(n_past_ == 0, "attention replaced at n_past %d: replacements start with the sequence", n_past_);
     FHEGPT_CHECK(!layer_attention_[static_cast<size_t>(layer)],
                  "layer %d is replaced as a whole: its heads cannot be replaced", layer);
+    FHEGPT_CHECK(!in_block_range(layer), "layer %d is inside the replaced blocks", layer);
     const size_t index = static_cast<size_t>(layer) * hp.n_head + head;
     head_computed_[index] = attention ? 0 : 1;
     head_attention_[index] = std::move(attention);
     const auto first = head_computed_.begin() + static_cast<std::ptrdiff_t>(layer) * hp.n_head;
     layer_has_head_replacements_[static_cast<size_t>(layer)] =
         std::any_of(first, first + hp.n_head, [](uint8_t computed) { return computed == 0; }) ? 1 : 0;
+}
+
+bool Gpt2Context::in_block_range(int32_t layer) const {
+    // The attention of a run that starts at the MLP half of its first layer stays on the default path.
+    const BlockRangeSpec & r = block_range_spec_;
+    return block_range_ && layer <= r.last && (layer > r.first || (layer == r.first && !r.from_mlp));
+}
+
+void Gpt2Context::set_block_range(const BlockRangeSpec & spec, std::unique_ptr<BlockRange> blocks) {
+    const Gpt2HParams & hp = model_.hparams;
+    FHEGPT_CHECK(spec.first >= 0 && spec.first <= spec.last && spec.last < hp.n_layer, "blocks %d..%d of %d", spec.first,
+                 spec.last, hp.n_layer);
+    FHEGPT_CHECK(!spec.final_norm || spec.last == hp.n_layer - 1, "ln_f follows only the last layer, not %d", spec.last);
+    FHEGPT_CHECK(n_past_ == 0, "blocks replaced at n_past %d: replacements start with the sequence", n_past_);
+    block_range_ = nullptr;
+    if (!blocks) return;
+    for (int32_t il = spec.first; il <= spec.last; ++il) {
+        if (il == spec.first && spec.from_mlp) continue;
+        FHEGPT_CHECK(!layer_attention_[size_t(il)] && !layer_has_head_replacements_[size_t(il)],
+                     "layer %d has a replaced attention: remove it before replacing its block", il);
+    }
+    block_range_spec_ = spec;
+    block_range_ = std::move(blocks);
 }
 
 LayerAttention * Gpt2Context::layer_attention(int32_t layer) const {
@@ -241,16 +267,29 @@ void Gpt2Context::eval_batch(const int32_t * tokens, int32_t n, bool all_logits,
     }
     report("inp_embd", -1, x_.data(), n, n_embd);
 
+    bool normalized = false; // x_ holds the final hidden state (ln_f done by the block range)
     for (int32_t il = 0; il < hp.n_layer; ++il) {
         const Gpt2Layer & layer = model_.layers[static_cast<size_t>(il)];
+        const bool range_starts = block_range_ && il == block_range_spec_.first;
 
         // attention block
-        layer_norm(x_.data(), n, n_embd, layer.ln_1_g.data(), layer.ln_1_b.data(), eps, cur_.data());
-        report("attn_norm", il, cur_.data(), n, n_embd);
-        build_attention(il, n);
-        report("attn_out", il, out_.data(), n, n_embd);
-        add_in_place(x_.data(), out_.data(), rows);
-        report("ffn_inp", il, x_.data(), n, n_embd);
+        if (!range_starts || block_range_spec_.from_mlp) {
+            layer_norm(x_.data(), n, n_embd, layer.ln_1_g.data(), layer.ln_1_b.data(), eps, cur_.data());
+            report("attn_norm", il, cur_.data(), n, n_embd);
+            build_attention(il, n);
+            report("attn_out", il, out_.data(), n, n_embd);
+            add_in_place(x_.data(), out_.data(), rows);
+            report("ffn_inp", il, x_.data(), n, n_embd);
+        }
+        if (range_starts) {
+            // The replaced blocks, from here to their last layer (and ln_f).
+            block_range_->forward({x_.data(), rows}, n, n_past_, {out_.data(), rows});
+            std::copy_n(out_.data(), rows, x_.data());
+            il = block_range_spec_.last;
+            normalized = block_range_spec_.final_norm;
+            if (!normalized) report("l_out", il, x_.data(), n, n_embd);
+            continue;
+        }
 
         // feed-forward block
         layer_norm(x_.data(), n, n_embd, layer.ln_2_g.data(), layer.ln_2_b.data(), eps, cur_.data());
@@ -266,7 +305,8 @@ void Gpt2Context::eval_batch(const int32_t * tokens, int32_t n, bool all_logits,
         const int32_t first = all_logits ? 0 : n - 1;
         const int32_t count = n - first;
         const float * x = x_.data() + static_cast<size_t>(first) * n_embd;
-        layer_norm(x, count, n_embd, model_.ln_f_g.data(), model_.ln_f_b.data(), eps, cur_.data());
+        if (normalized) std::copy_n(x, static_cast<size_t>(count) * n_embd, cur_.data());
+        else layer_norm(x, count, n_embd, model_.ln_f_g.data(), model_.ln_f_b.data(), eps, cur_.data());
         report("result_norm", -1, cur_.data(), count, n_embd, first);
         // [count, n_embd] x [n_vocab, n_embd]^T
         linear_transposed(pool_, cur_.data(), count, n_embd, model_.lm_head.data(), hp.n_vocab, logits, hp.n_vocab);

@@ -21,6 +21,7 @@
 #pragma once
 
 #include "model/attention.h"
+#include "model/block_range.h"
 #include "model/gpt2_model.h"
 
 #include <cstdint>
@@ -89,6 +90,10 @@ public:
     void set_head_attention(int32_t layer, int32_t head, std::unique_ptr<HeadAttention> attention);
     LayerAttention * layer_attention(int32_t layer) const;
     HeadAttention * head_attention(int32_t layer, int32_t head) const;
+    // Installs a replacement for the blocks of `spec` (block_range.h; null: back to the
+    // default). Only at n_past() == 0, on layers without other replacements, one range at a time.
+    void set_block_range(const BlockRangeSpec & spec, std::unique_ptr<BlockRange> blocks);
+    BlockRange * block_range() const { return block_range_.get(); }
 
     // Called with every intermediate value of the following evals (null: none).
     void set_tensor_callback(Gpt2TensorCallback callback) { callback_ = std::move(callback); }
@@ -97,6 +102,7 @@ private:
     void eval_batch(const int32_t * tokens, int32_t n, bool all_logits, float * logits);
     void build_attention(int32_t il, int32_t n);
     void build_ffn(int32_t il, int32_t n);
+    bool in_block_range(int32_t layer) const; // its attention or MLP is replaced by the block range
     void report(const char * name, int32_t layer, const float * data, int32_t rows, int32_t cols,
                 int32_t first_row = 0) const;
 
@@ -127,6 +133,8 @@ private:
     std::vector<std::unique_ptr<HeadAttention>> head_attention_;   // [n_layer * n_head]
     std::vector<uint8_t> head_computed_;                           // [n_layer * n_head]: 1 = default path
     std::vector<uint8_t> layer_has_head_replacements_;             // [n_layer]
+    BlockRangeSpec block_range_spec_;
+    std::unique_ptr<BlockRange> block_range_;
 
     Gpt2TensorCallback callback_;
 };

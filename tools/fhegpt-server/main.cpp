@@ -47,6 +47,7 @@ void run_server(const ServerCommand & cmd) {
     const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(cmd.quant.model_dir);
     const cli::PartSpec spec = cli::parse_part(cmd.quant.part, model.hparams);
+    if (spec.blocks) fail("--part {}: whole blocks are not served yet (fhegpt-server serves layerL.headH and layerL.attn)", spec.text());
     if (cmd.server.max_positions > model.hparams.n_ctx)
         fail("--max-positions {}: the model's context holds {}", cmd.server.max_positions, model.hparams.n_ctx);
     std::fprintf(stderr, "fhegpt-server: calibrating %s at %d bits on %s\n", spec.text().c_str(), cmd.n_bits,

@@ -1,7 +1,7 @@
 // fhegpt compile: the circuit of a quantized part at a sequence length, and what it costs:
-// the widest lookup, bootstraps by kind, the parameter set of each lookup kind, and the time
-// estimated from the bootstrap speed measured on this machine (tfhe/speed_calibration.h: a
-// short calibration the first time, cached on disk).
+// the widest lookup, bootstraps by kind (and by layer for whole blocks), the parameter set of
+// each lookup kind, and the time estimated from the bootstrap speed measured on this machine
+// (tfhe/speed_calibration.h: a short calibration the first time, cached on disk).
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
@@ -39,12 +39,14 @@ void run_compile(const CompileOptions & opt) {
         fail("--seq-len {}: must be in [1, {}]", opt.seq_len, model.hparams.n_ctx);
     const QuantizedPart quantized = calibrate_part(model, tokenizer, part, opt.quant, opt.n_bits);
     // Widths are reported for the (first) head; a block adds its context rounding and output.
-    const quant::QuantizedHead & head = quantized.head ? *quantized.head : quantized.attention->heads[0];
+    const quant::QuantizedHead * first_head = quantized.head ? &*quantized.head
+                                            : quantized.attention ? &quantized.attention->heads[0] : nullptr;
+    if (quantized.blocks)
+        for (const circuit::QuantizedBlock & b : quantized.blocks->blocks)
+            if (b.attention && !first_head) first_head = &b.attention->heads[0];
     // With --kv-cache: the circuit of one new token at position seq_len - 1 on the cache.
-    const circuit::Circuit circuit = !opt.kv_cache ? quantized.build_circuit(opt.seq_len)
-        : quantized.head ? circuit::build_head_row_circuit(*quantized.head, opt.seq_len - 1, opt.seq_len,
-                                                           quantized.head->output_width)
-                         : circuit::build_attention_row_circuit(*quantized.attention, opt.seq_len - 1, opt.seq_len);
+    const circuit::Circuit circuit =
+        opt.kv_cache ? quantized.build_row_circuit(opt.seq_len - 1, opt.seq_len) : quantized.build_circuit(opt.seq_len);
     const circuit::CircuitAnalysis a = circuit::analyze(circuit);
 
     const tfhe::TfheParameters * chosen = circuit::choose_parameters(circuit);
@@ -104,22 +106,31 @@ void run_compile(const CompileOptions & opt) {
     j["noise"] = noise_json;
     j["threads"] = threads;
     j["depth"] = a.depth;
-    j["widths"] = {{"x", head.x_bits},
-                   {"weights", opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits},
-                   {"qkv_accumulator", {head.acc_bits[0], head.acc_bits[1], head.acc_bits[2]}},
-                   {"q_k_v", head.lut_bits}, // buckets; their log codes: q_k_v_levels per sign
-                   {"q_k_v_levels", head.top_code() + 1},
-                   {"score", head.score_bits},
-                   {"softmax_denominator", head.denominator_bits(opt.seq_len)},
-                   {"output", head.output_bits(opt.seq_len)}};
+    j["widths"] = nlohmann::json::object();
+    if (first_head) {
+        const quant::QuantizedHead & head = *first_head;
+        j["widths"] = {{"x", head.x_bits},
+                       {"weights", opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits},
+                       {"qkv_accumulator", {head.acc_bits[0], head.acc_bits[1], head.acc_bits[2]}},
+                       {"q_k_v", head.lut_bits}, // buckets; their log codes: q_k_v_levels per sign
+                       {"q_k_v_levels", head.top_code() + 1},
+                       {"score", head.score_bits},
+                       {"softmax_denominator", head.denominator_bits(opt.seq_len)},
+                       {"output", head.output_bits(opt.seq_len)}};
+        j["score_bucket_width"] = head.score_bucket_width();
+        j["exp_reference"] = head.exp_reference;
+    }
+    if (quantized.blocks) {
+        j["pbs_by_layer"] = a.bootstraps_by_section;
+        j["widths"]["residual"] = quantized.blocks->residual.width;
+        j["widths"]["lookups"] = quantized.blocks->lut_bits;
+    }
     if (quantized.attention) {
         std::vector<int> context;
         for (int32_t h = 0; h < quantized.attention->n_head; ++h) context.push_back(quantized.attention->context_width(h));
         j["widths"]["context_by_head"] = context;
         j["widths"]["block_output"] = quantized.attention->out_bits;
     }
-    j["score_bucket_width"] = head.score_bucket_width();
-    j["exp_reference"] = head.exp_reference;
     j["inputs"] = a.inputs;
     j["outputs"] = a.outputs;
     j["linear_nodes"] = a.linear_nodes;
@@ -130,11 +141,22 @@ void run_compile(const CompileOptions & opt) {
     }
     std::printf("%s of %s at n_bits %d, %d positions%s\n", part.text().c_str(), opt.quant.model_dir.c_str(), opt.n_bits,
                 opt.seq_len, opt.kv_cache ? " (one new token on the KV cache)" : "");
-    std::printf("  widths: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v buckets %d (log codes, %lld levels per "
-                "sign), scores %d, softmax sum %d, output %d bits\n",
-                head.x_bits, opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1],
-                head.acc_bits[2], head.lut_bits, static_cast<long long>(head.top_code() + 1), head.score_bits,
-                head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
+    if (first_head) {
+        const quant::QuantizedHead & head = *first_head;
+        std::printf("  widths%s: x %d, weights %d, q/k/v accumulators %d/%d/%d, q/k/v buckets %d (log codes, %lld levels "
+                    "per sign), scores %d, softmax sum %d, output %d bits\n",
+                    quantized.blocks ? " of the first head" : "", head.x_bits,
+                    opt.quant.weight_bits ? opt.quant.weight_bits : opt.n_bits, head.acc_bits[0], head.acc_bits[1],
+                    head.acc_bits[2], head.lut_bits, static_cast<long long>(head.top_code() + 1), head.score_bits,
+                    head.denominator_bits(opt.seq_len), head.output_bits(opt.seq_len));
+    }
+    if (quantized.blocks) {
+        std::printf("  residual stream %d bits, lookups %d bits; bootstraps by layer:", quantized.blocks->residual.width,
+                    quantized.blocks->lut_bits);
+        for (const auto & [section, count] : a.bootstraps_by_section)
+            std::printf(" %s %lld", section.c_str(), static_cast<long long>(count));
+        std::printf("\n");
+    }
     if (quantized.attention) {
         std::printf("  block: head outputs rounded to %d bits from", quantized.attention->lut_bits);
         for (int32_t h = 0; h < quantized.attention->n_head; ++h) std::printf(" %d", quantized.attention->context_width(h));

@@ -193,6 +193,7 @@ void run_demo(const DemoOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
     const PartSpec part = parse_part(opt.part, model.hparams);
+    if (part.blocks) fail("--part {}: the demo serves layerL.headH and layerL.attn (whole blocks are not served yet)", part.text());
     std::vector<int32_t> prompt = tokenizer.encode(opt.prompt);
     if (prompt.empty()) prompt.push_back(tokenizer.eot_token());
     const int32_t positions = int32_t(prompt.size()) + opt.n_predict;

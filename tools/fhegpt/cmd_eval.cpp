@@ -4,7 +4,8 @@
 // divergence of the next-token distributions, which moves with every logit, not only with
 // flipped predictions. The quantized part runs through the circuit's clear simulation
 // (bit-exact with the encrypted run). Writes a CSV
-// and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side).
+// and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side;
+// --part layer0.mlp,layer0,all the whole blocks).
 #include "circuit/quantized_head_attention.h"
 #include "commands.h"
 #include "common/error.h"
@@ -100,7 +101,7 @@ void run_eval(const EvalOptions & opt) {
                             (opt.quant.absmax_scales ? " (absmax scales)" : ""),
                         "n_bits",
                         "agreement with the float model", {{"top-1", {}, {}}, {"top-5", {}, {}}, {"top-10", {}, {}}}};
-        const circuit::LayerInputs calibration = calibration_inputs(model, tokenizer, part, opt.quant);
+        const PartCalibration calibration = calibration_inputs(model, tokenizer, part, opt.quant);
         for (int bits : bit_list) {
             const auto start = std::chrono::steady_clock::now();
             const QuantizedPart quantized = quantize_part(model, part, opt.quant, calibration, bits);

@@ -1,7 +1,7 @@
 // fhegpt generate: continues a prompt with a GPT-2 checkpoint directory (config.json,
 // model.safetensors, vocab.json, merges.txt). The continuation streams to stdout token by
 // token; the prompt size and the prefill / decode speeds go to stderr. With --simulate PART or
-// --encrypt PART, that part (a head or an attention block) runs quantized through the
+// --encrypt PART, that part (a head, an attention block or a run of whole blocks) runs quantized through the
 // circuit's clear simulation, or on ciphertexts under fresh local keys; the part keeps its
 // heads' (encrypted) keys and values, so that each token evaluates only its own row. With
 // --server URL, --encrypt PART runs on a part server (fhegpt-server) instead: the keys are
@@ -201,9 +201,11 @@ void add_generate_command(CLI::App & app) {
         ->check(kNonNegative);
     cmd->add_flag("--ignore-eot", opt->ignore_eot, "Keep generating after <|endoftext|> instead of stopping");
     cmd->add_option("--simulate", opt->simulate_part,
-                    "Run this part quantized, through its circuit's clear simulation: layerL.headH or layerL.attn");
+                    "Run this part quantized, through its circuit's clear simulation: layerL.headH, layerL.attn, layerL.mlp, "
+                    "layerL, layersA-B or all");
     cmd->add_option("--encrypt", opt->encrypt_part,
-                    "Run this part quantized on ciphertexts, with keys generated here: layerL.headH or layerL.attn");
+                    "Run this part quantized on ciphertexts, with keys generated here: layerL.headH, layerL.attn, layerL.mlp, "
+                    "layerL, layersA-B or all");
     cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part (with --server: checked against the server's)")
         ->check(CLI::Range(2, 11))
         ->capture_default_str()

@@ -2,6 +2,7 @@
 
 #include "circuit/analysis.h"
 #include "circuit/attention_circuit.h"
+#include "circuit/block_circuit.h"
 #include "circuit/head_calibration.h"
 #include "circuit/head_circuit.h"
 #include "common/error.h"
@@ -14,24 +15,54 @@
 namespace fhegpt::cli {
 
 std::string PartSpec::text() const {
+    if (blocks) {
+        if (from_mlp) return fmt::format("layer{}.mlp", layer);
+        if (final_norm && layer == 0) return "all";
+        return layer == last ? fmt::format("layer{}", layer) : fmt::format("layers{}-{}", layer, last);
+    }
     return head < 0 ? fmt::format("layer{}.attn", layer) : fmt::format("layer{}.head{}", layer, head);
 }
 
 PartSpec parse_part(const std::string & text, const model::Gpt2HParams & hp) {
-    // layerL.headH or layerL.attn (hand-parsed: GCC 12 warns inside <regex> under sanitizers).
+    // Hand-parsed: GCC 12 warns inside <regex> under sanitizers.
     auto digits = [](const std::string & s) {
         return !s.empty() && s.size() <= 4 && s.find_first_not_of("0123456789") == std::string::npos;
     };
+    PartSpec part;
+    if (text == "all") {
+        part.blocks = part.final_norm = true;
+        part.layer = 0;
+        part.last = hp.n_layer - 1;
+        return part;
+    }
+    if (text.rfind("layers", 0) == 0) {
+        const std::string range = text.substr(6);
+        const size_t dash = range.find('-');
+        if (dash == std::string::npos || !digits(range.substr(0, dash)) || !digits(range.substr(dash + 1)))
+            fail("--part '{}': expected layersA-B", text);
+        part.blocks = true;
+        part.layer = std::stoi(range.substr(0, dash));
+        part.last = std::stoi(range.substr(dash + 1));
+        if (part.layer > part.last) fail("--part {}: layer {} comes after layer {}", text, part.layer, part.last);
+        if (part.last >= hp.n_layer) fail("--part {}: the model has {} layers", text, hp.n_layer);
+        return part;
+    }
     const size_t dot = text.find('.');
     const std::string first = text.substr(0, dot == std::string::npos ? text.size() : dot);
     const std::string second = dot == std::string::npos ? std::string() : text.substr(dot + 1);
-    PartSpec part;
     const bool layer_ok = first.rfind("layer", 0) == 0 && digits(first.substr(5));
     const bool head_ok = second.rfind("head", 0) == 0 && digits(second.substr(4));
-    if (!layer_ok || !(second == "attn" || head_ok)) fail("--part '{}': expected layerL.headH or layerL.attn", text);
+    if (!layer_ok || !(dot == std::string::npos || second == "attn" || second == "mlp" || head_ok))
+        fail("--part '{}': expected layerL.headH, layerL.attn, layerL.mlp, layerL, layersA-B or all", text);
     part.layer = std::stoi(first.substr(5));
-    part.head = second == "attn" ? -1 : std::stoi(second.substr(4));
     if (part.layer >= hp.n_layer) fail("--part {}: the model has {} layers", text, hp.n_layer);
+    if (dot == std::string::npos || second == "mlp") {
+        part.blocks = true;
+        part.last = part.layer;
+        part.from_mlp = second == "mlp";
+        return part;
+    }
+    part.head = second == "attn" ? -1 : std::stoi(second.substr(4));
     if (part.head >= hp.n_head) fail("--part {}: the model has {} heads per layer", text, hp.n_head);
     return part;
 }
@@ -48,7 +79,9 @@ std::vector<std::string> read_prompt_lines(const std::string & path) {
 
 void add_quant_options(CLI::App & command, QuantOptions & o) {
     command.add_option("-m,--model", o.model_dir, "Hugging Face GPT-2 directory")->capture_default_str();
-    command.add_option("--part", o.part, "protected part: layerL.headH (one head) or layerL.attn (the attention block)")
+    command.add_option("--part", o.part,
+                       "protected part: layerL.headH (one head), layerL.attn (the attention block), layerL.mlp (the MLP "
+                       "half of a block), layerL (a whole block), layersA-B (blocks A to B) or all (every block and ln_f)")
         ->capture_default_str();
     command.add_option("--calibration", o.calibration_path, "calibration prompts, one per line")->capture_default_str();
     command.add_flag("--per-channel", o.per_channel,
@@ -66,18 +99,35 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
         ->check(CLI::IsMember({"nearest", "gptq"}))
         ->capture_default_str();
     command.add_option("--weight-bits", o.weight_bits, "weight bits (default: --n-bits)")->check(CLI::Range(0, 16));
+    command.add_option("--residual-bits", o.residual_bits,
+                       "whole blocks: bits of the encrypted residual stream (default: the widest the noise of c_proj allows, "
+                       "calibrated)")
+        ->check(CLI::Range(0, 40));
+    command.add_option("--ln-bucket-bits", o.ln_bucket_bits,
+                       "whole blocks: bits of the LayerNorms' input buckets (default: --lut-bits, two sign bootstraps per "
+                       "value; one bit fewer costs one)")
+        ->check(CLI::Range(0, 12));
+    command.add_option("--gelu-bucket-bits", o.gelu_bucket_bits,
+                       "whole blocks: bits of the GELUs' input buckets (default: --lut-bits - 1 from 5-bit lookups on, one "
+                       "sign bootstrap per value; else --lut-bits, two)")
+        ->check(CLI::Range(0, 12));
     command.add_option("--lut-bits", o.lut_bits,
                        "bits every lookup reads, and of the q/k/v buckets (default: --n-bits, at least 3)")
         ->check(CLI::Range(0, 12));
 }
 
-circuit::LayerInputs calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
-                                        const PartSpec & part, const QuantOptions & options) {
-    return circuit::collect_layer_inputs(model, tokenizer, read_prompt_lines(options.calibration_path), part.layer);
+PartCalibration calibration_inputs(const model::Gpt2Model & model, const model::Gpt2Tokenizer & tokenizer,
+                                   const PartSpec & part, const QuantOptions & options) {
+    PartCalibration c;
+    const std::vector<std::string> prompts = read_prompt_lines(options.calibration_path);
+    if (part.blocks) c.blocks = circuit::collect_block_calibration(model, tokenizer, prompts, part.block_range());
+    else c.layer = circuit::collect_layer_inputs(model, tokenizer, prompts, part.layer);
+    return c;
 }
 
 QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & part, const QuantOptions & options,
-                            const circuit::LayerInputs & inputs, int n_bits) {
+                            const PartCalibration & calibration, int n_bits) {
+    const circuit::LayerInputs & inputs = calibration.layer;
     quant::HeadQuantConfig config;
     config.n_bits = n_bits;
     config.weight_bits = options.weight_bits;
@@ -88,7 +138,14 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
     config.weight_rounding = options.rounding();
     QuantizedPart out;
     out.part = part;
-    if (part.head >= 0)
+    if (part.blocks) {
+        circuit::BlocksQuantConfig blocks;
+        blocks.head = config;
+        blocks.residual_width = options.residual_bits;
+        blocks.ln_bucket_bits = options.ln_bucket_bits;
+        blocks.gelu_bucket_bits = options.gelu_bucket_bits;
+        out.blocks = circuit::quantize_blocks(model, part.block_range(), calibration.blocks, blocks);
+    } else if (part.head >= 0)
         out.head = circuit::quantize_head_for_circuit(model::head_qkv_weights(model, part.layer, part.head), inputs.x,
                                                       inputs.lengths, config);
     else
@@ -101,13 +158,23 @@ QuantizedPart calibrate_part(const model::Gpt2Model & model, const model::Gpt2To
     return quantize_part(model, part, options, calibration_inputs(model, tokenizer, part, options), n_bits);
 }
 
+int QuantizedPart::lut_bits() const { return head ? head->lut_bits : attention ? attention->lut_bits : blocks->lut_bits; }
+
 circuit::Circuit QuantizedPart::build_circuit(int32_t n) const {
+    if (blocks) return circuit::build_blocks_circuit(*blocks, n);
     return head ? circuit::build_head_circuit(*head, n) : circuit::build_attention_circuit(*attention, n);
+}
+
+circuit::Circuit QuantizedPart::build_row_circuit(int32_t first, int32_t n) const {
+    if (blocks) return circuit::build_blocks_row_circuit(*blocks, first, n);
+    return head ? circuit::build_head_row_circuit(*head, first, n, head->output_width)
+                : circuit::build_attention_row_circuit(*attention, first, n);
 }
 
 const tfhe::TfheParameters & QuantizedPart::parameters(int32_t n, const std::string & name) const {
     const tfhe::TfheParameters * chosen =
-        name.empty() ? circuit::choose_parameters(build_circuit(n)) : &tfhe::parameters_by_name(name);
+        !name.empty() ? &tfhe::parameters_by_name(name)
+        : circuit::choose_parameters(blocks ? build_row_circuit(n - 1, n) : build_circuit(n));
     if (!chosen)
         fail("no production parameter set evaluates {} with negligible failures at {} positions; try fewer bits", part.text(), n);
     if (int(chosen->message_bits) < lut_bits())
@@ -118,6 +185,12 @@ const tfhe::TfheParameters & QuantizedPart::parameters(int32_t n, const std::str
 
 const std::vector<circuit::HeadRunRecord> & QuantizedPart::install(model::Gpt2Context & ctx, circuit::Executor executor,
                                                                     circuit::EncryptedKeys keys, bool kv_cache) const {
+    if (blocks) {
+        auto seam = std::make_unique<circuit::QuantizedBlockRange>(*blocks, executor, std::move(keys), kv_cache);
+        const auto & runs = seam->runs();
+        ctx.set_block_range(part.block_range(), std::move(seam));
+        return runs;
+    }
     if (head) {
         auto seam = std::make_unique<circuit::QuantizedHeadAttention>(*head, executor, std::move(keys), kv_cache);
         const auto & runs = seam->runs();

@@ -15,6 +15,7 @@ std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, c
                                                      const std::string & url, const std::string & part_text, int n_bits,
                                                      bool progress, bool recompute) {
     const PartSpec part = parse_part(part_text, model.hparams);
+    if (part.blocks) fail("--server: whole blocks ({}) are not served yet; --encrypt {} runs them here", part.text(), part.text());
     std::fprintf(stderr, "connecting to %s for %s\n", url.c_str(), part.text().c_str());
     auto remote = std::make_unique<net::RemotePart>(url, part.text(), n_bits, model.hparams.n_embd, recompute);
     const net::PartManifest & m = remote->manifest();
