@@ -34,6 +34,32 @@ struct Stats {
     double variance() const { return sum2 / static_cast<double>(count) - mean() * mean(); }
 };
 
+// The modulus switch of a set's bootstrap (multi-bit or classic) and the switched phase
+// b~ - sum a~ s mod 2N it leads the blind rotation to, from the secret key.
+size_t switched_size(const TfheParameters & p) {
+    return p.is_multi_bit() ? multi_bit_switched_size(p.lwe_dimension, p.grouping_factor) : p.lwe_dimension.value + 1;
+}
+uint64_t switch_and_phase(const TfheParameters & p, ModulusSwitchType type, const LweCiphertext & c,
+                          const LweSecretKey & key, std::vector<uint32_t> & switched) {
+    const size_t n = p.lwe_dimension.value;
+    uint64_t phi = 0;
+    if (p.is_multi_bit()) {
+        modulus_switch_multi_bit_lwe_ciphertext(c, p.polynomial_size, p.grouping_factor, switched);
+        const size_t g = p.grouping_factor.value, per_group = p.grouping_factor.ggsw_per_group() - 1;
+        phi = switched.back();
+        for (size_t group = 0; group < n / g; ++group) {
+            size_t subset = 0;
+            for (size_t b = 0; b < g; ++b) subset |= static_cast<size_t>(key.data[group * g + b]) << b;
+            if (subset != 0) phi -= switched[group * per_group + subset - 1];
+        }
+    } else {
+        modulus_switch_lwe_ciphertext(c, p.polynomial_size, type, switched);
+        phi = switched[n];
+        for (size_t i = 0; i < n; ++i) phi -= switched[i] * key.data[i];
+    }
+    return phi & (2 * p.polynomial_size.value - 1);
+}
+
 double measure_modulus_switch_variance(const TfheParameters & p, ModulusSwitchType type, size_t samples) {
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey key = generate_binary_lwe_secret_key(p.lwe_dimension, g);

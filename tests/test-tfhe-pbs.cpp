@@ -349,6 +349,7 @@ void check_noise_model(Harness & h, size_t keyswitch_samples, bool promise) {
                 p.source_log2_p_fail);
     const double promised = p.name.find("2M64") != std::string::npos ? -64.0 : -128.0;
     EXPECT_LE(measured_log2, promised + 4.0) << p.name;
+}
 
 // Every FFT kernel this CPU has (scalar, AVX2, AVX-512) bootstraps the same key-switched inputs
 // to the same decryptions. The kernels round differently (they are not bit-identical), and a
