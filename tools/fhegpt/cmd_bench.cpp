@@ -249,7 +249,7 @@ void add_bench_command(CLI::App & app) {
     auto opt = std::make_shared<BenchPbsOptions>();
     CLI::App * pbs = bench->add_subcommand("pbs", "TFHE key switch and programmable bootstrapping speed");
     pbs->add_option("--params", opt->params,
-                    "parameter set name (see the README), or 'all' for every production set (default)");
+                    "parameter set name (docs/tfhe-engine.md), or 'all' for every production set (default)");
     pbs->add_option("--threads", opt->threads, "threads for the throughput run (default: all hardware threads)");
     pbs->add_option("--count", opt->count, "bootstraps per measurement (default: 8 to 32 depending on the set)");
     pbs->add_flag("--json", opt->json, "one JSON object per parameter set");
