@@ -9,6 +9,8 @@
 #include "tfhe/algorithms/polynomial.h"
 #include "tfhe/tfhe.h"
 
+#include "tfhe-sample-stats.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -43,19 +45,7 @@ Keys & keys(const std::string & name) {
     return *k;
 }
 
-struct Stats {
-    double sum = 0, sum2 = 0;
-    size_t count = 0;
-    void add(double x) {
-        sum += x;
-        sum2 += x * x;
-        ++count;
-    }
-    double variance() const {
-        const double mean = sum / static_cast<double>(count);
-        return sum2 / static_cast<double>(count) - mean * mean;
-    }
-};
+using Stats = test::SampleStats;
 
 // round(x 2N / 2^64) mod 2N in 128-bit arithmetic.
 uint32_t exact_switch(uint64_t x, size_t polynomial_size) {

@@ -10,6 +10,8 @@
 #include "tfhe/algorithms/modulus_switch.h"
 #include "tfhe/algorithms/multi_bit_external_product.h"
 
+#include "tfhe-sample-stats.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,17 +24,7 @@ using namespace fhegpt::tfhe;
 
 namespace {
 
-struct Stats {
-    double sum = 0, sum2 = 0;
-    size_t count = 0;
-    void add(double x) {
-        sum += x;
-        sum2 += x * x;
-        ++count;
-    }
-    double mean() const { return sum / static_cast<double>(count); }
-    double variance() const { return sum2 / static_cast<double>(count) - mean() * mean(); }
-};
+using Stats = test::SampleStats;
 
 // The modulus switch of a set's bootstrap (multi-bit or classic) and the switched phase
 // b~ - sum a~ s mod 2N it leads the blind rotation to, from the secret key.

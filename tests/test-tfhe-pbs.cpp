@@ -13,6 +13,8 @@
 #include "tfhe/tfhe.h"
 #include "tfhe-production-sets.h"
 
+#include "tfhe-sample-stats.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,18 +30,7 @@ using namespace fhegpt::tfhe;
 
 namespace {
 
-// Mean and variance of a sample.
-struct Stats {
-    double sum = 0, sum2 = 0;
-    size_t count = 0;
-    void add(double x) {
-        sum += x;
-        sum2 += x * x;
-        ++count;
-    }
-    double mean() const { return sum / static_cast<double>(count); }
-    double variance() const { return sum2 / static_cast<double>(count) - mean() * mean(); }
-};
+using Stats = test::SampleStats;
 
 struct Harness {
     const TfheParameters & params;
