@@ -4,34 +4,18 @@
 // the workspace's default group size. Keys are generated once per set (the multi-bit ones take
 // 240-320 MB each). --benchmark_filter=<regex> picks.
 #include "tfhe/algorithms/multi_bit_external_product.h"
+#include "tfhe-bench-keys.h"
 #include "tfhe/tfhe.h"
 
 #include <benchmark/benchmark.h>
 
-#include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
 using namespace fhegpt::tfhe;
+using namespace fhegpt::tfhe::bench;
 
 namespace {
-
-struct Keys {
-    ClientKey client;
-    ServerKey server;
-};
-
-const Keys & keys_for(const std::string & name) {
-    static std::map<std::string, std::unique_ptr<Keys>> cache;
-    auto & slot = cache[name];
-    if (!slot) {
-        slot = std::make_unique<Keys>();
-        slot->client = generate_client_key(parameters_by_name(name));
-        slot->server = generate_server_key(slot->client);
-    }
-    return *slot;
-}
 
 const char * kSets[] = {"PARAM_4BIT_2M128", "PARAM_4BIT_2M128_MULTI_BIT_G2", "PARAM_4BIT_2M128_MULTI_BIT_G3",
                         "PARAM_4BIT_2M128_MULTI_BIT_G4"};
@@ -88,22 +72,6 @@ void BM_FourierProducts(benchmark::State & state, const std::string & name) {
     state.counters["per_pbs_ms"] = benchmark::Counter(static_cast<double>(count) * 1e-3,
                                                       benchmark::Counter::kIsIterationInvariantRate |
                                                           benchmark::Counter::kInvert);
-}
-
-// KS + PBS of a batch over the global pool, default workspace.
-void BM_BatchKsPbs(benchmark::State & state, const std::string & name) {
-    const Keys & keys = keys_for(name);
-    const TfheParameters & p = keys.client.parameters;
-    const size_t batch = static_cast<size_t>(state.range(0));
-    const uint64_t modulus = p.message_modulus();
-    const LookupTable lut = generate_lookup_table(keys.server, modulus, modulus, [](uint64_t m) { return m; });
-    const LookupTable * luts[1] = {&lut};
-    std::vector<LweCiphertext> in, out(batch, allocate_lwe_ciphertext(keys.server));
-    for (size_t c = 0; c < batch; ++c) in.push_back(encrypt_message(keys.client, c % modulus, modulus));
-    BootstrapWorkspace workspace = allocate_bootstrap_workspace(keys.server);
-    for (auto _ : state) batch_keyswitch_bootstrap(keys.server, in, out, luts, workspace);
-    state.counters["pbs_per_s"] =
-        benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void register_all() {
