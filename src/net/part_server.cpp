@@ -272,9 +272,10 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
         for (const auto & part : session.cache)
             for (const auto & ct : part) inputs.push_back(&ct);
     circuit::ExecutionStats stats;
-    const auto progress = [&session](int64_t done, int64_t total) {
+    const auto progress = [this, &session](int64_t done, int64_t total) {
         session.progress_total = total;
         session.progress_done = done;
+        if (part_.on_batch) part_.on_batch(done, total);
     };
     std::vector<tfhe::LweCiphertext> outputs;
     {

@@ -42,6 +42,9 @@ struct ServedPart {
     PartManifest manifest;
     int32_t cache_parts = 0, cache_cols = 0;
     std::function<circuit::Circuit(int32_t first, int32_t n)> build_row_circuit;
+    // Called on the evaluating thread after each bootstrap batch with the evaluation's counts
+    // (empty in production; tests hold an evaluation here to observe it mid-way).
+    std::function<void(int64_t done, int64_t total)> on_batch;
 };
 
 struct ServerOptions {
