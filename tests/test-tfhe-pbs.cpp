@@ -317,10 +317,14 @@ void expect_within(double measured, double model, double tolerance, const std::s
 }
 
 // The variance of every bootstrap output decrypted so far and of `keyswitch_samples` key switches
-// against the noise model, within 25%. With n independent samples the relative standard error of
-// a variance is sqrt(2 / n): at least 600 samples keep 25% beyond four standard errors. With
-// `promise`, the failure probability at the noise limit computed from the measured variances
-// must keep the set's promise (2^-128, or 2^-64 for the 2M64 sets) within 2^4.
+// against the noise model. With n independent samples the relative standard error of a variance
+// is sqrt(2 / n): at least 600 samples keep 25% beyond four standard errors. The key switch must
+// be within 25% of the model. The bootstrap output may not exceed the model by more than 25%
+// (the model must bound it) nor fall below 60% of it: the output variance of one key set
+// differs from the model's expectation over keys by more than the sampling error (two key sets
+// of PARAM_5BIT_2M128 gave 0.75 and 0.94 of the model, 626 outputs each). With `promise`, the
+// failure probability at the noise limit computed from the measured variances must keep the
+// set's promise (2^-128, or 2^-64 for the 2M64 sets) within 2^4.
 void check_noise_model(Harness & h, size_t keyswitch_samples, bool promise) {
     const TfheParameters & p = h.params;
     ASSERT_GE(h.output_noise.count, 600u) << p.name << ": too few bootstrap outputs for a variance estimate";
@@ -328,8 +332,11 @@ void check_noise_model(Harness & h, size_t keyswitch_samples, bool promise) {
     const NoiseBudget budget = bootstrap_noise_budget(p);
     // Outputs carry their noise around the encoded message: the mean is part of the error.
     const double pbs = h.output_noise.variance() + h.output_noise.mean() * h.output_noise.mean();
-    expect_within(pbs, budget.pbs_output, 0.25,
-                  p.name + " bootstrap output (" + std::to_string(h.output_noise.count) + ")");
+    const std::string output = p.name + " bootstrap output (" + std::to_string(h.output_noise.count) + ")";
+    std::printf("  %-44s measured 2^%.3f  model 2^%.3f  ratio %.3f\n", output.c_str(), std::log2(pbs),
+                std::log2(budget.pbs_output), pbs / budget.pbs_output);
+    EXPECT_LE(pbs / budget.pbs_output, 1.25) << output;
+    EXPECT_GE(pbs / budget.pbs_output, 0.6) << output;
     const double ks = measure_keyswitch_variance(h, keyswitch_samples);
     expect_within(ks, budget.keyswitch, 0.25, p.name + " key switch");
     if (!promise) return;
