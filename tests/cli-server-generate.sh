@@ -4,15 +4,18 @@
 # encrypted generation must write exactly the tokens of the clear simulation, with the
 # server's KV cache and without it (every token sends the whole sequence), and the simulation
 # with its cache those of the simulation recomputing the whole sequence.
-# Usage: $0 path/to/fhegpt path/to/fhegpt-server PART
+# Usage: $0 path/to/fhegpt path/to/fhegpt-server PART [PARAMS]
+# PARAMS: the server's parameter set (default INSECURE_TEST_4BIT_PBS_L2; whole blocks need one
+# with two bootstrapping keys, INSECURE_TEST_4BIT_MIXED).
 set -eu
 fhegpt="$1"
 server_bin="$2"
 part="$3"
+params="${4:-INSECURE_TEST_4BIT_PBS_L2}"
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-"$server_bin" -m models/fhegpt-tiny --part "$part" --n-bits 4 --params INSECURE_TEST_4BIT_PBS_L2 \
+"$server_bin" -m models/fhegpt-tiny --part "$part" --n-bits 4 --params "$params" \
     --port 0 --max-positions 8 >"$dir/out" 2>"$dir/log" &
 pid=$!
 i=0
