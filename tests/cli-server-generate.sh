@@ -4,18 +4,21 @@
 # encrypted generation must write exactly the tokens of the clear simulation, with the
 # server's KV cache and without it (every token sends the whole sequence), and the simulation
 # with its cache those of the simulation recomputing the whole sequence.
-# Usage: $0 path/to/fhegpt path/to/fhegpt-server PART TOKENS UNCACHED_TOKENS
-# (UNCACHED_TOKENS 0: no run without the cache; that path does not depend on the part.)
+# Usage: $0 path/to/fhegpt path/to/fhegpt-server PART TOKENS UNCACHED_TOKENS [PARAMS]
+# UNCACHED_TOKENS 0: no run without the cache (that path does not depend on the part).
+# PARAMS: the server's parameter set (default INSECURE_TEST_4BIT_PBS_L2; whole blocks need one
+# with two bootstrapping keys, INSECURE_TEST_4BIT_MIXED).
 set -eu
 fhegpt="$1"
 server_bin="$2"
 part="$3"
 tokens="$4"
 uncached_tokens="$5"
+params="${6:-INSECURE_TEST_4BIT_PBS_L2}"
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-"$server_bin" -m models/fhegpt-tiny --part "$part" --n-bits 4 --params INSECURE_TEST_4BIT_PBS_L2 \
+"$server_bin" -m models/fhegpt-tiny --part "$part" --n-bits 4 --params "$params" \
     --port 0 --max-positions 8 >"$dir/out" 2>"$dir/log" &
 pid=$!
 i=0

@@ -1,9 +1,11 @@
 // The client/server protocol without a network (net/protocol.h, net/session_table.h): the
 // binary messages round-trip, and every malformed message (bad magic, version or type, each
 // truncation, trailing bytes, a hostile blob length) is an fhegpt::Error, never a crash; the
-// JSON manifest round-trips and a malformed or hostile one is rejected; bearer tokens parse;
+// JSON manifest round-trips (with the whole blocks' stream section, whose client-side
+// quantization equals the blocks' own) and a malformed or hostile one is rejected; bearer tokens parse;
 // the session table hands out distinct 64-hex-digit tokens, enforces its limit and expires idle
 // sessions but never one that is running a request.
+#include "circuit/quantized_blocks.h"
 #include "common/error.h"
 #include "net/evaluation_queue.h"
 #include "net/protocol.h"
@@ -396,6 +398,71 @@ TEST(NetManifest, RejectsUnknownParameterSetAndProtocol) {
     for (int version : {0, kProtocolVersion + 1, -1})
         expect_rejected(mutated([&](nlohmann::json & m) { m["protocol"] = version; }),
                         "protocol " + std::to_string(version), "protocol version");
+}
+
+// A run of whole blocks: the client's share of the first stage travels in "stream".
+PartManifest sample_blocks_manifest() {
+    PartManifest m = sample_manifest();
+    m.part = "all";
+    m.output_cols = m.n_embd;
+    StreamManifest st;
+    st.width = 20;
+    st.units = {0.01, 0.02, 1.0 / 7.0, 0.005};
+    st.eps = 1e-5f;
+    st.stream_delta_log2 = 43;
+    st.output_units = {0.1, 0.3, 1.0 / 9.0, 0.25};
+    m.stream = st;
+    return m;
+}
+
+TEST(NetManifest, BlocksRoundTripAndClientShare) {
+    const PartManifest m = sample_blocks_manifest();
+    const PartManifest back = PartManifest::from_json(m.to_json());
+    ASSERT_TRUE(back.stream.has_value());
+    EXPECT_FALSE(PartManifest::from_json(sample_manifest().to_json()).stream.has_value());
+    EXPECT_EQ(back.stream->width, 20);
+    EXPECT_EQ(back.stream->units, m.stream->units);
+    EXPECT_EQ(back.stream->eps, m.stream->eps);
+    EXPECT_EQ(back.stream->output_units, m.stream->output_units);
+    EXPECT_EQ(back.to_json(), m.to_json());
+    // Two ciphertexts per channel: the stream at its scale, then its normalization.
+    EXPECT_EQ(back.input_cols(), 8);
+    EXPECT_EQ(back.input_delta_log2_of(3), 43);
+    EXPECT_EQ(back.input_delta_log2_of(4), m.input_delta_log2);
+    EXPECT_EQ(back.output_unit_of(2), 1.0 / 9.0);
+    EXPECT_EQ(sample_manifest().input_cols(), 4);
+    EXPECT_EQ(sample_manifest().output_unit_of(1), sample_manifest().output_unit);
+    const std::vector<float> x = {0.5f, -0.3f, 1.0f, 0.01f, -1.0f, 0.0f, 0.2f, -10.0f};
+    circuit::ResidualEncoding residual;
+    residual.width = 20;
+    residual.unit = m.stream->units;
+    const std::vector<int64_t> q = back.quantize_inputs(x);
+    EXPECT_EQ(q, circuit::quantize_block_inputs(residual, float(m.stream->eps), m.x_scales, m.x_bits, x));
+    ASSERT_EQ(q.size(), 16u);
+    EXPECT_EQ(std::vector<int64_t>(q.begin(), q.begin() + 4), std::vector<int64_t>(residual.quantize(std::span(x).first(4))));
+    EXPECT_THROW(back.quantize_inputs(std::span(x).first(3)), Error);
+
+    auto blocks_mutated = [](const std::function<void(nlohmann::json &)> & change) {
+        nlohmann::json j = nlohmann::json::parse(sample_blocks_manifest().to_json());
+        change(j);
+        return j.dump();
+    };
+    for (const char * key : {"width", "units", "eps", "stream_delta_log2", "output_units"})
+        expect_rejected(blocks_mutated([&](nlohmann::json & j) { j["stream"].erase(key); }), std::string("without ") + key,
+                        key);
+    const std::vector<std::pair<const char *, std::function<void(nlohmann::json &)>>> bad = {
+        {"stream not an object", [](nlohmann::json & j) { j["stream"] = 3; }},
+        {"width 1", [](nlohmann::json & j) { j["stream"]["width"] = 1; }},
+        {"width 63", [](nlohmann::json & j) { j["stream"]["width"] = 63; }},
+        {"3 units", [](nlohmann::json & j) { j["stream"]["units"].erase(0); }},
+        {"a negative unit", [](nlohmann::json & j) { j["stream"]["units"][1] = -0.5; }},
+        {"a zero output unit", [](nlohmann::json & j) { j["stream"]["output_units"][3] = 0; }},
+        {"5 output units", [](nlohmann::json & j) { j["stream"]["output_units"].push_back(1.0); }},
+        {"eps 0", [](nlohmann::json & j) { j["stream"]["eps"] = 0; }},
+        {"stream encoding 2^64", [](nlohmann::json & j) { j["stream"]["stream_delta_log2"] = 64; }},
+        {"2 outputs", [](nlohmann::json & j) { j["output_cols"] = 2; }},
+    };
+    for (const auto & [what, change] : bad) expect_rejected(blocks_mutated(change), what);
 }
 
 TEST(NetProtocol, BearerToken) {

@@ -39,17 +39,24 @@ double QuantizedBlocks::output_unit(int32_t k) const {
 }
 
 std::vector<int64_t> QuantizedBlocks::quantize_inputs(std::span<const float> x) const {
-    if (n_embd <= 0 || x.size() % size_t(n_embd) != 0) fail("quantized blocks: {} inputs, rows of {}", x.size(), n_embd);
+    if (n_embd <= 0 || residual.unit.size() != size_t(n_embd))
+        fail("quantized blocks: {} inputs, rows of {}", x.size(), n_embd);
+    return quantize_block_inputs(residual, eps, first_scales(), first_bits(), x);
+}
+
+std::vector<int64_t> quantize_block_inputs(const ResidualEncoding & residual, float eps, std::span<const double> scales,
+                                           int bits, std::span<const float> x) {
+    const size_t n_embd = residual.unit.size();
+    if (n_embd == 0 || scales.size() != n_embd || x.size() % n_embd != 0)
+        fail("quantized blocks: {} inputs, rows of {} ({} scales)", x.size(), n_embd, scales.size());
     const std::vector<int64_t> stream = residual.quantize(x);
     std::vector<float> normalized(x.begin(), x.end());
-    model::normalize_rows(normalized, n_embd, eps);
-    const std::vector<double> & scales = first_scales();
-    const int bits = first_bits();
+    model::normalize_rows(normalized, int32_t(n_embd), eps);
     std::vector<int64_t> out;
     out.reserve(2 * x.size());
-    for (size_t row = 0; row < x.size(); row += size_t(n_embd)) {
-        out.insert(out.end(), stream.begin() + ptrdiff_t(row), stream.begin() + ptrdiff_t(row) + n_embd);
-        for (int32_t k = 0; k < n_embd; ++k) out.push_back(quant::quantize_value(normalized[row + size_t(k)], scales[size_t(k)], bits));
+    for (size_t row = 0; row < x.size(); row += n_embd) {
+        out.insert(out.end(), stream.begin() + ptrdiff_t(row), stream.begin() + ptrdiff_t(row + n_embd));
+        for (size_t k = 0; k < n_embd; ++k) out.push_back(quant::quantize_value(normalized[row + k], scales[k], bits));
     }
     return out;
 }

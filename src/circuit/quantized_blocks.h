@@ -59,4 +59,9 @@ struct QuantizedBlocks {
     int32_t head_dim() const;
 };
 
+// The client's share on its own (a remote client has the stream's encoding, eps and the first
+// stage's quantizer, never a weight): rows of n_embd reals -> per position [stream | normalized].
+std::vector<int64_t> quantize_block_inputs(const ResidualEncoding & residual, float eps, std::span<const double> first_scales,
+                                           int first_bits, std::span<const float> x);
+
 } // namespace fhegpt::circuit

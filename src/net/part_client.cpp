@@ -85,12 +85,14 @@ PartManifest PartClient::info() {
     return PartManifest::from_json(res.body);
 }
 
-void PartClient::open_session(const tfhe::CompressedServerKey & key) {
+void PartClient::open_session(const tfhe::CompressedServerKey & key, const std::string & expected_part) {
     close_session();
     const std::string body = encode(KeyUpload{tfhe::serialize_compressed_server_key(key)});
     bytes_sent_ += body.size();
-    const httplib::Response res =
-        checked(http_->Post("/v1/sessions", body, "application/octet-stream"), url_, "POST /v1/sessions (key upload)");
+    httplib::Headers headers;
+    if (!expected_part.empty()) headers.emplace("Fhegpt-Part", expected_part);
+    const httplib::Response res = checked(http_->Post("/v1/sessions", headers, body, "application/octet-stream"), url_,
+                                          "POST /v1/sessions (key upload)");
     bytes_received_ += res.body.size();
     const nlohmann::json j = nlohmann::json::parse(res.body, nullptr, false);
     if (!j.is_object() || !j.contains("session") || !j["session"].is_string() || j["session"].get<std::string>().empty())
@@ -143,7 +145,7 @@ RemotePart::RemotePart(const std::string & url, const std::string & expected_par
     keygen_seconds_ = seconds_since(start);
     start = Clock::now();
     const uint64_t sent_before = client_.bytes_sent();
-    client_.open_session(server_key);
+    client_.open_session(server_key, expected_part);
     key_upload_bytes_ = client_.bytes_sent() - sent_before;
     upload_seconds_ = seconds_since(start);
 }
@@ -173,10 +175,11 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
     tfhe::RandomGenerator noise = tfhe::RandomGenerator::from_os();
     std::vector<tfhe::SeededLweCiphertext> inputs;
     inputs.reserve(x_int.size());
+    const size_t cols = size_t(manifest_.input_cols());
     for (size_t i = 0; i < x_int.size(); ++i)
-        inputs.push_back(tfhe::encrypt_seeded_lwe_ciphertext(key_->big_lwe_secret_key,
-                                                             circuit::encode_integer(x_int[i], manifest_.input_delta_log2),
-                                                             params.glwe_noise, seed, i, noise));
+        inputs.push_back(tfhe::encrypt_seeded_lwe_ciphertext(
+            key_->big_lwe_secret_key, circuit::encode_integer(x_int[i], manifest_.input_delta_log2_of(int32_t(i % cols))),
+            params.glwe_noise, seed, i, noise));
     EvalRequest request;
     request.n_past = uint32_t(send_from);
     request.n_new = uint32_t(send_count);
@@ -188,12 +191,12 @@ std::vector<int64_t> RemotePart::run(std::span<const float> x, int32_t n_new, in
              send_count);
     const auto outputs =
         tfhe::deserialize_lwe_ciphertext_vector(response.outputs, params, tfhe::LweKeyChoice::Big, "<eval response>");
-    const size_t cols = size_t(manifest_.output_cols);
-    if (outputs.size() != size_t(send_count) * cols)
-        fail("{}: {} output ciphertexts for {} rows of {}", client_.url(), outputs.size(), send_count, cols);
+    const size_t out_cols = size_t(manifest_.output_cols);
+    if (outputs.size() != size_t(send_count) * out_cols)
+        fail("{}: {} output ciphertexts for {} rows of {}", client_.url(), outputs.size(), send_count, out_cols);
     // The new rows are the last n_new.
-    const size_t skip = size_t(send_count - n_new) * cols;
-    std::vector<int64_t> values(size_t(n_new) * cols);
+    const size_t skip = size_t(send_count - n_new) * out_cols;
+    std::vector<int64_t> values(size_t(n_new) * out_cols);
     for (size_t k = 0; k < values.size(); ++k)
         values[k] = circuit::decode_integer(tfhe::decrypt_lwe_ciphertext(key_->big_lwe_secret_key, outputs[skip + k]),
                                             manifest_.output_delta_log2);
@@ -261,7 +264,8 @@ public:
         const PartManifest & m = part_.manifest();
         if (out.size() < size_t(n_new) * size_t(m.output_cols)) fail("remote part: bad shapes for {} new positions", n_new);
         const std::vector<int64_t> values = part_.run(x, n_new, n_past);
-        for (size_t k = 0; k < values.size(); ++k) out[k] = static_cast<float>(double(values[k]) * m.output_unit);
+        for (size_t k = 0; k < values.size(); ++k)
+            out[k] = static_cast<float>(double(values[k]) * m.output_unit_of(int32_t(k % size_t(m.output_cols))));
     }
     void reset() override {} // the next run starts at position 0, which drops the server's cache
 
@@ -272,11 +276,18 @@ private:
 } // namespace
 
 std::unique_ptr<model::HeadAttention> RemotePart::head_seam() {
+    if (manifest_.stream) fail("{} serves a run of whole blocks ({}), not a head", client_.url(), manifest_.part);
     return std::make_unique<RemoteSeam<model::HeadAttention>>(*this);
 }
 
 std::unique_ptr<model::LayerAttention> RemotePart::layer_seam() {
+    if (manifest_.stream) fail("{} serves a run of whole blocks ({}), not an attention block", client_.url(), manifest_.part);
     return std::make_unique<RemoteSeam<model::LayerAttention>>(*this);
+}
+
+std::unique_ptr<model::BlockRange> RemotePart::block_seam() {
+    if (!manifest_.stream) fail("{} serves {}, not a run of whole blocks", client_.url(), manifest_.part);
+    return std::make_unique<RemoteSeam<model::BlockRange>>(*this);
 }
 
 } // namespace fhegpt::net

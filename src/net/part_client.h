@@ -1,7 +1,7 @@
 // The client side of protocol.h: one connection to a part server and one session on it.
 //
 // PartClient speaks the protocol (info, session, eval, close) and counts bytes each way.
-// RemotePart is what the model's attention seam drives: it reads the server's manifest,
+// RemotePart is what the model's attention or block seam drives: it reads the server's manifest,
 // generates the client's keys for the server's parameter set (the secret key never leaves this
 // process), uploads the compressed evaluation keys once, and then, position by position,
 // quantizes the part's inputs with the manifest's quantizer, encrypts them (seeded: 8 bytes a
@@ -10,6 +10,7 @@
 #pragma once
 
 #include "model/attention.h"
+#include "model/block_range.h"
 #include "net/protocol.h"
 #include "tfhe/keyset.h"
 
@@ -35,8 +36,9 @@ public:
     PartClient & operator=(const PartClient &) = delete;
 
     PartManifest info();
-    // Uploads the compressed server key and starts a session.
-    void open_session(const tfhe::CompressedServerKey & key);
+    // Uploads the compressed server key and starts a session. expected_part (optional): the
+    // server refuses the session, before the upload, if it serves another part.
+    void open_session(const tfhe::CompressedServerKey & key, const std::string & expected_part = {});
     EvalResponse eval(const EvalRequest & request);
     // The running evaluation's bootstraps {done, total}, over a connection of its own: it may be
     // called from another thread while eval() waits.
@@ -78,7 +80,7 @@ public:
     double upload_seconds() const { return upload_seconds_; }
 
     // Rows n_past..n_past+n_new-1 of the part for x [n_new, n_embd]: decoded integers
-    // [n_new, output_cols] (one unit: manifest().output_unit). n_past is 0 (a new sequence) or
+    // [n_new, output_cols] (one unit of column c: manifest().output_unit_of(c)). n_past is 0 (a new sequence) or
     // the positions sent so far.
     std::vector<int64_t> run(std::span<const float> x, int32_t n_new, int32_t n_past);
     const std::vector<RemoteRunRecord> & runs() const { return runs_; }
@@ -89,9 +91,12 @@ public:
     std::function<void(int32_t first, int32_t n, int64_t done, int64_t total, double seconds)> on_progress;
 
     // Seams that send the part's work here (this object must outlive them): a head
-    // (output_cols = head_dim) or a whole attention block (output_cols = n_embd).
+    // (output_cols = head_dim), a whole attention block (output_cols = n_embd), or a run of whole
+    // blocks (the residual stream where the run starts in, where it ends or the final hidden
+    // state out).
     std::unique_ptr<model::HeadAttention> head_seam();
     std::unique_ptr<model::LayerAttention> layer_seam();
+    std::unique_ptr<model::BlockRange> block_seam();
 
 private:
     EvalResponse eval_with_progress(const EvalRequest & request, int32_t first, int32_t n);

@@ -51,6 +51,12 @@ HttpResponse answer(std::string & detail, Work && work) {
     }
 }
 
+// A part name as a client sent it, safe to echo (JSON needs valid UTF-8; logs need one line).
+std::string printable_part(const std::string & text) {
+    const bool plain = text.size() <= 64 && text.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") == std::string::npos;
+    return plain ? text : "the part it named";
+}
+
 const char * cancel_reason_text(int reason) {
     switch (reason) {
     case kClientGone: return "the client disconnected";
@@ -102,7 +108,7 @@ PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool
     m.server_key_bytes = keys.compressed_upload_bytes() + 4096;
     // The largest evaluation: max_positions positions, at most 40 bytes more per ciphertext
     // (a seed of its own) than with one shared seed; the message header in the margin.
-    const uint64_t count = uint64_t(options_.max_positions) * uint64_t(m.n_embd);
+    const uint64_t count = uint64_t(options_.max_positions) * uint64_t(m.input_cols());
     m.max_request_bytes =
         tfhe::serialized_seeded_lwe_ciphertext_vector_size(params, tfhe::LweKeyChoice::Big, count) + 40 * count + 4096;
     m.max_positions = options_.max_positions;
@@ -252,14 +258,15 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
     const int32_t n_new = int32_t(request.n_new), n = n_past + n_new;
     // Before decoding: a blob much larger than n_new positions can take (8 bytes a ciphertext
     // with one shared seed, 48 with a seed each) would only make objects to throw away.
-    const uint64_t count = uint64_t(n_new) * uint64_t(m.n_embd);
+    const uint64_t count = uint64_t(n_new) * uint64_t(m.input_cols());
     if (request.inputs.size() >
         tfhe::serialized_seeded_lwe_ciphertext_vector_size(params, tfhe::LweKeyChoice::Big, count) + 40 * count + 256)
         fail("{} bytes of input ciphertexts for {} positions", request.inputs.size(), n_new);
     const auto seeded = tfhe::deserialize_seeded_lwe_ciphertext_vector(request.inputs, params, tfhe::LweKeyChoice::Big,
                                                                        kRequestSource);
-    if (seeded.size() != size_t(n_new) * size_t(m.n_embd))
-        fail("{} input ciphertexts for {} positions of {} inputs", seeded.size(), n_new, m.n_embd);
+    if (seeded.size() != size_t(n_new) * size_t(m.input_cols()))
+        fail("{} input ciphertexts for {} positions: {} takes {} per position", seeded.size(), n_new, m.part,
+             m.input_cols());
     std::vector<tfhe::LweCiphertext> x;
     x.reserve(seeded.size());
     for (const auto & ct : seeded) x.push_back(tfhe::decompress_seeded_lwe_ciphertext(ct));
@@ -379,7 +386,12 @@ std::vector<HttpRoute> PartServer::routes() {
                      };
                      return a;
                  }});
-    r.push_back({"POST", "/v1/sessions", part_.manifest.server_key_bytes, [this](const HttpHead &) {
+    r.push_back({"POST", "/v1/sessions", part_.manifest.server_key_bytes, [this](const HttpHead & head) {
+                     // A client that expects another part is told so before it uploads its keys.
+                     const std::string expected(head.field("Fhegpt-Part"));
+                     if (!expected.empty() && expected != part_.manifest.part)
+                         return HttpAdmission::answered(error_response(
+                             409, fmt::format("this server serves {}, not {}", part_.manifest.part, printable_part(expected))));
                      // The slot is taken before the body is read: key sets in memory, uploads
                      // included, never exceed max_sessions.
                      auto slot = std::make_shared<SessionSlot>(sessions_.reserve_slot());

@@ -1,10 +1,11 @@
-// fhegpt-server's core: serves one protected part (a quantized head or attention block, whose
-// weights stay here) to many clients over HTTP (protocol.h, http_server.h).
+// fhegpt-server's core: serves one protected part (a quantized head, attention block or run of
+// whole blocks, whose weights stay here) to many clients over HTTP (protocol.h, http_server.h).
 //
 // Each session holds its client's evaluation keys and the encrypted key/value cache of its
-// sequence, so a request brings only its new positions and the server evaluates only their
-// rows (circuit::build_head_row_circuit). Bad input of any kind is answered with an error and
-// leaves the session as it was.
+// sequence (for whole blocks, of every layer of the run), so a request brings only its new
+// positions and the server evaluates only their rows (circuit::build_head_row_circuit,
+// build_blocks_row_circuit). Bad input of any kind is answered with an error and leaves the
+// session as it was.
 //
 // Budget (docs/client-server.md, "Limits and threat model"): at most max_sessions key sets
 // and caches in memory (a slot is taken before a key upload is read and given back when the

@@ -1,5 +1,6 @@
 #include "net/protocol.h"
 
+#include "circuit/quantized_blocks.h"
 #include "common/error.h"
 #include "quant/quantizer.h"
 #include "tfhe/serialization/binary_io.h"
@@ -94,6 +95,12 @@ std::string PartManifest::to_json() const {
         {"idle_timeout_seconds", idle_timeout_seconds},
         {"server_key_bytes", server_key_bytes},
     };
+    if (stream)
+        j["stream"] = {{"width", stream->width},
+                       {"units", stream->units},
+                       {"eps", stream->eps},
+                       {"stream_delta_log2", stream->stream_delta_log2},
+                       {"output_units", stream->output_units}};
     return j.dump();
 }
 
@@ -132,14 +139,50 @@ PartManifest PartManifest::from_json(std::string_view text) {
     if (!std::isfinite(m.output_unit) || m.output_unit <= 0) fail("server manifest: output unit {}", m.output_unit);
     if (m.max_positions <= 0 || m.max_positions > kMaxPositions)
         fail("server manifest: max_positions {} out of range", m.max_positions);
+    if (j.contains("stream")) {
+        const nlohmann::json & js = j.at("stream");
+        if (!js.is_object()) fail("server manifest: field 'stream' has the wrong type");
+        StreamManifest st;
+        st.width = field<int>(js, "width");
+        st.units = field<std::vector<double>>(js, "units");
+        st.eps = field<double>(js, "eps");
+        st.stream_delta_log2 = field<int>(js, "stream_delta_log2");
+        st.output_units = field<std::vector<double>>(js, "output_units");
+        if (st.width < 2 || st.width > 62) fail("server manifest: stream width {} out of range", st.width);
+        if (st.units.size() != size_t(m.n_embd) || st.output_units.size() != size_t(m.n_embd))
+            fail("server manifest: {} stream units and {} output units for {} channels", st.units.size(),
+                 st.output_units.size(), m.n_embd);
+        for (const auto * units : {&st.units, &st.output_units})
+            for (double u : *units)
+                if (!std::isfinite(u) || u <= 0) fail("server manifest: a stream unit is {}", u);
+        if (!std::isfinite(st.eps) || st.eps <= 0 || st.eps > 1) fail("server manifest: eps {} out of range", st.eps);
+        if (st.stream_delta_log2 < 1 || st.stream_delta_log2 > 63)
+            fail("server manifest: stream encoding 2^{} out of range", st.stream_delta_log2);
+        if (m.output_cols != m.n_embd) fail("server manifest: blocks with {} outputs of {} channels", m.output_cols, m.n_embd);
+        m.stream = std::move(st);
+    }
     m.parameters(); // a known set
     return m;
 }
 
 const tfhe::TfheParameters & PartManifest::parameters() const { return tfhe::parameters_by_name(parameter_set); }
 
+int PartManifest::input_delta_log2_of(int32_t c) const {
+    return stream && c < n_embd ? stream->stream_delta_log2 : input_delta_log2;
+}
+
+double PartManifest::output_unit_of(int32_t c) const {
+    return stream ? stream->output_units.at(size_t(c % n_embd)) : output_unit;
+}
+
 std::vector<int64_t> PartManifest::quantize_inputs(std::span<const float> x) const {
     if (x.size() % size_t(n_embd) != 0) fail("quantize_inputs: {} values, rows of {}", x.size(), n_embd);
+    if (stream) {
+        circuit::ResidualEncoding residual;
+        residual.width = stream->width;
+        residual.unit = stream->units;
+        return circuit::quantize_block_inputs(residual, float(stream->eps), x_scales, x_bits, x);
+    }
     std::vector<int64_t> out(x.size());
     for (size_t i = 0; i < x.size(); ++i) out[i] = quant::quantize_value(x[i], x_scales[i % size_t(n_embd)], x_bits);
     return out;

@@ -3,7 +3,9 @@
 //   GET    /v1/info      JSON PartManifest: what a client needs to encrypt inputs and decode
 //                        outputs (never the part's weights), and the server's limits.
 //   POST   /v1/sessions  body: KeyUpload (the client's compressed server key) -> 201 JSON
-//                        {"session": TOKEN, ...}. TOKEN: 32 random bytes, hex.
+//                        {"session": TOKEN, ...}. TOKEN: 32 random bytes, hex. An optional
+//                        header "Fhegpt-Part: PART" names the part the client expects: another
+//                        part is refused (409) before the body is read.
 //   POST   /v1/eval      header "Authorization: Bearer TOKEN", body: EvalRequest -> EvalResponse
 //   GET    /v1/progress  header "Authorization: Bearer TOKEN" -> JSON {"done": D, "total": T}:
 //                        the bootstraps of the session's running evaluation (0 / 0 when idle);
@@ -19,13 +21,15 @@
 // message type. Ciphertexts and keys inside are blobs of tfhe/serialization (their own magic,
 // version and parameter-set identity). An EvalRequest brings positions n_past..n_past+n_new-1
 // as seeded ciphertexts (one shared seed: 8 bytes each); n_past is 0 to start a new sequence
-// (the session's cache is dropped) or the session's position count. The EvalResponse holds
+// (the session's cache is dropped) or the session's position count; each position brings
+// PartManifest::input_cols() ciphertexts. The EvalResponse holds
 // the outputs of those rows under the big LWE key.
 #pragma once
 
 #include "tfhe/commons/parameters.h"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,19 +39,33 @@ namespace fhegpt::net {
 
 inline constexpr int kProtocolVersion = 1;
 
+// A run of whole blocks (layerL.mlp, layerL, layersA-B, all): what the client needs for its
+// share of the first stage (circuit/quantized_blocks.h). Per position it encrypts the residual
+// stream where the run starts (centred, x_k / unit_k rounded to `width` signed bits, at
+// 2^stream_delta_log2) and that stream's normalization x / rms(x) (eps), quantized with the
+// manifest's x_bits / x_scales at 2^input_delta_log2. Output column k is worth output_units[k].
+struct StreamManifest {
+    int width = 0;
+    std::vector<double> units;        // [n_embd]
+    double eps = 1e-5;
+    int stream_delta_log2 = 0;
+    std::vector<double> output_units; // [n_embd]
+};
+
 // Public description of a served part (GET /v1/info).
 struct PartManifest {
     int protocol = kProtocolVersion;
     std::string part;            // "layer0.head0", "layer0.attn"
     int n_bits = 0;
     std::string parameter_set;   // the TFHE parameter set every session must use
-    int32_t n_embd = 0;          // inputs per position
+    int32_t n_embd = 0;          // reals per position (the model's width)
     int32_t output_cols = 0;     // outputs per position (head_dim or n_embd)
     int x_bits = 0;              // input quantizer: x_int = clamp(round(x / x_scales[c]), x_bits signed)
     std::vector<double> x_scales;
     int input_delta_log2 = 0;    // x_int travels as x_int 2^input_delta_log2 (mod 2^64)
     int output_delta_log2 = 0;   // outputs are decoded at 2^output_delta_log2 ...
-    double output_unit = 0;      // ... and one unit is worth output_unit
+    double output_unit = 0;      // ... and one unit is worth output_unit (blocks: output_units)
+    std::optional<StreamManifest> stream; // whole blocks only
     int32_t max_positions = 0;   // per session (sequence length)
     // Limits of this server.
     uint64_t max_request_bytes = 0; // largest EvalRequest body (max_positions positions)
@@ -59,7 +77,14 @@ struct PartManifest {
     // Checks every field (a hostile or broken server gets a clear error, not a crash).
     static PartManifest from_json(std::string_view text);
     const tfhe::TfheParameters & parameters() const; // by name, hash-checked by the blobs
-    // Rows of n_embd reals -> the integers the circuit expects.
+    // Ciphertexts per position: n_embd, or 2 n_embd for whole blocks (the stream, then its
+    // normalization).
+    int32_t input_cols() const { return stream ? 2 * n_embd : n_embd; }
+    // The torus scale of input column c (c < input_cols()) and the real value of one unit of
+    // output column c.
+    int input_delta_log2_of(int32_t c) const;
+    double output_unit_of(int32_t c) const;
+    // Rows of n_embd reals -> the integers the circuit expects, input_cols() per row.
     std::vector<int64_t> quantize_inputs(std::span<const float> x) const;
 };
 

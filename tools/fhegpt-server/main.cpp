@@ -1,5 +1,5 @@
-// fhegpt-server: serves one protected part of a GPT-2 model (a quantized head or attention
-// block) on ciphertexts to many clients (net/protocol.h). Its weights stay in this process;
+// fhegpt-server: serves one protected part of a GPT-2 model (a quantized head, attention block
+// or run of whole blocks) on ciphertexts to many clients (net/protocol.h). Its weights stay in this process;
 // clients receive only the public manifest (input quantizer, encodings, parameter set).
 // Prints "listening on http://HOST:PORT" on stdout once it accepts connections (--port 0 picks
 // a free port), one log line per request on stderr; SIGINT / SIGTERM stop it.
@@ -47,7 +47,6 @@ void run_server(const ServerCommand & cmd) {
     const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(cmd.quant.model_dir);
     const cli::PartSpec spec = cli::parse_part(cmd.quant.part, model.hparams);
-    if (spec.blocks) fail("--part {}: whole blocks are not served yet (fhegpt-server serves layerL.headH and layerL.attn)", spec.text());
     if (cmd.server.max_positions > model.hparams.n_ctx)
         fail("--max-positions {}: the model's context holds {}", cmd.server.max_positions, model.hparams.n_ctx);
     std::fprintf(stderr, "fhegpt-server: calibrating %s at %d bits on %s\n", spec.text().c_str(), cmd.n_bits,
@@ -55,8 +54,9 @@ void run_server(const ServerCommand & cmd) {
     const cli::QuantizedPart quantized = cli::calibrate_part(model, tokenizer, spec, cmd.quant, cmd.n_bits);
     // The parameter set must keep failures negligible at the longest sequence a session holds.
     const tfhe::TfheParameters & params = quantized.parameters(cmd.server.max_positions, cmd.params);
-    net::ServedPart part = quantized.head ? net::served_head(*quantized.head, spec.text(), cmd.n_bits, params)
-                                          : net::served_attention(*quantized.attention, spec.text(), cmd.n_bits, params);
+    net::ServedPart part = quantized.blocks ? net::served_blocks(*quantized.blocks, spec.text(), cmd.n_bits, params)
+                           : quantized.head ? net::served_head(*quantized.head, spec.text(), cmd.n_bits, params)
+                                            : net::served_attention(*quantized.attention, spec.text(), cmd.n_bits, params);
 
     net::ServerOptions options = cmd.server;
     options.log = !cmd.quiet;
@@ -65,9 +65,11 @@ void run_server(const ServerCommand & cmd) {
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     std::fprintf(stderr,
                  "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
-                 "(encrypted cache %.2f MiB per position), %d evaluations at once, idle timeout %.0f s, %zu threads\n",
+                 "(encrypted cache %.2f MiB per position, %.1f MiB per session), %d evaluations at once, idle timeout %.0f s, "
+                 "%zu threads\n",
                  spec.text().c_str(), cmd.n_bits, params.name.c_str(), mib(keys.compressed_upload_bytes()),
                  options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()),
+                 mib(server.cache_bytes_per_position() * uint64_t(options.max_positions)),
                  options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size());
     std::fprintf(stderr,
                  "fhegpt-server: limits: bodies %.1f MiB (key upload), %.1f MiB (evaluation); %zu connections; "

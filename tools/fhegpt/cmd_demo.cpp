@@ -43,6 +43,7 @@ struct DemoOptions {
     std::string prompt = "And God said";
     int32_t n_predict = 8;
     std::string server_bin;
+    std::string params; // empty: the server's noise analysis chooses
     std::string calibration_path = "data/calibration_prompts.txt";
     double start_timeout = 600;
 };
@@ -169,16 +170,14 @@ void print_block_estimate(const model::Gpt2Model & model, const model::Gpt2Token
 // Before the encrypted run: its bootstraps (the prompt's rows, then one row per generated token
 // but the last, as the simulation generated them) at the bootstrap speed measured on this
 // machine (a short calibration the first time, then its cache).
-void print_encrypted_estimate(const QuantizedPart & quantized, int32_t positions, int32_t prompt_tokens,
-                              size_t generated_tokens) {
-    const tfhe::TfheParameters & params = quantized.parameters(positions, "");
+void print_encrypted_estimate(const QuantizedPart & quantized, const std::string & params_name, int32_t positions,
+                              int32_t prompt_tokens, size_t generated_tokens) {
+    const tfhe::TfheParameters & params = quantized.parameters(positions, params_name);
     std::fprintf(stderr, "demo: bootstrap speed of %s on this machine...\n", params.name.c_str());
     const tfhe::SpeedCalibration speed = tfhe::calibrate_bootstrap_speed(params);
     int64_t standard = 0, fine = 0;
     for (int32_t first = 0, n = prompt_tokens; n <= prompt_tokens + int32_t(generated_tokens) - 1; first = n, ++n) {
-        const circuit::Circuit c = quantized.head ? circuit::build_head_row_circuit(*quantized.head, first, n,
-                                                                                    quantized.head->output_width)
-                                                  : circuit::build_attention_row_circuit(*quantized.attention, first, n);
+        const circuit::Circuit c = quantized.build_row_circuit(first, n);
         const int64_t on_fine = circuit::analyze_noise(c, params).fine_bootstraps;
         standard += circuit::analyze(c).bootstraps - on_fine;
         fine += on_fine;
@@ -193,7 +192,6 @@ void run_demo(const DemoOptions & opt) {
     const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
     const PartSpec part = parse_part(opt.part, model.hparams);
-    if (part.blocks) fail("--part {}: the demo serves layerL.headH and layerL.attn (whole blocks are not served yet)", part.text());
     std::vector<int32_t> prompt = tokenizer.encode(opt.prompt);
     if (prompt.empty()) prompt.push_back(tokenizer.eot_token());
     const int32_t positions = int32_t(prompt.size()) + opt.n_predict;
@@ -201,11 +199,11 @@ void run_demo(const DemoOptions & opt) {
     const int32_t stop = tokenizer.eot_token();
 
     std::fprintf(stderr, "demo: starting fhegpt-server for %s at %d bits on loopback\n", part.text().c_str(), opt.n_bits);
-    ServerProcess server(server_binary(opt),
-                         {"-m", opt.model_dir, "--part", part.text(), "--n-bits", std::to_string(opt.n_bits), "--calibration",
-                          opt.calibration_path, "--host", "127.0.0.1", "--port", "0", "--max-positions",
-                          std::to_string(positions), "--max-sessions", "2"},
-                         opt.start_timeout);
+    std::vector<std::string> server_args = {"-m", opt.model_dir, "--part", part.text(), "--n-bits", std::to_string(opt.n_bits),
+                                            "--calibration", opt.calibration_path, "--host", "127.0.0.1", "--port", "0",
+                                            "--max-positions", std::to_string(positions), "--max-sessions", "2"};
+    if (!opt.params.empty()) server_args.insert(server_args.end(), {"--params", opt.params});
+    ServerProcess server(server_binary(opt), server_args, opt.start_timeout);
 
     // 1. The clear float model.
     model::Gpt2Context clear_ctx(model, {});
@@ -220,7 +218,7 @@ void run_demo(const DemoOptions & opt) {
     model::Gpt2Context simulated_ctx(model, {});
     quantized.install(simulated_ctx, circuit::Executor::simulate, {}, true);
     const Continuation simulated = continue_prompt(simulated_ctx, prompt, opt.n_predict, stop);
-    print_encrypted_estimate(quantized, positions, int32_t(prompt.size()), simulated.tokens.size());
+    print_encrypted_estimate(quantized, opt.params, positions, int32_t(prompt.size()), simulated.tokens.size());
     // 3. The quantized part on ciphertexts, on the server.
     model::Gpt2Context encrypted_ctx(model, {});
     std::unique_ptr<net::RemotePart> remote = install_remote_part(encrypted_ctx, model, server.url(), part.text(), opt.n_bits, true);
@@ -262,12 +260,16 @@ void add_demo_command(CLI::App & app) {
         "demo", "Private generation end to end: starts fhegpt-server on loopback, continues a prompt with the protected "
                 "part on ciphertexts, and compares with the clear and simulated models");
     cmd->add_option("-m,--model", opt->model_dir, "Model directory")->capture_default_str();
-    cmd->add_option("--part", opt->part, "Protected part: layerL.headH or layerL.attn")->capture_default_str();
+    cmd->add_option("--part", opt->part,
+                    "Protected part: layerL.headH, layerL.attn, layerL.mlp, layerL, layersA-B or all (every block and "
+                    "ln_f: the client keeps only the embeddings and the LM head)")
+        ->capture_default_str();
     cmd->add_option("--n-bits", opt->n_bits, "Bits of the quantized part")->check(CLI::Range(2, 11))->capture_default_str();
     cmd->add_option("-p,--prompt", opt->prompt, "Text to continue")->capture_default_str();
     cmd->add_option("-n,--n-predict", opt->n_predict, "Tokens to generate")->check(CLI::Range(1, 256))->capture_default_str();
     cmd->add_option("--calibration", opt->calibration_path, "Calibration prompts of the quantized part")->capture_default_str();
     cmd->add_option("--server-bin", opt->server_bin, "The fhegpt-server binary (default: next to this one)");
+    cmd->add_option("--params", opt->params, "TFHE parameter set of the server (default: chosen by the noise analysis)");
     cmd->callback([opt] { run_demo(*opt); });
 }
 

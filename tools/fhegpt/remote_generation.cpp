@@ -15,7 +15,6 @@ std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, c
                                                      const std::string & url, const std::string & part_text, int n_bits,
                                                      bool progress, bool recompute) {
     const PartSpec part = parse_part(part_text, model.hparams);
-    if (part.blocks) fail("--server: whole blocks ({}) are not served yet; --encrypt {} runs them here", part.text(), part.text());
     std::fprintf(stderr, "connecting to %s for %s\n", url.c_str(), part.text().c_str());
     auto remote = std::make_unique<net::RemotePart>(url, part.text(), n_bits, model.hparams.n_embd, recompute);
     const net::PartManifest & m = remote->manifest();
@@ -42,7 +41,9 @@ std::unique_ptr<net::RemotePart> install_remote_part(model::Gpt2Context & ctx, c
             *live_line = false;
         };
     }
-    if (part.head >= 0)
+    if (part.blocks)
+        ctx.set_block_range(part.block_range(), remote->block_seam());
+    else if (part.head >= 0)
         ctx.set_head_attention(part.layer, part.head, remote->head_seam());
     else
         ctx.set_layer_attention(part.layer, remote->layer_seam());
