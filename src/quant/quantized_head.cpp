@@ -1,11 +1,13 @@
 #include "quant/quantized_head.h"
 
 #include "common/error.h"
+#include "quant/head_stages.h"
 #include "quant/weight_rounding.h"
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <map>
 #include <tuple>
 
 namespace fhegpt::quant {
@@ -21,38 +23,16 @@ double bucket_centre(int64_t bucket, int shift) {
 
 double round_clip(double x, double lo, double hi) { return std::clamp(std::nearbyint(x), lo, hi); }
 
-// The q/k/v bucket of an accumulator that fits its column (calibration only).
-int64_t bucket_of(const QuantizedHead & head, int p, int32_t c, int64_t acc) {
-    return (acc + head.accumulator_offset(p, c)) >> head.column_shift(p, c);
-}
-
-// The accumulators of projection p at n positions, [n, d] (calibration: a row at a time, over
-// contiguous weight rows).
-std::vector<int64_t> accumulators(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
-    const int32_t d = head.head_dim, n_embd = head.n_embd;
-    const std::vector<int64_t> & w = head.weights[p].values;
-    std::vector<int64_t> out(size_t(n) * d);
-    for (int32_t i = 0; i < n; ++i) {
-        int64_t * row = out.data() + size_t(i) * d;
-        std::copy(head.bias[p].begin(), head.bias[p].end(), row);
-        for (int32_t r = 0; r < n_embd; ++r) {
-            const int64_t x = x_int[size_t(i) * n_embd + r];
-            if (x == 0) continue;
-            const int64_t * w_row = w.data() + size_t(r) * d;
-            for (int32_t c = 0; c < d; ++c) row[c] += x * w_row[c];
-        }
-    }
+// Table f's entries at every L-bit input.
+std::vector<int64_t> entries_of(const QuantizedHead & head, int64_t (QuantizedHead::*f)(int64_t) const) {
+    std::vector<int64_t> out(size_t{1} << head.lut_bits);
+    for (size_t j = 0; j < out.size(); ++j) out[j] = (head.*f)(int64_t(j));
     return out;
 }
 
-// Projection p's log codes of n positions (code_entry), [n, d].
+// Projection p's codes of n positions, [n, d] (head_stages.h).
 std::vector<int64_t> project(const QuantizedHead & head, int p, std::span<const int64_t> x_int, int32_t n) {
-    const int32_t d = head.head_dim;
-    std::vector<int64_t> code(size_t{1} << head.lut_bits);
-    for (size_t h = 0; h < code.size(); ++h) code[h] = head.code_entry(int64_t(h));
-    std::vector<int64_t> out = accumulators(head, p, x_int, n);
-    for (size_t k = 0; k < out.size(); ++k) out[k] = code[size_t(bucket_of(head, p, int32_t(k % size_t(d)), out[k]))];
-    return out;
+    return projection_codes(head, code_table(head), p, x_int, n);
 }
 
 // The scores S_ij of every row of the calibration sequences from the q and k codes of all
@@ -60,10 +40,7 @@ std::vector<int64_t> project(const QuantizedHead & head, int p, std::span<const 
 std::vector<std::vector<int64_t>> scores_of_codes(const QuantizedHead & head, std::span<const int64_t> q,
                                                   std::span<const int64_t> k, std::span<const int32_t> lengths) {
     const int32_t d = head.head_dim;
-    // The negacyclic product table, read at code_q + code_k modulo 2^(L+1).
-    std::vector<int64_t> product(size_t{2} << head.lut_bits);
-    for (size_t x = 0; x < product.size(); ++x)
-        product[x] = head.read_negacyclic(&QuantizedHead::score_product_entry, int64_t(x));
+    const std::vector<int64_t> product = score_product_table(head);
     std::vector<std::vector<int64_t>> scores;
     size_t offset = 0;
     for (int32_t len : lengths) {
@@ -71,10 +48,7 @@ std::vector<std::vector<int64_t>> scores_of_codes(const QuantizedHead & head, st
             std::vector<int64_t> row;
             const int64_t * q_row = q.data() + (offset + size_t(i)) * d;
             for (int32_t j = 0; j <= i; ++j) {
-                const int64_t * k_row = k.data() + (offset + size_t(j)) * d;
-                int64_t s = 0;
-                for (int32_t c = 0; c < d; ++c) s += product[size_t(q_row[c] + k_row[c]) & (product.size() - 1)];
-                row.push_back(s);
+                row.push_back(score_of_codes(head, product, q_row, k.data() + (offset + size_t(j)) * d));
             }
             scores.push_back(std::move(row));
         }
@@ -91,27 +65,13 @@ bool fits(std::span<const int64_t> accs, int width) {
     return true;
 }
 
-// The fine buckets g_ij of calibration rows of scores S_ij, as the circuit computes them
-// (quantized_head.h): u_S modulo its encoding, the row's top by a chain of steps on differences
-// modulo 2^L, and the score relative to it.
+// The fine buckets g_ij of calibration rows of scores S_ij (head_stages.h).
 std::vector<std::vector<int64_t>> fine_buckets(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
-    const int s = head.score_shift(), V = head.value_bits;
-    const int64_t u_mask = (int64_t{1} << (head.score_bits + 1)) - 1, c_mask = (int64_t{1} << head.lut_bits) - 1;
+    const std::vector<int64_t> max_step = entries_of(head, &QuantizedHead::max_step_entry);
+    const std::vector<int64_t> window = entries_of(head, &QuantizedHead::window_entry);
     std::vector<std::vector<int64_t>> out;
     out.reserve(scores.size());
-    for (const auto & row : scores) {
-        std::vector<int64_t> u(row.size()), c(row.size()), fine(row.size());
-        for (size_t j = 0; j < row.size(); ++j) {
-            u[j] = (row[j] + (int64_t{1} << (head.score_bits - 1))) & u_mask;
-            c[j] = u[j] >> s;
-        }
-        int64_t top = c[0];
-        for (size_t j = 1; j < row.size(); ++j)
-            top = (top + head.max_step_entry((c[j] - top + (int64_t{1} << V)) & c_mask)) & c_mask;
-        for (size_t j = 0; j < row.size(); ++j)
-            fine[j] = (u[j] - (c[j] << s) + head.window_entry((top - c[j]) & c_mask)) >> head.fine_shift();
-        out.push_back(std::move(fine));
-    }
+    for (const auto & row : scores) out.push_back(quant::fine_buckets(head, max_step, window, row));
     return out;
 }
 
@@ -135,29 +95,27 @@ double exp_reference_of(const std::vector<std::vector<int64_t>> & fine, const Qu
 double attention_error(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores,
                        const std::vector<std::vector<int64_t>> & fine,
                        const std::vector<std::vector<double>> * reference = nullptr) {
-    const int L = head.lut_bits;
-    const int64_t entries = int64_t{1} << L;
-    // The exp values of fine buckets and the weights of attention codes, read as tables.
-    std::vector<int64_t> exp_table(static_cast<size_t>(entries));
+    const int64_t entries = int64_t{1} << head.lut_bits;
+    // The attention code of every index z and the weight it stands for, read as tables; the
+    // exp and log tables of every row length.
+    const std::vector<int64_t> attention = entries_of(head, &QuantizedHead::attention_code);
     std::vector<double> weight_table(static_cast<size_t>(entries));
-    for (int64_t i = 0; i < entries; ++i) {
-        exp_table[size_t(i)] = head.exp_value(i);
-        weight_table[size_t(i)] = head.attention_weight(head.attention_code(i));
-    }
+    for (int64_t z = 0; z < entries; ++z) weight_table[size_t(z)] = head.attention_weight(attention[size_t(z)]);
+    std::map<int32_t, RowTableEntries> row_tables;
     double total = 0;
     for (size_t r = 0; r < scores.size(); ++r) {
         const auto & row = scores[r];
         const int32_t n = static_cast<int32_t>(row.size());
-        int64_t denominator = 0;
-        for (int64_t g : fine[r]) denominator += g >= 0 && g < entries ? exp_table[size_t(g)] : head.exp_value(g);
-        const int64_t log = head.log_value(denominator >> head.denominator_shift(n), n);
+        auto it = row_tables.find(n);
+        if (it == row_tables.end()) it = row_tables.emplace(n, row_table_entries(head, n)).first;
+        const int64_t log_entry = row_log_entry(it->second, fine[r]);
         const int64_t top = *std::max_element(row.begin(), row.end());
         double sum = 0;
         if (!reference)
             for (int64_t v : row) sum += std::exp(double(v - top) * head.score_unit);
         for (int32_t j = 0; j < n; ++j) {
             const double p = reference ? (*reference)[r][size_t(j)] : std::exp(double(row[j] - top) * head.score_unit) / sum;
-            const int64_t z = fine[r][j] + (int64_t{1} << (L - 2)) - log;
+            const int64_t z = fine[r][j] + log_entry; // attention_codes reads the attention table here
             // Outside [0, 2^L) the circuit's read is negacyclic: no weight it could mean.
             const double a = z >= 0 && z < entries ? weight_table[size_t(z)] : 1.0 + p;
             total += std::fabs(a - p);
@@ -390,7 +348,7 @@ private:
             for (int32_t c = 0; c < d; ++c)
                 head_.bias[p][c] = static_cast<int64_t>(std::nearbyint(bias[size_t(c)] / m.scales[c]));
         }
-        const std::vector<int64_t> accs = accumulators(head_, p, x_int_, static_cast<int32_t>(total_));
+        const std::vector<int64_t> accs = projection_accumulators(head_, p, x_int_, static_cast<int32_t>(total_));
         int B = head_.lut_bits;
         for (int32_t c = 0; c < d; ++c) {
             int64_t lo = 0, hi = 0;
