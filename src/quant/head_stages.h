@@ -63,8 +63,8 @@ std::vector<int64_t> fine_buckets(const QuantizedHead & head, std::span<const in
 // 6-7. The log table's read for a row: exp of every fine bucket, their sum D, its bucket, and
 //    the log code 2^(L-2) - Lg that the attention code's index g + 2^(L-2) - Lg adds.
 int64_t row_log_entry(const RowTableEntries & r, std::span<const int64_t> fine);
-// 8. The attention codes alpha_ij of a row.
-// The index g + log_entry, also read directly by calibration (attention_error).
+// 8. The attention codes alpha_ij of a row: the attention table read at g_ij + log_entry (where
+//    calibration's attention_error reads the weights the codes stand for).
 std::vector<int64_t> attention_codes(std::span<const int64_t> attention, std::span<const int64_t> fine, int64_t log_entry);
 // 9. Row i's outputs O_id = sum_j A(alpha_ij + code_v,jd) (v_codes: [positions, d]), as the
 //    circuit's output decodes them from `width` signed bits, headroom included.
