@@ -18,31 +18,28 @@ int64_t wrap_signed(int64_t x, int bits) {
     return u >= (int64_t{1} << (bits - 1)) ? u - (int64_t{1} << bits) : u;
 }
 
-std::vector<int64_t> entries(int lut_bits, const auto & f) {
-    std::vector<int64_t> out(size_t{1} << lut_bits);
-    for (size_t j = 0; j < out.size(); ++j) out[j] = f(int64_t(j));
+} // namespace
+
+std::vector<int64_t> table_entries(const QuantizedHead & head, int64_t (QuantizedHead::*entry)(int64_t) const) {
+    std::vector<int64_t> out(size_t{1} << head.lut_bits);
+    for (size_t j = 0; j < out.size(); ++j) out[j] = (head.*entry)(int64_t(j));
     return out;
 }
 
-} // namespace
-
-std::vector<int64_t> code_table(const QuantizedHead & head) {
-    return entries(head.lut_bits, [&](int64_t h) { return head.code_entry(h); });
-}
+std::vector<int64_t> code_table(const QuantizedHead & head) { return table_entries(head, &QuantizedHead::code_entry); }
 
 std::vector<int64_t> score_product_table(const QuantizedHead & head) {
-    return entries(head.lut_bits, [&](int64_t x) { return head.score_product_entry(x); });
+    return table_entries(head, &QuantizedHead::score_product_entry);
 }
 
 HeadTableEntries head_table_entries(const QuantizedHead & head) {
-    const int L = head.lut_bits;
     HeadTableEntries t;
     t.code = code_table(head);
     t.score_product = score_product_table(head);
-    t.output_product = entries(L, [&](int64_t x) { return head.output_product_entry(x); });
-    t.max_step = entries(L, [&](int64_t z) { return head.max_step_entry(z); });
-    t.window = entries(L, [&](int64_t d) { return head.window_entry(d); });
-    t.attention = entries(L, [&](int64_t z) { return head.attention_code(z); });
+    t.output_product = table_entries(head, &QuantizedHead::output_product_entry);
+    t.max_step = table_entries(head, &QuantizedHead::max_step_entry);
+    t.window = table_entries(head, &QuantizedHead::window_entry);
+    t.attention = table_entries(head, &QuantizedHead::attention_code);
     return t;
 }
 
@@ -52,8 +49,9 @@ RowTableEntries row_table_entries(const QuantizedHead & head, int32_t row_length
     RowTableEntries r;
     r.denominator_bits = head.denominator_bits(row_length);
     r.denominator_shift = head.denominator_shift(row_length);
-    r.exp = entries(L, [&](int64_t g) { return head.exp_value(g); });
-    r.log = entries(L, [&](int64_t h) { return (int64_t{1} << (L - 2)) - head.log_value(h, row_length); });
+    r.exp = table_entries(head, &QuantizedHead::exp_value);
+    r.log.resize(size_t{1} << L);
+    for (size_t h = 0; h < r.log.size(); ++h) r.log[h] = (int64_t{1} << (L - 2)) - head.log_value(int64_t(h), row_length);
     return r;
 }
 

@@ -30,6 +30,8 @@ struct HeadTableEntries {
 };
 // Needs a calibrated head (score_bits, window_bits, exp_reference set).
 HeadTableEntries head_table_entries(const QuantizedHead & head);
+// One of them: the entry function's value at every L-bit input.
+std::vector<int64_t> table_entries(const QuantizedHead & head, int64_t (QuantizedHead::*entry)(int64_t) const);
 // The tables calibration reads before the head is calibrated further: the codes (from the
 // projections' widths) and the score products (from the product scale as well).
 std::vector<int64_t> code_table(const QuantizedHead & head);

@@ -15,17 +15,10 @@ namespace fhegpt::quant {
 
 namespace {
 
-// Table f's entries at every L-bit input.
-std::vector<int64_t> entries_of(const QuantizedHead & head, int64_t (QuantizedHead::*f)(int64_t) const) {
-    std::vector<int64_t> out(size_t{1} << head.lut_bits);
-    for (size_t j = 0; j < out.size(); ++j) out[j] = (head.*f)(int64_t(j));
-    return out;
-}
-
 // The fine buckets g_ij of calibration rows of scores S_ij (head_stages.h).
 std::vector<std::vector<int64_t>> fine_buckets(const QuantizedHead & head, const std::vector<std::vector<int64_t>> & scores) {
-    const std::vector<int64_t> max_step = entries_of(head, &QuantizedHead::max_step_entry);
-    const std::vector<int64_t> window = entries_of(head, &QuantizedHead::window_entry);
+    const std::vector<int64_t> max_step = table_entries(head, &QuantizedHead::max_step_entry);
+    const std::vector<int64_t> window = table_entries(head, &QuantizedHead::window_entry);
     std::vector<std::vector<int64_t>> out;
     out.reserve(scores.size());
     for (const auto & row : scores) out.push_back(quant::fine_buckets(head, max_step, window, row));
@@ -55,7 +48,7 @@ double attention_error(const QuantizedHead & head, const std::vector<std::vector
     const int64_t entries = int64_t{1} << head.lut_bits;
     // The attention code of every index z and the weight it stands for, read as tables; the
     // exp and log tables of every row length.
-    const std::vector<int64_t> attention = entries_of(head, &QuantizedHead::attention_code);
+    const std::vector<int64_t> attention = table_entries(head, &QuantizedHead::attention_code);
     std::vector<double> weight_table(static_cast<size_t>(entries));
     for (int64_t z = 0; z < entries; ++z) weight_table[size_t(z)] = head.attention_weight(attention[size_t(z)]);
     std::map<int32_t, RowTableEntries> row_tables;
