@@ -21,6 +21,7 @@
 #include "model/attention.h"
 #include "model/gpt2_forward.h"
 #include "model/gpt2_model.h"
+#include "quant/head_stages.h"
 #include "quant/quantized_head.h"
 #include "quant/quantizer.h"
 #include "tfhe/tfhe.h"
@@ -135,6 +136,36 @@ TEST(HeadCircuit, SimulationEqualsReference) {
                         head.acc_bits[1], head.acc_bits[2], head.score_bits, head.value_bits);
         }
     }
+}
+
+// Calibration evaluates the head's stages on plain integers (quant/head_stages.h: codes,
+// scores, coarse buckets, row top, window, fine buckets, exp, log, attention codes, outputs).
+// On calibration inputs (every accumulator fits its column) they give the reference's outputs
+// at every position, also over a sequence longer than any calibration one (scores wrapping
+// their encoding): what calibration measures is what the circuit computes.
+TEST(HeadCircuit, CalibrationStagesEqualTheReference) {
+    for (int n_bits : {3, 4, 5, 6})
+        for (bool per_channel : {false, true}) {
+            const quant::QuantizedHead head = make_head(n_bits, per_channel);
+            for (int32_t n : {1, 6, 15}) {
+                for (size_t first : {size_t{0}, size_t{5}}) {
+                    const std::vector<int64_t> x = calibration_inputs(head, n, first);
+                    EXPECT_EQ(quant::head_stages_forward(head, x, n), head_reference_forward(head, x, n))
+                        << "n_bits " << n_bits << " per_channel " << per_channel << " n " << n << " from row " << first;
+                }
+            }
+            // The stages calibration reads, one by one, against their composition.
+            const std::vector<int64_t> x = calibration_inputs(head, 7, 0);
+            const std::vector<std::vector<int64_t>> scores = quant::calibration_scores(head, x, std::vector<int32_t>{7});
+            const quant::HeadTableEntries t = quant::head_table_entries(head);
+            const std::vector<int64_t> q = quant::projection_codes(head, t.code, quant::kQuery, x, 7);
+            const std::vector<int64_t> k = quant::projection_codes(head, t.code, quant::kKey, x, 7);
+            ASSERT_EQ(scores.size(), 7u);
+            for (int32_t i = 0; i < 7; ++i)
+                for (int32_t j = 0; j <= i; ++j)
+                    EXPECT_EQ(scores[size_t(i)][size_t(j)],
+                              quant::score_of_codes(head, t.score_product, &q[size_t(i) * head.head_dim], &k[size_t(j) * head.head_dim]));
+        }
 }
 
 TEST(HeadCircuit, PrefixConsistent) {

@@ -158,10 +158,12 @@ TEST(Perplexity, WindowsAreIndependentAndCoverTheText) {
     double nll = 0;
     int64_t predicted = 0;
     Gpt2Context ctx(model);
+    std::vector<float> window_logits; // every token's row, window by window
     for (size_t begin = 0; begin < tokens.size(); begin += 16) {
         const size_t count = std::min<size_t>(16, tokens.size() - begin);
         ctx.reset();
         std::span<const float> logits = ctx.eval(std::span(tokens).subspan(begin, count), Logits::all);
+        window_logits.insert(window_logits.end(), logits.begin(), logits.begin() + std::ptrdiff_t(count * n_vocab));
         for (size_t i = 0; i + 1 < count; ++i) {
             const float * row = logits.data() + i * n_vocab;
             double sum = 0;
@@ -174,10 +176,19 @@ TEST(Perplexity, WindowsAreIndependentAndCoverTheText) {
     small_batches.n_batch = 5; // windows evaluated in several chunks
     Gpt2Context chunked(model, small_batches);
     int progress_calls = 0;
-    const PerplexityResult result = evaluate_perplexity(chunked, tokens, 16, [&](int32_t done, int32_t total, const PerplexityResult &) {
-        EXPECT_EQ(done, ++progress_calls);
-        EXPECT_EQ(total, 3);
-    });
+    std::vector<float> reported_logits;
+    const PerplexityResult result = evaluate_perplexity(
+        chunked, tokens, 16,
+        [&](int32_t done, int32_t total, const PerplexityResult &) {
+            EXPECT_EQ(done, ++progress_calls);
+            EXPECT_EQ(total, 3);
+        },
+        [&](std::span<const float> rows) { reported_logits.insert(reported_logits.end(), rows.begin(), rows.end()); });
+    // The logits it scored with: every token's row in text order, each window's last included.
+    ASSERT_EQ(reported_logits.size(), window_logits.size());
+    float worst = 0;
+    for (size_t k = 0; k < window_logits.size(); ++k) worst = std::max(worst, std::fabs(reported_logits[k] - window_logits[k]));
+    EXPECT_LT(worst, 1e-4f);
     EXPECT_EQ(result.n_windows, 3);
     EXPECT_EQ(result.n_predicted, predicted);
     EXPECT_NEAR(result.nll_sum, nll, 1e-6 * std::abs(nll) + 1e-4);
@@ -265,10 +276,24 @@ TEST_F(Commands, PerplexityPrintsTheNumberLast) {
 
     for (int window : {64, 16}) {
         Gpt2Context ctx(model);
-        const double expected = evaluate_perplexity(ctx, tokenizer.encode(text), window).perplexity();
+        std::vector<float> logits;
+        const double expected = evaluate_perplexity(ctx, tokenizer.encode(text), window, {}, [&](std::span<const float> rows) {
+                                    logits.insert(logits.end(), rows.begin(), rows.end());
+                                }).perplexity();
+        const std::filesystem::path logits_file = ref_->dir() / "logits.f32";
         const CommandResult r = run_command("perplexity -m " + shell_quoted(dir) + " -f " + shell_quoted(file.string()) +
-                                                " --ctx " + std::to_string(window), ref_->dir());
+                                                " --ctx " + std::to_string(window) + " --logits " + shell_quoted(logits_file.string()),
+                                            ref_->dir());
         ASSERT_EQ(r.exit_code, 0) << r.err;
+        // --logits: the rows it scored with, float32, in text order.
+        std::vector<float> written(logits.size() + 1);
+        std::ifstream in(logits_file, std::ios::binary);
+        in.read(reinterpret_cast<char *>(written.data()), std::streamsize(written.size() * sizeof(float)));
+        ASSERT_EQ(size_t(in.gcount()), logits.size() * sizeof(float)) << "window " << window;
+        written.pop_back();
+        float worst = 0;
+        for (size_t k = 0; k < logits.size(); ++k) worst = std::max(worst, std::fabs(written[k] - logits[k]));
+        EXPECT_LT(worst, 1e-4f) << "window " << window;
         std::string last = r.out.substr(0, r.out.size() - 1); // drop the final newline
         last = last.substr(last.find_last_of('\n') + 1);
         size_t used = 0;
@@ -302,13 +327,20 @@ TEST_F(Commands, ReportErrorsClearly) {
     EXPECT_NE(no_file.err.find("/nonexistent.txt"), std::string::npos) << no_file.err;
     const CommandResult big_ctx = run_command("perplexity -m " + shell_quoted(dir) + " -f /dev/null --ctx 65", ref_->dir());
     EXPECT_EQ(big_ctx.exit_code, 1);
+    const std::filesystem::path text = ref_->dir() / "short.txt";
+    std::ofstream(text) << "it was the age of wisdom";
+    const CommandResult bad_logits = run_command(
+        "perplexity -m " + shell_quoted(dir) + " -f " + shell_quoted(text.string()) + " --logits /nonexistent/logits.f32",
+        ref_->dir());
+    EXPECT_EQ(bad_logits.exit_code, 1);
+    EXPECT_NE(bad_logits.err.find("/nonexistent/logits.f32: cannot create"), std::string::npos) << bad_logits.err;
 
     const CommandResult help = run_command("generate --help", ref_->dir());
     EXPECT_EQ(help.exit_code, 0);
     for (const char * option : {"--model", "--prompt", "--n-predict", "--temperature", "--top-k", "--top-p", "--seed", "--threads"})
         EXPECT_NE(help.out.find(option), std::string::npos) << option;
     const CommandResult ppl_help = run_command("perplexity --help", ref_->dir());
-    for (const char * option : {"--model", "--file", "--ctx", "--threads"})
+    for (const char * option : {"--model", "--file", "--ctx", "--threads", "--logits"})
         EXPECT_NE(ppl_help.out.find(option), std::string::npos) << option;
 }
 

@@ -4,7 +4,7 @@
 // QuantizedHead::output_scale). head_reference.h evaluates the same stages without a graph.
 //
 // Products of two ciphertexts are log codes added and read once (quantized_head.h): one
-// bootstrap per product, no square terms. A q/k/v accumulator is rounded to its L-bit bucket
+// bootstrap per product. A q/k/v accumulator is rounded to its L-bit bucket
 // keeping its lowest bits as a residue (CircuitBuilder::round_keeping_low_bits) and read once
 // into its code; attention weights come out of the softmax as codes. Only causal pairs j <= i
 // are built. Every scale, bias and rounding sits inside the table that follows it.

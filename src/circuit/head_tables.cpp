@@ -2,18 +2,18 @@
 
 #include "circuit/circuit.h"
 #include "common/error.h"
+#include "quant/head_stages.h"
 
 #include <algorithm>
-#include <functional>
 
 namespace fhegpt::circuit {
 
 namespace {
 
-// Entry j of an L-bit table: f(j) encoded at 2^scale_log2.
-std::vector<uint64_t> integer_table(int bits, int scale_log2, const std::function<int64_t(int64_t)> & f) {
-    std::vector<uint64_t> out(size_t{1} << bits);
-    for (size_t j = 0; j < out.size(); ++j) out[j] = encode_integer(f(int64_t(j)), scale_log2);
+// Integer table entries encoded at 2^scale_log2.
+std::vector<uint64_t> encoded(const std::vector<int64_t> & entries, int scale_log2) {
+    std::vector<uint64_t> out(entries.size());
+    for (size_t j = 0; j < out.size(); ++j) out[j] = encode_integer(entries[j], scale_log2);
     return out;
 }
 
@@ -37,28 +37,28 @@ HeadEncoding head_encoding(const quant::QuantizedHead & head, int32_t n, int out
 }
 
 HeadTables build_head_tables(const quant::QuantizedHead & head, int32_t n, int output_width) {
-    const int L = head.lut_bits;
     HeadTables t;
     t.encoding = head_encoding(head, n, output_width);
     const HeadEncoding & e = t.encoding;
-    t.code = integer_table(L, e.grid, [&](int64_t h) { return head.code_entry(h); });
-    t.score_product = integer_table(L, e.score_scale, [&](int64_t x) { return head.score_product_entry(x); });
-    t.output_product = integer_table(L, e.output_scale, [&](int64_t x) { return head.output_product_entry(x); });
-    t.max_step = integer_table(L, e.grid, [&](int64_t z) { return head.max_step_entry(z); });
-    t.window = integer_table(L, e.score_scale, [&](int64_t d) { return head.window_entry(d); });
-    t.attention = integer_table(L, e.grid, [&](int64_t z) { return head.attention_code(z); });
+    const quant::HeadTableEntries entries = quant::head_table_entries(head);
+    t.code = encoded(entries.code, e.grid);
+    t.score_product = encoded(entries.score_product, e.score_scale);
+    t.output_product = encoded(entries.output_product, e.output_scale);
+    t.max_step = encoded(entries.max_step, e.grid);
+    t.window = encoded(entries.window, e.score_scale);
+    t.attention = encoded(entries.attention, e.grid);
     return t;
 }
 
 RowTables build_row_tables(const quant::QuantizedHead & head, int32_t row_length) {
     if (row_length <= 0 || row_length > 4096) fail("head circuit: a row of {} positions", row_length);
-    const int L = head.lut_bits;
+    const quant::RowTableEntries entries = quant::row_table_entries(head, row_length);
     RowTables t;
-    t.denominator_bits = head.denominator_bits(row_length);
-    t.denominator_shift = head.denominator_shift(row_length);
+    t.denominator_bits = entries.denominator_bits;
+    t.denominator_shift = entries.denominator_shift;
     t.denominator_scale = 63 - t.denominator_bits;
-    t.exp = integer_table(L, t.denominator_scale, [&](int64_t h) { return head.exp_value(h); });
-    t.log = integer_table(L, 63 - L, [&](int64_t h) { return (int64_t{1} << (L - 2)) - head.log_value(h, row_length); });
+    t.exp = encoded(entries.exp, t.denominator_scale);
+    t.log = encoded(entries.log, 63 - head.lut_bits);
     return t;
 }
 

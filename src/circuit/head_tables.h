@@ -1,6 +1,7 @@
 // How one quantized head (quant/quantized_head.h) at n positions sits on the torus: the scale
-// of every kind of value and the contents of every table, shared by the circuit
-// (head_circuit.h) and its exact reference (head_reference.h) so that the two cannot drift.
+// of every kind of value, and every table's entries (quant/head_stages.h, where calibration
+// reads them too) encoded at their scale, shared by the circuit (head_circuit.h) and its exact
+// reference (head_reference.h) so that the three cannot drift.
 #pragma once
 
 #include "quant/quantized_head.h"
@@ -15,7 +16,7 @@ struct HeadEncoding {
     int grid = 0;               // log2 scale of L-bit table inputs: 63 - L
     int input_width = 0;        // the widest accumulator encoding, headroom bit included
     int input_scale = 0;        // x: 63 - input_width
-    int score_scale = 0;        // S, and the score square terms: 63 - (B_S + 1)
+    int score_scale = 0;        // S and the score products P: 63 - (B_S + 1)
     int fine_scale = 0;         // u' (the relative score): 63 - fine_width
     int output_scale = 0;       // O: 63 - output_bits(n) (or the width asked for)
     // Column c of projection p: encoding width and the power of two its weights take to move x

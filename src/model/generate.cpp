@@ -83,7 +83,7 @@ GenerateResult generate(Gpt2Context & ctx, std::span<const int32_t> prompt, cons
 double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
 
 PerplexityResult evaluate_perplexity(Gpt2Context & ctx, std::span<const int32_t> tokens, int32_t window,
-                                     const PerplexityProgress & progress) {
+                                     const PerplexityProgress & progress, const PerplexityLogits & on_logits) {
     if (window < 2 || window > ctx.n_ctx())
         fail("perplexity: window of {} tokens, must be in [2, {}] (the context)", window, ctx.n_ctx());
     const size_t n_tokens = tokens.size();
@@ -105,6 +105,7 @@ PerplexityResult evaluate_perplexity(Gpt2Context & ctx, std::span<const int32_t>
         for (size_t begin = 0; begin < text.size(); begin += static_cast<size_t>(ctx.n_batch())) {
             const size_t count = std::min(static_cast<size_t>(ctx.n_batch()), text.size() - begin);
             const std::span<const float> logits = ctx.eval(text.subspan(begin, count), Logits::all);
+            if (on_logits) on_logits(logits.first(count * n_vocab));
             for (size_t i = 0; i < count; ++i) {
                 const size_t position = begin + i;
                 if (position + 1 >= text.size()) break;

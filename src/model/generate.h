@@ -59,12 +59,16 @@ struct PerplexityResult {
 
 // Called after each window with the totals so far.
 using PerplexityProgress = std::function<void(int32_t window, int32_t n_windows, const PerplexityResult & so_far)>;
+// Called with the logits of consecutive tokens of the windows, in text order: [rows, n_vocab],
+// row i after the tokens of its window up to and including that token (so the logits of every
+// token but a dropped final single one, including each window's last, which predicts nothing).
+using PerplexityLogits = std::function<void(std::span<const float> rows)>;
 
 // Splits `tokens` into consecutive non-overlapping windows of `window` tokens (the last one may
 // be shorter) and predicts every token of a window but its first from the tokens before it in
 // the window. Throws fhegpt::Error if window is not in [2, ctx.n_ctx()] or nothing is predicted
 // (fewer than two tokens).
 PerplexityResult evaluate_perplexity(Gpt2Context & ctx, std::span<const int32_t> tokens, int32_t window,
-                                     const PerplexityProgress & progress = {});
+                                     const PerplexityProgress & progress = {}, const PerplexityLogits & on_logits = {});
 
 } // namespace fhegpt::model

@@ -23,8 +23,8 @@
 //            for mu > 0 and 2^L + m for mu < 0: the padding bit carries the sign. Then a product
 //            of two values is a function of the sum of their codes alone, T^2 rho^(m_q + m_k - 2M),
 //            and a negacyclic read of code_q + code_k (mod 2^(L+1)) flips the sign exactly when one
-//            of the two is negative: one bootstrap per product, no square terms, and L-bit
-//            buckets where a square trick would allow V bits.
+//            of the two is negative: one bootstrap per product, on the operands' full L-bit
+//            buckets.
 //   S_ij     = sum_c P(code_q + code_k), P(x) = round(K T^2 rho^(x - 2M)), K = product_scale(): the
 //            score in units of step_q step_k / K.
 //            u_S = S + 2^(B_S-1) mod 2^(B_S+1); coarse bucket c_ij = u_S >> s (V bits, s = B_S + 1 - L)
@@ -160,6 +160,10 @@ struct QuantizedHead {
     // A negacyclic read of an L-bit table f at x in [0, 2^(L+1)): f(x), or -f(x - 2^L).
     int64_t read_negacyclic(int64_t (QuantizedHead::*f)(int64_t) const, int64_t x) const;
 };
+
+// Defined by concern: the semantics above in quantized_head.cpp, the integer stages and tables
+// in head_stages.h, quantize_head in projection_calibration.cpp, the softmax calibration below
+// in softmax_calibration.cpp.
 
 // Calibrates and quantizes a head from its float weights and calibration inputs x
 // ([sum(lengths), n_embd], the ln_1 outputs of whole sequences, one after the other).

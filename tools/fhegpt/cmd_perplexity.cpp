@@ -1,7 +1,9 @@
 // fhegpt perplexity: the perplexity of a GPT-2 checkpoint on a text file. The tokens are cut
 // into consecutive non-overlapping windows of --ctx tokens; every token of a window but its
 // first is predicted from the tokens before it in the window. Progress goes to stderr; the last
-// line of stdout is the perplexity alone.
+// line of stdout is the perplexity alone. --logits FILE also writes the logits the score was
+// computed from, for comparison with other implementations (tests/hf checks them against
+// Hugging Face transformers).
 #include "commands.h"
 #include "common/error.h"
 #include "model/generate.h"
@@ -9,6 +11,7 @@
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +28,7 @@ struct PerplexityOptions {
     std::string text_path;
     int32_t n_ctx = 0;
     int32_t threads = 0;
+    std::string logits_path; // empty: none written
 };
 
 // "must be >= 0" without CLI11's NonNegativeNumber message, which prints DBL_MAX in full.
@@ -68,12 +72,30 @@ void run_perplexity(const PerplexityOptions & opt) {
     model::Gpt2Context ctx(model, params);
     std::fprintf(stderr, "%s: %zu tokens, windows of %d tokens\n", opt.text_path.c_str(), tokens.size(), window);
 
+    std::FILE * logits_file = nullptr;
+    if (!opt.logits_path.empty()) {
+        logits_file = std::fopen(opt.logits_path.c_str(), "wb");
+        if (logits_file == nullptr) fail("{}: cannot create: {}", opt.logits_path, std::strerror(errno));
+    }
+    std::unique_ptr<std::FILE, int (*)(std::FILE *)> logits_closer(logits_file, [](std::FILE * f) { return f ? std::fclose(f) : 0; });
+    model::PerplexityLogits write_logits;
+    if (logits_file != nullptr) {
+        write_logits = [&](std::span<const float> rows) {
+            static_assert(std::endian::native == std::endian::little, "--logits writes little-endian float32");
+            if (std::fwrite(rows.data(), sizeof(float), rows.size(), logits_file) != rows.size())
+                fail("{}: write error: {}", opt.logits_path, std::strerror(errno));
+        };
+    }
+
     const model::PerplexityResult result = model::evaluate_perplexity(
         ctx, tokens, window, [](int32_t done, int32_t total, const model::PerplexityResult & so_far) {
             std::fprintf(stderr, "[%d/%d] perplexity %.4f over %lld tokens, %.0f tokens/s\n", done, total,
                          so_far.perplexity(), static_cast<long long>(so_far.n_predicted),
                          static_cast<double>(so_far.n_predicted + so_far.n_windows) / so_far.seconds);
-        });
+        },
+        write_logits);
+    if (logits_file != nullptr && std::fclose(logits_closer.release()) != 0)
+        fail("{}: write error: {}", opt.logits_path, std::strerror(errno));
     std::fprintf(stderr, "predicted %lld tokens in %d windows, mean negative log-likelihood %.6f nats\n",
                  static_cast<long long>(result.n_predicted), result.n_windows, result.mean_nll());
     std::printf("%.6f\n", result.perplexity());
@@ -100,6 +122,9 @@ void add_perplexity_command(CLI::App & app) {
     cmd->add_option("-t,--threads", opt->threads, "Worker threads; 0: FHEGPT_THREADS or one per core")
         ->capture_default_str()
         ->check(kNonNegative);
+    cmd->add_option("--logits", opt->logits_path,
+                    "Also write the logits of every token of the windows to this file, in text order: float32 "
+                    "little-endian, one row of vocab_size values per token (each window's last token included)");
     cmd->callback([opt] { run_perplexity(*opt); });
 }
 
