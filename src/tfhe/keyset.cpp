@@ -2,11 +2,14 @@
 
 #include "common/check.h"
 #include "common/error.h"
+#include "tfhe/bootstrap_accelerator.h"
 #include "tfhe/algorithms/lwe_bootstrap_key_generation.h"
 #include "tfhe/algorithms/lwe_encryption.h"
 #include "tfhe/algorithms/lwe_keyswitch.h"
 #include "tfhe/algorithms/secret_key_generation.h"
 #include "tfhe/commons/torus.h"
+
+#include <vector>
 
 namespace fhegpt::tfhe {
 
@@ -119,9 +122,26 @@ void keyswitch_bootstrap(const ServerKey & key, const LweCiphertext & input, Lwe
                                           key.parameters.modulus_switch, scratch.pbs);
 }
 
+namespace {
+
+// The installed accelerator when it serves this key, else nullptr (the CPU threads).
+std::shared_ptr<BootstrapAccelerator> accelerator_for(const ServerKey & key, BootstrapKeyKind kind) {
+    std::shared_ptr<BootstrapAccelerator> accelerator = installed_bootstrap_accelerator();
+    return accelerator && accelerator->serves(key, kind) ? accelerator : nullptr;
+}
+
+} // namespace
+
 void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphertext> inputs,
                                std::span<LweCiphertext> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, BootstrapKeyKind::standard)) {
+        std::vector<const LweCiphertext *> in(inputs.size());
+        std::vector<LweCiphertext *> out(outputs.size());
+        for (size_t i = 0; i < inputs.size(); ++i) in[i] = &inputs[i];
+        for (size_t i = 0; i < outputs.size(); ++i) out[i] = &outputs[i];
+        return accelerator->batch_keyswitch_bootstrap(BootstrapKeyKind::standard, in, out, luts);
+    }
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key,
                                            key.parameters.modulus_switch, workspace, pool);
 }
@@ -129,6 +149,8 @@ void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphert
 void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphertext * const> inputs,
                                std::span<LweCiphertext * const> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, BootstrapKeyKind::standard))
+        return accelerator->batch_keyswitch_bootstrap(BootstrapKeyKind::standard, inputs, outputs, luts);
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key,
                                            key.parameters.modulus_switch, workspace, pool);
 }
@@ -137,6 +159,8 @@ void batch_keyswitch_bootstrap(const ServerKey & key, BootstrapKeyKind kind,
                                std::span<const LweCiphertext * const> inputs, std::span<LweCiphertext * const> outputs,
                                std::span<const LookupTable * const> luts, BootstrapWorkspace & workspace,
                                ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, kind))
+        return accelerator->batch_keyswitch_bootstrap(kind, inputs, outputs, luts);
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key_of(kind),
                                            key.parameters.modulus_switch, workspace, pool);
 }
