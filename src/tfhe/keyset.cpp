@@ -2,7 +2,6 @@
 
 #include "common/check.h"
 #include "common/error.h"
-#include "tfhe/bootstrap_accelerator.h"
 #include "tfhe/algorithms/lwe_bootstrap_key_generation.h"
 #include "tfhe/algorithms/lwe_encryption.h"
 #include "tfhe/algorithms/lwe_keyswitch.h"
@@ -124,10 +123,9 @@ void keyswitch_bootstrap(const ServerKey & key, const LweCiphertext & input, Lwe
 
 namespace {
 
-// The installed accelerator when it serves this key, else nullptr (the CPU threads).
-std::shared_ptr<BootstrapAccelerator> accelerator_for(const ServerKey & key, BootstrapKeyKind kind) {
-    std::shared_ptr<BootstrapAccelerator> accelerator = installed_bootstrap_accelerator();
-    return accelerator && accelerator->serves(key, kind) ? accelerator : nullptr;
+// The key's accelerator when it holds the bootstrapping key of `kind`, else nullptr (the CPU threads).
+BootstrapAccelerator * accelerator_for(const ServerKey & key, BootstrapKeyKind kind) {
+    return key.accelerator && key.accelerator->serves(kind) ? key.accelerator.get() : nullptr;
 }
 
 } // namespace

@@ -39,12 +39,10 @@ void run_encrypted(const RunOptions & opt) {
 
     const auto key_start = std::chrono::steady_clock::now();
     const tfhe::ClientKey client = tfhe::generate_client_key(params);
-    const tfhe::ServerKey server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(client));
-    const tfhe::ScopedBootstrapAccelerator device(tfhe::make_bootstrap_accelerator(server, opt.device));
+    tfhe::ServerKey server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(client));
+    server.accelerator = tfhe::make_bootstrap_accelerator(server, opt.device);
     const double key_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - key_start).count();
-    const std::string device_name = tfhe::installed_bootstrap_accelerator()
-                                        ? tfhe::installed_bootstrap_accelerator()->description()
-                                        : "cpu";
+    const std::string device_name = server.accelerator ? server.accelerator->description() : "cpu";
     std::fprintf(stderr, "%s: %zu tokens, %s, keys in %.1f s, bootstraps on %s\n", part.text().c_str(), tokens.size(),
                  params.name.c_str(), key_seconds, device_name.c_str());
 

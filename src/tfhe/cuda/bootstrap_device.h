@@ -20,9 +20,10 @@ int cuda_device_count();
 // "NVIDIA H100 80GB HBM3, compute 9.0, 132 SMs" of device 0, or why there is none.
 std::string cuda_device_description();
 
-// The backend for `device` ("cpu": nullptr, "cuda", "auto": cuda when present, else nullptr),
-// holding `key`'s keys on the device. Throws fhegpt::Error for an unknown name and, for
-// "cuda", "no CUDA device ..." when none can be used.
+// The backend for `device` ("cpu": nullptr, "cuda", "auto": cuda when present and the key is
+// classic, else nullptr), holding `key`'s keys on the device: assign it to key.accelerator.
+// Throws fhegpt::Error for an unknown name and, for "cuda", "no CUDA device ..." when none can
+// be used or the refusal of a multi-bit key.
 std::shared_ptr<BootstrapAccelerator> make_bootstrap_accelerator(const ServerKey & key, std::string_view device);
 // The device a name resolves to on this machine ("cpu" or "cuda"), the same checks.
 std::string resolve_bootstrap_device(std::string_view device);

@@ -3,7 +3,6 @@
 #include "common/check.h"
 #include "common/error.h"
 #include "tfhe/algorithms/fft_plans.h"
-#include "tfhe/algorithms/lwe_programmable_bootstrap.h"
 #include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/cuda/pbs_kernels.h"
 
@@ -83,7 +82,6 @@ constexpr size_t kComplexBytes = 2 * sizeof(double);
 struct CudaBootstrapBackend::DeviceState {
     struct RotationKey {
         bool present = false;
-        const FourierLweBootstrapKey * host = nullptr;
         cuda::RotationShape shape{};
         DeviceBuffer spectra; // n rows (k + 1) polynomials of N / 2 complex values
     };
@@ -134,7 +132,6 @@ void upload_rotation_key(const FourierLweBootstrapKey & bsk, auto & state, auto 
     const size_t big_n = bsk.polynomial_size.value, half = big_n / 2;
     const size_t polys_per_ggsw = bsk.row_count() * k1;
     rotation.present = true;
-    rotation.host = &bsk;
     rotation.shape = {n, bsk.glwe_dimension.value, big_n, bsk.base_log.value, bsk.level_count.value};
     rotation.spectra.reserve(n * polys_per_ggsw * half * kComplexBytes);
 
@@ -195,7 +192,8 @@ std::shared_ptr<BootstrapAccelerator> make_cuda_bootstrap_backend(const ServerKe
 }
 
 CudaBootstrapBackend::CudaBootstrapBackend(const ServerKey & key, size_t max_chunk)
-    : key_(&key), max_chunk_(max_chunk), device_(std::make_unique<DeviceState>()) {
+    : centred_modulus_switch_(key.parameters.modulus_switch == ModulusSwitchType::CenteredMeanNoiseReduction),
+      max_chunk_(max_chunk), device_(std::make_unique<DeviceState>()) {
     if (cuda_device_count() == 0) fail("no CUDA device ({})", cuda_device_description());
     if (key.bootstrap_key.grouping_factor.is_multi_bit())
         fail("the CUDA backend runs classic bootstraps only; {} has a multi-bit key", key.parameters.name);
@@ -226,8 +224,8 @@ CudaBootstrapBackend::CudaBootstrapBackend(const ServerKey & key, size_t max_chu
 
 CudaBootstrapBackend::~CudaBootstrapBackend() = default;
 
-bool CudaBootstrapBackend::serves(const ServerKey & key, BootstrapKeyKind kind) const {
-    return &key == key_ && device_->rotation[static_cast<size_t>(kind)].present;
+bool CudaBootstrapBackend::serves(BootstrapKeyKind kind) const {
+    return device_->rotation[static_cast<size_t>(kind)].present;
 }
 
 std::string CudaBootstrapBackend::description() const { return "cuda: " + device_->device_name; }
@@ -264,7 +262,10 @@ void CudaBootstrapBackend::batch_keyswitch_bootstrap(BootstrapKeyKind kind,
         const LookupTable * lut = luts[luts.size() == 1 ? 0 : c];
         auto [it, added] = table_index.emplace(lut, static_cast<uint32_t>(tables.size()));
         if (added) {
-            check_lut(*lut, *rotation.host);
+            FHEGPT_CHECK(lut->polynomial_size.value == big_n && lut->polynomial.size() == big_n,
+                         "lookup table of size %zu for N = %zu", lut->polynomial.size(), big_n);
+            FHEGPT_CHECK(lut->function_count >= 1 && (lut->function_count - 1) * lut->slot_stride < big_n,
+                         "lookup table with %zu functions of stride %zu", lut->function_count, lut->slot_stride);
             FHEGPT_CHECK_EQ(lut->function_count, functions);
             tables.push_back(lut);
         }
@@ -299,7 +300,6 @@ void CudaBootstrapBackend::batch_keyswitch_bootstrap(BootstrapKeyKind kind,
     state.outputs.reserve(chunk_capacity * functions * big_size * sizeof(uint64_t));
     uint64_t * host_in = state.host_inputs.reserve(chunk_capacity * big_size);
     uint64_t * host_out = state.host_outputs.reserve(chunk_capacity * functions * big_size);
-    const bool centred = key_->parameters.modulus_switch == ModulusSwitchType::CenteredMeanNoiseReduction;
 
     for (size_t first = 0; first < count; first += max_chunk_) {
         const size_t m = std::min(max_chunk_, count - first);
@@ -310,7 +310,7 @@ void CudaBootstrapBackend::batch_keyswitch_bootstrap(BootstrapKeyKind kind,
         const uint32_t * chunk_lut_of = state.lut_of.as<uint32_t>() + first;
         cuda::launch_keyswitch(state.inputs.as<uint64_t>(), state.keyswitch_key.as<uint32_t>(),
                                state.small.as<uint64_t>(), m, state.keyswitch_shape, stream);
-        cuda::launch_modulus_switch(state.small.as<uint64_t>(), state.switched.as<uint32_t>(), m, n, big_n, centred,
+        cuda::launch_modulus_switch(state.small.as<uint64_t>(), state.switched.as<uint32_t>(), m, n, big_n, centred_modulus_switch_,
                                     stream);
         cuda::launch_initialize_accumulators(state.luts.as<uint64_t>(), chunk_lut_of, state.switched.as<uint32_t>(),
                                              state.accumulators.as<uint64_t>(), m, shape, stream);

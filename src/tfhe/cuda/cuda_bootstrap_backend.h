@@ -20,12 +20,12 @@ namespace fhegpt::tfhe {
 
 class CudaBootstrapBackend final : public BootstrapAccelerator {
 public:
-    // Uploads `key`'s keys to device 0; `key` must outlive the backend. Throws fhegpt::Error
-    // "no CUDA device ..." without one, or for a multi-bit key.
+    // Uploads `key`'s keys to device 0 (the backend keeps no reference to `key`). Throws
+    // fhegpt::Error "no CUDA device ..." without one, or for a multi-bit key.
     explicit CudaBootstrapBackend(const ServerKey & key, size_t max_chunk = 4096);
     ~CudaBootstrapBackend() override;
 
-    bool serves(const ServerKey & key, BootstrapKeyKind kind) const override;
+    bool serves(BootstrapKeyKind kind) const override;
     void batch_keyswitch_bootstrap(BootstrapKeyKind kind, std::span<const LweCiphertext * const> inputs,
                                    std::span<LweCiphertext * const> outputs,
                                    std::span<const LookupTable * const> luts) override;
@@ -36,7 +36,7 @@ public:
 
 private:
     struct DeviceState;
-    const ServerKey * key_;
+    bool centred_modulus_switch_;
     size_t max_chunk_;
     std::unique_ptr<DeviceState> device_;
     std::mutex mutex_; // one batch at a time on the device
