@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "net/request_log.h"
+#include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/serialization/serialization.h"
 
 #include <nlohmann/json.hpp>
@@ -202,6 +203,7 @@ HttpResponse PartServer::create_session(SessionSlot slot, const std::string & bo
         const tfhe::TfheParameters & params = part_.manifest.parameters();
         tfhe::ServerKey key = tfhe::decompress_server_key(
             tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
+        key.accelerator = tfhe::make_bootstrap_accelerator(key, options_.device);
         auto session = std::make_shared<Session>(std::move(slot), std::move(key));
         session->cache.resize(size_t(part_.cache_parts));
         const std::string token = sessions_.add(std::move(session));

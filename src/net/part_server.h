@@ -57,6 +57,7 @@ struct ServerOptions {
     int32_t max_positions = 64;       // per session
     HttpLimits http;                  // connections, heads, deadlines
     bool log = true;                  // one line per request on stderr
+    std::string device = "cpu";       // where sessions' bootstraps run: cpu, cuda or auto (tfhe/cuda/bootstrap_device.h)
     // Log lines go here instead of stderr when set (tests).
     std::function<void(const std::string & line)> log_sink;
 };

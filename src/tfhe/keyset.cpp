@@ -8,6 +8,8 @@
 #include "tfhe/algorithms/secret_key_generation.h"
 #include "tfhe/commons/torus.h"
 
+#include <vector>
+
 namespace fhegpt::tfhe {
 
 ClientKey generate_client_key(const TfheParameters & params) {
@@ -119,9 +121,25 @@ void keyswitch_bootstrap(const ServerKey & key, const LweCiphertext & input, Lwe
                                           key.parameters.modulus_switch, scratch.pbs);
 }
 
+namespace {
+
+// The key's accelerator when it holds the bootstrapping key of `kind`, else nullptr (the CPU threads).
+BootstrapAccelerator * accelerator_for(const ServerKey & key, BootstrapKeyKind kind) {
+    return key.accelerator && key.accelerator->serves(kind) ? key.accelerator.get() : nullptr;
+}
+
+} // namespace
+
 void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphertext> inputs,
                                std::span<LweCiphertext> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, BootstrapKeyKind::standard)) {
+        std::vector<const LweCiphertext *> in(inputs.size());
+        std::vector<LweCiphertext *> out(outputs.size());
+        for (size_t i = 0; i < inputs.size(); ++i) in[i] = &inputs[i];
+        for (size_t i = 0; i < outputs.size(); ++i) out[i] = &outputs[i];
+        return accelerator->batch_keyswitch_bootstrap(BootstrapKeyKind::standard, in, out, luts);
+    }
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key,
                                            key.parameters.modulus_switch, workspace, pool);
 }
@@ -129,6 +147,8 @@ void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphert
 void batch_keyswitch_bootstrap(const ServerKey & key, std::span<const LweCiphertext * const> inputs,
                                std::span<LweCiphertext * const> outputs, std::span<const LookupTable * const> luts,
                                BootstrapWorkspace & workspace, ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, BootstrapKeyKind::standard))
+        return accelerator->batch_keyswitch_bootstrap(BootstrapKeyKind::standard, inputs, outputs, luts);
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key,
                                            key.parameters.modulus_switch, workspace, pool);
 }
@@ -137,6 +157,8 @@ void batch_keyswitch_bootstrap(const ServerKey & key, BootstrapKeyKind kind,
                                std::span<const LweCiphertext * const> inputs, std::span<LweCiphertext * const> outputs,
                                std::span<const LookupTable * const> luts, BootstrapWorkspace & workspace,
                                ThreadPool & pool) {
+    if (auto accelerator = accelerator_for(key, kind))
+        return accelerator->batch_keyswitch_bootstrap(kind, inputs, outputs, luts);
     batch_keyswitch_programmable_bootstrap(inputs, outputs, luts, &key.keyswitch_key, key.bootstrap_key_of(kind),
                                            key.parameters.modulus_switch, workspace, pool);
 }

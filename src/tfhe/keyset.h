@@ -11,6 +11,7 @@
 #pragma once
 
 #include "common/thread_pool.h"
+#include "tfhe/bootstrap_accelerator.h"
 #include "tfhe/algorithms/lookup_table_generation.h"
 #include "tfhe/algorithms/lwe_batch_bootstrap.h"
 #include "tfhe/commons/csprng.h"
@@ -26,6 +27,7 @@
 #include "tfhe/entities/seeded_lwe_keyswitch_key.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -46,6 +48,8 @@ struct ServerKey {
     LweKeyswitchKey keyswitch_key;
     FourierLweBootstrapKey bootstrap_key;
     std::optional<FourierLweBootstrapKey> fine_bootstrap_key; // iff parameters.has_fine_bootstrap()
+    // Where batches run when set (a GPU holding these keys, cuda/bootstrap_device.h); else the CPU.
+    std::shared_ptr<BootstrapAccelerator> accelerator;
 
     size_t size_bytes() const {
         return keyswitch_key.size_bytes() + bootstrap_key.size_bytes() +

@@ -8,6 +8,7 @@
 #include "net/part_server.h"
 #include "net/served_part.h"
 #include "quantized_part.h"
+#include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/serialization/serialization.h"
 
 #include <CLI/CLI.hpp>
@@ -44,6 +45,7 @@ double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
 void run_server(const ServerCommand & cmd) {
     using namespace fhegpt;
+    const std::string device = tfhe::resolve_bootstrap_device(cmd.server.device); // before the model loads
     const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(cmd.quant.model_dir);
     const cli::PartSpec spec = cli::parse_part(cmd.quant.part, model.hparams);
@@ -58,6 +60,15 @@ void run_server(const ServerCommand & cmd) {
                            : quantized.head ? net::served_head(*quantized.head, spec.text(), cmd.n_bits, params)
                                             : net::served_attention(*quantized.attention, spec.text(), cmd.n_bits, params);
 
+    if (device == "cuda" && params.is_multi_bit()) {
+        if (cmd.server.device == "cuda")
+            fail("--device cuda: the CUDA backend runs classic bootstraps; {} is multi-bit (choose a classic set with --params)",
+                 params.name);
+        std::fprintf(stderr, "fhegpt-server: %s is multi-bit: bootstraps on the CPU\n", params.name.c_str());
+    } else {
+        std::fprintf(stderr, "fhegpt-server: bootstraps on %s\n",
+                     device == "cuda" ? ("cuda: " + tfhe::cuda_device_description()).c_str() : "cpu");
+    }
     net::ServerOptions options = cmd.server;
     options.log = !cmd.quiet;
     net::PartServer server(std::move(part), options, ThreadPool::global());
@@ -136,6 +147,10 @@ int main(int argc, char ** argv) {
         ->check(CLI::Range(0.1, 86400.0))
         ->capture_default_str();
     app.add_flag("-q,--quiet", cmd.quiet, "no log line per request");
+    cmd.server.device = "auto";
+    app.add_option("--device", cmd.server.device, "where sessions' bootstraps run: cpu, cuda or auto (cuda when a CUDA "
+                                                  "device is present and the parameter set is classic)")
+        ->capture_default_str();
     app.callback([&] { run_server(cmd); });
 
     try {

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/speed_calibration.h"
 #include "tfhe/tfhe.h"
 
@@ -32,6 +33,8 @@ struct BenchPbsOptions {
     int threads = 0;
     int count = 0;
     bool json = false;
+    std::string device = "auto";
+    std::vector<size_t> batches = {1, 16, 256, 1024, 4096, 8192};
 };
 
 double seconds_since(Clock::time_point start) {
@@ -224,6 +227,8 @@ void run_bench_pbs(const BenchPbsOptions & opt) {
     else sets.push_back(&parameters_by_name(opt.params));
     if (opt.threads < 0) fail("--threads must be >= 0, not {}", opt.threads);
     if (opt.count < 0) fail("--count must be >= 0, not {}", opt.count);
+    if (resolve_bootstrap_device(opt.device) == "cuda")
+        return run_bench_pbs_device(sets, opt.batches, opt.count > 0 ? opt.count : 5, opt.json);
     std::optional<ThreadPool> own_pool;
     if (opt.threads > 0) own_pool.emplace(static_cast<size_t>(opt.threads));
     ThreadPool & pool = own_pool ? *own_pool : ThreadPool::global();
@@ -253,6 +258,10 @@ void add_bench_command(CLI::App & app) {
     pbs->add_option("--threads", opt->threads, "threads for the throughput run (default: all hardware threads)");
     pbs->add_option("--count", opt->count, "bootstraps per measurement (default: 8 to 32 depending on the set)");
     pbs->add_flag("--json", opt->json, "one JSON object per parameter set");
+    pbs->add_option("--device", opt->device, "cpu, cuda (batched bootstraps on the GPU, by batch size) or auto (cuda "
+                                             "when a CUDA device is present)")
+        ->capture_default_str();
+    pbs->add_option("--batches", opt->batches, "batch sizes of --device cuda")->delimiter(',')->capture_default_str();
     pbs->callback([opt] { run_bench_pbs(*opt); });
     add_bench_server_command(*bench);
 }

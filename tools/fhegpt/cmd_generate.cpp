@@ -16,6 +16,7 @@
 #include "model/gpt2_tokenizer.h"
 #include "quantized_part.h"
 #include "remote_generation.h"
+#include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/tfhe.h"
 
 #include <cerrno>
@@ -49,6 +50,7 @@ struct GenerateOptions {
     std::string server_url;
     std::string calibration_path = "data/calibration_prompts.txt";
     bool no_kv_cache = false;
+    std::string device = "auto";
 };
 
 // "must be >= 0" without CLI11's NonNegativeNumber message, which prints DBL_MAX in full.
@@ -74,6 +76,7 @@ void write_bytes(const std::string & bytes) {
 }
 
 void run_generate(const GenerateOptions & opt) {
+    tfhe::resolve_bootstrap_device(opt.device); // a missing device fails before the model loads
     const model::Gpt2Model model = model::load_gpt2_model(opt.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.model_dir);
     if (tokenizer.vocab_size() > model.hparams.n_vocab)
@@ -117,9 +120,11 @@ void run_generate(const GenerateOptions & opt) {
             const tfhe::TfheParameters & params = quantized.parameters(longest, opt.params);
             client = tfhe::generate_client_key(params);
             server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(*client));
+            server->accelerator = tfhe::make_bootstrap_accelerator(*server, opt.device);
             keys = {&*client, &*server, &ThreadPool::global(), {}};
-            std::fprintf(stderr, "%s at %d bits on ciphertexts (%s, keys generated here)\n", quant.part.c_str(), opt.n_bits,
-                         params.name.c_str());
+            std::fprintf(stderr, "%s at %d bits on ciphertexts (%s, keys generated here, bootstraps on %s)\n",
+                         quant.part.c_str(), opt.n_bits, params.name.c_str(),
+                         server->accelerator ? server->accelerator->description().c_str() : "cpu");
         } else {
             std::fprintf(stderr, "%s at %d bits, clear simulation of its circuit\n", quant.part.c_str(), opt.n_bits);
         }
@@ -217,6 +222,9 @@ void add_generate_command(CLI::App & app) {
     cmd->add_flag("--no-kv-cache", opt->no_kv_cache,
                   "Recompute the quantized part over the whole sequence at each token instead of keeping its keys and values "
                   "(with --server: send every position each time, the server keeps no cache)");
+    cmd->add_option("--device", opt->device, "Where --encrypt's bootstraps run: cpu, cuda or auto (cuda when a CUDA "
+                                             "device is present and the parameter set is classic)")
+        ->capture_default_str();
     cmd->callback([opt] { run_generate(*opt); });
 }
 

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "quantized_part.h"
+#include "tfhe/cuda/bootstrap_device.h"
 #include "tfhe/tfhe.h"
 
 #include <chrono>
@@ -22,9 +23,11 @@ struct RunOptions {
     std::string prompt = "The king said unto";
     std::string params;
     bool json = false;
+    std::string device = "auto";
 };
 
 void run_encrypted(const RunOptions & opt) {
+    tfhe::resolve_bootstrap_device(opt.device); // a missing device fails before the model loads
     const model::Gpt2Model model = model::load_gpt2_model(opt.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(opt.quant.model_dir);
     const PartSpec part = parse_part(opt.quant.part, model.hparams);
@@ -36,10 +39,12 @@ void run_encrypted(const RunOptions & opt) {
 
     const auto key_start = std::chrono::steady_clock::now();
     const tfhe::ClientKey client = tfhe::generate_client_key(params);
-    const tfhe::ServerKey server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(client));
+    tfhe::ServerKey server = tfhe::decompress_server_key(tfhe::generate_compressed_server_key(client));
+    server.accelerator = tfhe::make_bootstrap_accelerator(server, opt.device);
     const double key_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - key_start).count();
-    std::fprintf(stderr, "%s: %zu tokens, %s, keys in %.1f s\n", part.text().c_str(), tokens.size(), params.name.c_str(),
-                 key_seconds);
+    const std::string device_name = server.accelerator ? server.accelerator->description() : "cpu";
+    std::fprintf(stderr, "%s: %zu tokens, %s, keys in %.1f s, bootstraps on %s\n", part.text().c_str(), tokens.size(),
+                 params.name.c_str(), key_seconds, device_name.c_str());
 
     circuit::EncryptedKeys keys{&client, &server, &ThreadPool::global(), [](int64_t done, int64_t total) {
                                     const int width = 40;
@@ -67,6 +72,7 @@ void run_encrypted(const RunOptions & opt) {
     j["values"] = run.encrypted.size();
     j["mismatches"] = run.mismatches;
     j["key_seconds"] = key_seconds;
+    j["device"] = device_name;
     j["next_token"] = tokenizer.decode(std::vector<int32_t>{next});
     if (opt.json) {
         std::printf("%s\n", j.dump(2).c_str());
@@ -89,6 +95,9 @@ void add_run_encrypted_command(CLI::App & app) {
     cmd->add_option("-p,--prompt", opt->prompt, "prompt")->capture_default_str();
     cmd->add_option("--params", opt->params, "TFHE parameter set (default: the fastest production set whose noise analysis keeps failures negligible)");
     cmd->add_flag("--json", opt->json, "print one JSON object");
+    cmd->add_option("--device", opt->device, "where the bootstraps run: cpu, cuda or auto (cuda when a CUDA device is "
+                                             "present and the parameter set is classic)")
+        ->capture_default_str();
     cmd->callback([opt] { run_encrypted(*opt); });
 }
 

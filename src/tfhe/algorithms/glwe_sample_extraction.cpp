@@ -1,6 +1,7 @@
 #include "tfhe/algorithms/glwe_sample_extraction.h"
 
 #include "common/check.h"
+#include "tfhe/commons/coefficient_ops.h"
 
 namespace fhegpt::tfhe {
 
@@ -15,8 +16,7 @@ void extract_lwe_sample_from_glwe_ciphertext(std::span<const uint64_t> glwe, Glw
     for (size_t j = 0; j < k; ++j) {
         const uint64_t * a = glwe.data() + j * n;
         uint64_t * dst = out + j * n;
-        for (size_t t = 0; t <= h; ++t) dst[t] = a[h - t];
-        for (size_t t = h + 1; t < n; ++t) dst[t] = 0 - a[n + h - t];
+        for (size_t t = 0; t < n; ++t) dst[t] = sample_extract_mask_coefficient(a, n, h, t);
     }
     out[k * n] = glwe[k * n + h];
 }

@@ -2,6 +2,7 @@
 
 #include "common/check.h"
 #include "tfhe/algorithms/fft_plans.h"
+#include "tfhe/commons/coefficient_ops.h"
 #include "tfhe/commons/decomposition.h"
 
 #include <algorithm>
@@ -12,18 +13,7 @@ void polynomial_monomial_mul(std::span<uint64_t> out, std::span<const uint64_t> 
     const size_t n = in.size();
     FHEGPT_CHECK_EQ(out.size(), n);
     FHEGPT_CHECK(power < 2 * n, "monomial power %zu >= 2N = %zu", power, 2 * n);
-    const bool negate = power >= n;
-    const size_t shift = negate ? power - n : power;
-    // X^shift * in: coefficient t comes from t - shift, negated when it wraps.
-    uint64_t * dst = out.data();
-    const uint64_t * src = in.data();
-    if (!negate) {
-        for (size_t t = 0; t < shift; ++t) dst[t] = 0 - src[n - shift + t];
-        for (size_t t = shift; t < n; ++t) dst[t] = src[t - shift];
-    } else {
-        for (size_t t = 0; t < shift; ++t) dst[t] = src[n - shift + t];
-        for (size_t t = shift; t < n; ++t) dst[t] = 0 - src[t - shift];
-    }
+    for (size_t t = 0; t < n; ++t) out[t] = monomial_mul_coefficient(in.data(), n, power, t);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "common/check.h"
+#include "tfhe/commons/coefficient_ops.h"
 #include "tfhe/commons/dimensions.h"
 
 #include <cstddef>
@@ -30,11 +31,7 @@ public:
 
     // The kept bits of x, rounded: round(x * B^l) mod B^l as an integer in [0, B^l).
     uint64_t round_to_kept_bits(uint64_t x) const {
-        size_t kept = base_log_ * level_count_;
-        if (kept == 64) return x;
-        size_t shift = 64 - kept;
-        uint64_t rounded = ((x >> (shift - 1)) + 1) >> 1;
-        return rounded & ((uint64_t{1} << kept) - 1);
+        return decomposition_round_to_kept_bits(x, base_log_ * level_count_);
     }
 
     // x' = round(x * B^l) / B^l as a torus element.
@@ -47,13 +44,7 @@ public:
     void decompose(uint64_t x, std::span<int64_t> digits) const {
         FHEGPT_CHECK_EQ(digits.size(), level_count_);
         uint64_t state = round_to_kept_bits(x);
-        uint64_t mask = (uint64_t{1} << base_log_) - 1;
-        for (size_t i = level_count_; i-- > 0;) {
-            uint64_t digit = state & mask;
-            uint64_t carry = digit >> (base_log_ - 1);
-            state = (state >> base_log_) + carry;
-            digits[i] = static_cast<int64_t>(digit) - static_cast<int64_t>(carry << base_log_);
-        }
+        for (size_t i = level_count_; i-- > 0;) digits[i] = decomposition_next_digit(state, base_log_);
     }
 
     // sum_i d_i * 2^(64 - beta*i) mod 2^64: the inverse of decompose on representable values.
