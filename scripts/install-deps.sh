@@ -12,7 +12,7 @@ packages=(
   # tests, benchmarks, fuzzing (libFuzzer ships with clang's runtime)
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # reference model and training (Debian's torch, on OpenBLAS), plots
-  python3 python3-torch python3-numpy python3-matplotlib python3-regex
+  python3 python3-venv python3-torch python3-numpy python3-matplotlib python3-regex
   # public-domain training text for the bundled model
   bible-kjv bible-kjv-text fortunes dict-gcide dict-devil dict-jargon debian-reference-en
 )

@@ -8,4 +8,4 @@ bash scripts/install-deps.sh
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFHEGPT_SANITIZE=ON \
       -DFHEGPT_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$(nproc)"
-cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -LE slow
+cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)" -LE "slow|hf"
