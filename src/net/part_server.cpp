@@ -44,6 +44,8 @@ HttpResponse answer(std::string & detail, Work && work) {
         return work();
     } catch (const RequestError & e) {
         return error_response(e.status, e.what(), detail);
+    } catch (const circuit::BootstrapRunnerFailure & e) { // the server's machines, not the request
+        return error_response(503, e.what(), detail);
     } catch (const Error & e) {
         return error_response(400, e.what(), detail);
     } catch (const std::bad_alloc &) {
@@ -81,6 +83,7 @@ struct RequestHold {
 
 std::string ServerHealth::to_json() const {
     return nlohmann::json{{"status", "ok"},
+                          {"instance", instance},
                           {"sessions", sessions},
                           {"max_sessions", max_sessions},
                           {"evaluations", evaluations},
@@ -92,7 +95,7 @@ std::string ServerHealth::to_json() const {
 
 PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool)
     : part_(std::move(part)), options_(std::move(options)), pool_(pool),
-      sessions_(options_.max_sessions, options_.idle_timeout_seconds), evaluations_(options_.max_evaluations) {
+      sessions_(options_.max_sessions, options_.idle_timeout_seconds, options_.instance), evaluations_(options_.max_evaluations) {
     PartManifest & m = part_.manifest;
     if (options_.max_positions <= 0) fail("server: --max-positions must be positive");
     if (!part_.build_row_circuit) fail("server: no circuit for {}", m.part);
@@ -140,6 +143,7 @@ ServerHealth PartServer::health() const {
     h.max_evaluations = evaluations_.limit();
     h.evaluations_waiting = evaluations_.waiting();
     h.connections = http_->connection_count();
+    h.instance = options_.instance;
     return h;
 }
 
@@ -197,6 +201,7 @@ HttpResponse PartServer::create_session(SessionSlot slot, const std::string & bo
         tfhe::ServerKey key = tfhe::decompress_server_key(
             tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
         auto session = std::make_shared<Session>(std::move(slot), std::move(key));
+        if (options_.cluster) session->distributed_keys = options_.cluster->open_keys(upload.server_key, params);
         session->cache.resize(size_t(part_.cache_parts));
         const std::string token = sessions_.add(std::move(session));
         return json_response(201,
@@ -288,7 +293,10 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
             }
         } reset_progress{session};
         try {
-            outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel);
+            const std::unique_ptr<circuit::BootstrapBatchRunner> runner =
+                session.distributed_keys ? session.distributed_keys->runner(session.server_key, pool_) : nullptr;
+            outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel,
+                                             runner.get());
         } catch (const Cancelled &) {
             reset_progress.armed = false; // the caller reports the counts, then resets them
             throw;

@@ -12,6 +12,10 @@
 
 #include <CLI/CLI.hpp>
 
+#ifdef FHEGPT_HAVE_MPI
+#include "cluster/mpi_cluster.h"
+#endif
+
 #include <csignal>
 #include <cstdio>
 #include <atomic>
@@ -42,7 +46,7 @@ void on_stop_signal(int signal) {
 
 double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
-void run_server(const ServerCommand & cmd) {
+void run_server(const ServerCommand & cmd, std::shared_ptr<fhegpt::circuit::BootstrapCluster> cluster) {
     using namespace fhegpt;
     const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
     const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(cmd.quant.model_dir);
@@ -60,15 +64,18 @@ void run_server(const ServerCommand & cmd) {
 
     net::ServerOptions options = cmd.server;
     options.log = !cmd.quiet;
+    options.cluster = cluster;
     net::PartServer server(std::move(part), options, ThreadPool::global());
     const int port = server.bind();
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     std::fprintf(stderr,
-                 "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
-                 "(encrypted cache %.2f MiB per position), %d evaluations at once, idle timeout %.0f s, %zu threads\n",
+                 "fhegpt-server: %s%s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
+                 "(encrypted cache %.2f MiB per position), %d evaluations at once, idle timeout %.0f s, %zu threads%s\n",
+                 options.instance.empty() ? "" : ("instance " + options.instance + ": ").c_str(),
                  spec.text().c_str(), cmd.n_bits, params.name.c_str(), mib(keys.compressed_upload_bytes()),
                  options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()),
-                 options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size());
+                 options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size(),
+                 cluster ? fmt::format(" on each of {} MPI ranks", cluster->size()).c_str() : "");
     std::fprintf(stderr,
                  "fhegpt-server: limits: bodies %.1f MiB (key upload), %.1f MiB (evaluation); %zu connections; "
                  "request head %.0f s, body %.0f s\n",
@@ -105,6 +112,29 @@ int main(int argc, char ** argv) {
     sigaction(SIGTERM, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN); // a client that hangs up must not kill the server
 
+    // Under `mpirun -np N` (N > 1) rank 0 is the server and every other rank a worker, which
+    // needs none of the options: it serves rank 0 until rank 0 stops it.
+    std::shared_ptr<fhegpt::circuit::BootstrapCluster> cluster;
+#ifdef FHEGPT_HAVE_MPI
+    std::shared_ptr<fhegpt::cluster::MpiCluster> mpi;
+    if (fhegpt::cluster::MpiCluster::launched_with_several_ranks()) {
+        try {
+            mpi = fhegpt::cluster::MpiCluster::initialize(argc, argv);
+            if (mpi->rank() != 0) return mpi->serve_worker();
+        } catch (const std::exception & e) {
+            std::fprintf(stderr, "fhegpt-server: error: %s\n", e.what());
+            return 1;
+        }
+        cluster = mpi;
+    }
+#else
+    if (const char * size = std::getenv("OMPI_COMM_WORLD_SIZE"); size && std::atoi(size) > 1) {
+        std::fprintf(stderr, "fhegpt-server: error: started by mpirun with %s ranks, but built without MPI "
+                             "(install libopenmpi-dev and configure with -DFHEGPT_MPI=ON)\n", size);
+        return 1;
+    }
+#endif
+
     CLI::App app{"fhegpt-server: evaluates a protected GPT-2 part on clients' ciphertexts"};
     app.set_version_flag("--version", "fhegpt-server 0.1.0 (protocol 1)");
     ServerCommand cmd;
@@ -133,8 +163,20 @@ int main(int argc, char ** argv) {
     app.add_option("--body-timeout", cmd.server.http.body_timeout_seconds, "seconds for a whole request body")
         ->check(CLI::Range(0.1, 86400.0))
         ->capture_default_str();
+    app.add_option("--instance", cmd.server.instance,
+                   "name among replicas behind a load balancer: session tokens start with NAME. (deploy/)");
+    double mpi_timeout = 30;
+    app.add_option("--mpi-timeout", mpi_timeout,
+                   "under mpirun: seconds a rank may take beyond rank 0's share of a batch before it is dropped")
+        ->check(CLI::Range(0.1, 86400.0))
+        ->capture_default_str();
     app.add_flag("-q,--quiet", cmd.quiet, "no log line per request");
-    app.callback([&] { run_server(cmd); });
+    app.callback([&] {
+#ifdef FHEGPT_HAVE_MPI
+        if (mpi) mpi->set_reply_timeout(mpi_timeout);
+#endif
+        run_server(cmd, cluster);
+    });
 
     try {
         app.parse(argc, argv);
