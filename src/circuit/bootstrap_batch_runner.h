@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace fhegpt {
@@ -37,6 +38,8 @@ public:
     virtual void run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweCiphertext * const> inputs,
                      std::span<tfhe::LweCiphertext * const> outputs,
                      std::span<const tfhe::LookupTable * const> luts) = 0;
+    // What the batches so far cost beyond the bootstraps (for logs; empty when nothing).
+    virtual std::string summary() const { return {}; }
 };
 
 // On every thread of `pool`, with workspaces allocated on first use and kept.

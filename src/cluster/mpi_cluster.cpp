@@ -134,10 +134,13 @@ public:
         : cluster_(std::move(cluster)), id_(id), local_(key, pool), big_words_(key.parameters.big_lwe_dimension().value + 1) {}
     void run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweCiphertext * const> inputs,
              std::span<tfhe::LweCiphertext * const> outputs, std::span<const tfhe::LookupTable * const> luts) override;
+    std::string summary() const override;
 
 private:
     std::shared_ptr<MpiCluster> cluster_;
     uint64_t id_;
+    MpiBatchRecord total_; // this evaluation's batches, summed
+    int64_t batches_ = 0;
     circuit::LocalBootstrapBatchRunner local_;
     size_t big_words_;
 };
@@ -229,10 +232,26 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
     record.local_seconds = seconds(t2 - t1);
     record.wait_seconds = seconds(t3 - t2);
     c.records_.push_back(record);
+    ++batches_;
+    total_.ranks = record.ranks;
+    total_.bootstraps += record.bootstraps;
+    total_.bytes_sent += record.bytes_sent;
+    total_.bytes_received += record.bytes_received;
+    total_.send_seconds += record.send_seconds;
+    total_.local_seconds += record.local_seconds;
+    total_.wait_seconds += record.wait_seconds;
     if (!errors.empty())
         throw circuit::BootstrapRunnerFailure(fmt::format("the MPI cluster lost part of a bootstrap batch ({}); this evaluation is abandoned, the session is kept, "
              "and the next evaluations run on the {} rank(s) left",
              errors, c.alive_ranks_locked()));
+}
+
+std::string MpiBatchRunner::summary() const {
+    if (batches_ == 0) return {};
+    return fmt::format("mpi: {} batches over {} ranks, sent {:.0f} KiB, received {:.0f} KiB, send {:.3f}s, rank 0's "
+                       "share {:.3f}s, wait {:.3f}s",
+                       batches_, total_.ranks, double(total_.bytes_sent) / 1024, double(total_.bytes_received) / 1024,
+                       total_.send_seconds, total_.local_seconds, total_.wait_seconds);
 }
 
 bool MpiCluster::launched_with_several_ranks() {

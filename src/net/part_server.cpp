@@ -224,7 +224,9 @@ HttpResponse PartServer::evaluate(const std::shared_ptr<Session> & session, cons
             const EvaluationQueue::Turn turn = evaluations_.wait_turn(cancel);
             started = true;
             std::string more;
-            HttpResponse r = json_response(200, evaluate_rows(*session, body, cancel, more), detail + more);
+            // Two statements: evaluate_rows fills `more`, which the log detail reads.
+            std::string answer_body = evaluate_rows(*session, body, cancel, more);
+            HttpResponse r = json_response(200, std::move(answer_body), detail + more);
             r.content_type = "application/octet-stream";
             // Marks it used again: idle time counts from the end of a request, not its start (an
             // evaluation longer than the timeout would otherwise lose its session right after).
@@ -282,6 +284,7 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
         session.progress_done = done;
     };
     std::vector<tfhe::LweCiphertext> outputs;
+    std::unique_ptr<circuit::BootstrapBatchRunner> runner; // null: this process's pool
     {
         // Progress reads 0 / 0 whenever no evaluation runs, however this one ends; a cancelled
         // one is reported with its last counts first (the caller reads them in its catch).
@@ -293,8 +296,7 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
             }
         } reset_progress{session};
         try {
-            const std::unique_ptr<circuit::BootstrapBatchRunner> runner =
-                session.distributed_keys ? session.distributed_keys->runner(session.server_key, pool_) : nullptr;
+            runner = session.distributed_keys ? session.distributed_keys->runner(session.server_key, pool_) : nullptr;
             outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel,
                                              runner.get());
         } catch (const Cancelled &) {
@@ -323,6 +325,7 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
     response.seconds = stats.seconds;
     response.outputs = tfhe::serialize_lwe_ciphertext_vector(std::span(outputs).first(rows), params);
     log = fmt::format("rows {}..{} bootstraps={} eval={:.2f}s", n_past, n - 1, stats.bootstraps, stats.seconds);
+    if (runner && !runner->summary().empty()) log += "; " + runner->summary();
     return encode(response);
 }
 
