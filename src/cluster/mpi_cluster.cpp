@@ -158,10 +158,12 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
     MpiCluster & c = *cluster_;
     std::lock_guard lock(c.lock_);
     const uint64_t sequence = ++c.batch_sequence_;
+    // A share each for rank 0 and the live workers, none empty.
+    const size_t n = inputs.size();
     std::vector<int> workers;
-    for (int r = 1; r < c.size_; ++r)
+    for (int r = 1; r < c.size_ && workers.size() + 1 < n; ++r)
         if (c.alive_[size_t(r)]) workers.push_back(r);
-    const size_t n = inputs.size(), parts = workers.size() + 1;
+    const size_t parts = workers.size() + 1;
     const auto share_begin = [&](size_t part) { return n * part / parts; };
 
     MpiBatchRecord record;

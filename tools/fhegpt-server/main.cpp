@@ -120,7 +120,13 @@ int main(int argc, char ** argv) {
     if (fhegpt::cluster::MpiCluster::launched_with_several_ranks()) {
         try {
             mpi = fhegpt::cluster::MpiCluster::initialize(argc, argv);
-            if (mpi->rank() != 0) return mpi->serve_worker();
+            if (mpi->rank() != 0) {
+                // Rank 0 stops the workers; mpirun's forwarded SIGINT / SIGTERM would only
+                // make them vanish under an evaluation.
+                std::signal(SIGINT, SIG_IGN);
+                std::signal(SIGTERM, SIG_IGN);
+                return mpi->serve_worker();
+            }
         } catch (const std::exception & e) {
             std::fprintf(stderr, "fhegpt-server: error: %s\n", e.what());
             return 1;
