@@ -101,6 +101,11 @@ tfhe::LookupTable get_lut(Reader & r) {
     return lut;
 }
 
+// One buffer for every rank of `ranks`.
+std::vector<MpiCluster::Message> to_every(const std::vector<int> & ranks, std::vector<uint8_t> bytes) {
+    return std::vector<MpiCluster::Message>(ranks.size(), std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
+}
+
 std::vector<uint8_t> error_reply(uint64_t sequence, const std::string & message) {
     Writer w;
     w.put<uint64_t>(sequence);
@@ -169,7 +174,7 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
     MpiBatchRecord record;
     record.ranks = int(parts);
     record.bootstraps = int64_t(n);
-    std::vector<std::vector<uint8_t>> messages;
+    std::vector<MpiCluster::Message> messages;
     for (size_t w = 0; w < workers.size(); ++w) {
         const size_t begin = share_begin(w + 1), end = share_begin(w + 2);
         std::map<const tfhe::LookupTable *, uint32_t> index;
@@ -190,7 +195,7 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
             m.put_words(inputs[i]->data);
         }
         record.bytes_sent += m.bytes.size();
-        messages.push_back(std::move(m.bytes));
+        messages.push_back(std::make_shared<const std::vector<uint8_t>>(std::move(m.bytes)));
     }
 
     const auto t0 = MpiCluster::Clock::now();
@@ -243,9 +248,10 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
     total_.local_seconds += record.local_seconds;
     total_.wait_seconds += record.wait_seconds;
     if (!errors.empty())
-        throw circuit::BootstrapRunnerFailure(fmt::format("the MPI cluster lost part of a bootstrap batch ({}); this evaluation is abandoned, the session is kept, "
-             "and the next evaluations run on the {} rank(s) left",
-             errors, c.alive_ranks_locked()));
+        throw circuit::BootstrapRunnerFailure(
+            fmt::format("the MPI cluster lost part of a bootstrap batch ({}); this evaluation is abandoned, the session "
+                        "is kept, and the next evaluations run on the {} rank(s) left",
+                        errors, c.alive_ranks_locked()));
 }
 
 std::string MpiBatchRunner::summary() const {
@@ -317,16 +323,16 @@ void MpiCluster::mark_dead(int rank, const std::string & why) {
                  alive_ranks_locked());
 }
 
-std::vector<bool> MpiCluster::send_all(const std::vector<int> & ranks, const std::vector<std::vector<uint8_t>> & messages,
+std::vector<bool> MpiCluster::send_all(const std::vector<int> & ranks, const std::vector<Message> & messages,
                                        Clock::time_point deadline) {
     std::vector<bool> done(ranks.size(), false);
     std::vector<MPI_Request> requests(ranks.size(), MPI_REQUEST_NULL);
-    std::vector<std::shared_ptr<std::vector<uint8_t>>> buffers(ranks.size());
     for (size_t i = 0; i < ranks.size(); ++i) {
-        if (messages[i].size() > size_t(INT_MAX)) fail("mpi: a message of {} bytes (at most 2 GiB)", messages[i].size());
-        buffers[i] = std::make_shared<std::vector<uint8_t>>(messages[i]);
-        if (MPI_Isend(buffers[i]->data(), int(buffers[i]->size()), MPI_BYTE, ranks[i], kTagCommand, MPI_COMM_WORLD,
-                      &requests[i]) != MPI_SUCCESS) {
+        const std::vector<uint8_t> & m = *messages[i];
+        if (m.size() > size_t(INT_MAX)) fail("mpi: a message of {} bytes (at most 2 GiB)", m.size());
+        // MPI-3 takes a const buffer.
+        if (MPI_Isend(m.data(), int(m.size()), MPI_BYTE, ranks[i], kTagCommand, MPI_COMM_WORLD, &requests[i]) !=
+            MPI_SUCCESS) {
             mark_dead(ranks[i], "a send failed");
             requests[i] = MPI_REQUEST_NULL;
         }
@@ -351,7 +357,7 @@ std::vector<bool> MpiCluster::send_all(const std::vector<int> & ranks, const std
                 if (done[i] || requests[i] == MPI_REQUEST_NULL) continue;
                 mark_dead(ranks[i], "a send timed out");
                 MPI_Request_free(&requests[i]);
-                abandoned_.push_back(buffers[i]); // MPI may still read it
+                abandoned_.push_back(messages[i]); // MPI may still read it
             }
             break;
         }
@@ -402,7 +408,7 @@ std::unique_ptr<circuit::DistributedKeys> MpiCluster::open_keys(std::span<const 
     m.put_bytes(compressed_key_blob);
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(options_.key_timeout_seconds));
-    const std::vector<bool> sent = send_all(workers, std::vector<std::vector<uint8_t>>(workers.size(), m.bytes), deadline);
+    const std::vector<bool> sent = send_all(workers, to_every(workers, std::move(m.bytes)), deadline);
     std::string errors;
     for (size_t w = 0; w < workers.size(); ++w) {
         std::vector<uint8_t> reply;
@@ -427,7 +433,7 @@ void MpiCluster::close_keys(uint64_t id) noexcept {
         Writer m;
         m.put<uint8_t>(kClose);
         m.put<uint64_t>(id);
-        send_all(workers, std::vector<std::vector<uint8_t>>(workers.size(), m.bytes),
+        send_all(workers, to_every(workers, std::move(m.bytes)),
                  Clock::now() + std::chrono::seconds(int(kControlTimeoutSeconds)));
     } catch (const std::exception &) { // the keys stay on a worker until it stops
     }
@@ -443,7 +449,7 @@ void MpiCluster::stop_workers() noexcept {
             if (alive_[size_t(r)]) workers.push_back(r);
         Writer m;
         m.put<uint8_t>(kStop);
-        send_all(workers, std::vector<std::vector<uint8_t>>(workers.size(), m.bytes),
+        send_all(workers, to_every(workers, std::move(m.bytes)),
                  Clock::now() + std::chrono::seconds(int(kControlTimeoutSeconds)));
     } catch (const std::exception &) {
     }

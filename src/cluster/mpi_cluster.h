@@ -73,15 +73,18 @@ public:
     // Every batch since the last call.
     std::vector<MpiBatchRecord> take_batch_records();
 
+    using Message = std::shared_ptr<const std::vector<uint8_t>>;
+
 private:
     MpiCluster(int rank, int size, MpiOptions options);
     friend class MpiKeys;
     friend class MpiBatchRunner;
 
     using Clock = std::chrono::steady_clock;
-    // Sends one message to each rank of `ranks` at once; true for those whose send completed
-    // before the deadline (the others are marked dead). Under lock_.
-    std::vector<bool> send_all(const std::vector<int> & ranks, const std::vector<std::vector<uint8_t>> & messages,
+    // Sends messages[i] to ranks[i], all at once (a message may be shared: a key goes to every
+    // rank from one buffer); true for those whose send completed before the deadline (the
+    // others are marked dead). Under lock_.
+    std::vector<bool> send_all(const std::vector<int> & ranks, const std::vector<Message> & messages,
                                Clock::time_point deadline);
     // The answer of `rank`, or false at the deadline (the rank is marked dead). Under lock_.
     bool receive(int rank, std::vector<uint8_t> & message, Clock::time_point deadline);
@@ -98,7 +101,7 @@ private:
     uint64_t batch_sequence_ = 0;
     std::vector<MpiBatchRecord> records_;
     // Buffers of sends that never completed (to dead ranks): MPI may still read them.
-    std::vector<std::shared_ptr<std::vector<uint8_t>>> abandoned_;
+    std::vector<Message> abandoned_;
     bool stopped_ = false;
 };
 
