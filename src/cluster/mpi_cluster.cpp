@@ -218,8 +218,17 @@ void MpiBatchRunner::run(tfhe::BootstrapKeyKind kind, std::span<const tfhe::LweC
                                   c.options_.reply_timeout_seconds);
             continue;
         }
+        // Answers to earlier batches (one that failed on rank 0 before reading them) are
+        // dropped; the sequence numbers only grow.
         std::vector<uint8_t> reply;
-        if (!c.receive(rank, reply, deadline)) {
+        uint64_t answered = 0;
+        bool received = false;
+        while ((received = c.receive(rank, reply, deadline))) {
+            if (reply.size() < 8) break;
+            std::memcpy(&answered, reply.data(), 8);
+            if (answered >= sequence) break;
+        }
+        if (!received) {
             errors += fmt::format("{}rank {} did not answer within {:.0f} s", errors.empty() ? "" : "; ", rank,
                                   seconds(deadline - t2));
             continue;
