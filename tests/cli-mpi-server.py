@@ -10,6 +10,7 @@ insecure test keys) on loopback.
 
 Usage: cli-mpi-server.py path/to/fhegpt path/to/fhegpt-server   (from the repository root)
 """
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 PART = "layer0.head0"
 COMMON = ["-m", "models/fhegpt-tiny", "--temperature", "0", "--n-bits", "4"]
@@ -82,6 +84,9 @@ def main():
             time.sleep(0.1)
         if "on each of 2 MPI ranks" not in open(log_path).read():
             fail("the server does not run on 2 MPI ranks", log_path)
+        health = json.load(urllib.request.urlopen(url + "/v1/health", timeout=10))
+        if health.get("ranks") != 2 or health.get("max_ranks") != 2:
+            fail(f"health of the 2-rank server: {health}")
 
         simulated = generate(fhegpt, "-n", "3", "--simulate", PART)
         encrypted = generate(fhegpt, "-n", "3", "--server", url, "--encrypt", PART)
@@ -116,6 +121,9 @@ def main():
         if "rank 1 is out of the cluster" not in open(log_path).read():
             fail("the server did not log the lost rank", log_path)
 
+        health = json.load(urllib.request.urlopen(url + "/v1/health", timeout=10))
+        if health.get("ranks") != 1 or health.get("max_ranks") != 2:
+            fail(f"health after rank 1 died: {health}")
         # The next client: rank 0 alone.
         again = generate(fhegpt, "-n", "3", "--server", url, "--encrypt", PART)
         print(f"next client on rank 0 alone: {again.stdout!r}")

@@ -141,6 +141,7 @@ TEST(NetServerCluster, ALostMachineFailsTheEvaluationAndKeepsTheSession) {
     EXPECT_EQ(remote_rows(remote, x, 1, 3), simulate_rows(simulated, x, 1, 3));
     EXPECT_EQ(server.server().session_count(), 1u);
     EXPECT_EQ(counters.keys_opened.load(), 1);
+    EXPECT_EQ(server.server().health().max_ranks, 2);
 }
 
 } // namespace

@@ -75,6 +75,8 @@ public:
                                                        const tfhe::TfheParameters & params) = 0;
     // Machines (processes) that share the work, this one included.
     virtual int size() const = 0;
+    // Those of them still in the cluster; cheap and lock-free (health checks ask it).
+    virtual int alive() const { return size(); }
 };
 
 } // namespace fhegpt::circuit

@@ -290,7 +290,7 @@ std::shared_ptr<MpiCluster> MpiCluster::initialize(int & argc, char **& argv, Mp
 }
 
 MpiCluster::MpiCluster(int rank, int size, MpiOptions options)
-    : rank_(rank), size_(size), options_(options), alive_(size_t(size), true) {}
+    : rank_(rank), size_(size), options_(options), alive_(size_t(size), true), alive_count_(size) {}
 
 MpiCluster::~MpiCluster() {
     bool any_dead = false;
@@ -328,6 +328,7 @@ std::vector<MpiBatchRecord> MpiCluster::take_batch_records() {
 void MpiCluster::mark_dead(int rank, const std::string & why) {
     if (!alive_[size_t(rank)]) return;
     alive_[size_t(rank)] = false;
+    --alive_count_;
     std::fprintf(stderr, "fhegpt-server: mpi: rank %d is out of the cluster (%s); %d rank(s) left\n", rank, why.c_str(),
                  alive_ranks_locked());
 }

@@ -21,6 +21,7 @@
 
 #include "circuit/bootstrap_batch_runner.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -62,6 +63,7 @@ public:
     int rank() const { return rank_; }
     int size() const override { return size_; }
     int alive_ranks() const;
+    int alive() const override { return alive_count_.load(); }
     void set_reply_timeout(double seconds);
 
     // Workers: serve rank 0's messages until it says stop; returns the process's exit code.
@@ -97,6 +99,7 @@ private:
     MpiOptions options_;
     mutable std::mutex lock_; // every MPI call of rank 0
     std::vector<bool> alive_;
+    std::atomic<int> alive_count_{0}; // alive_'s count, read without the lock
     uint64_t next_session_ = 1;
     uint64_t batch_sequence_ = 0;
     std::vector<MpiBatchRecord> records_;

@@ -84,6 +84,8 @@ struct RequestHold {
 std::string ServerHealth::to_json() const {
     return nlohmann::json{{"status", "ok"},
                           {"instance", instance},
+                          {"ranks", ranks},
+                          {"max_ranks", max_ranks},
                           {"sessions", sessions},
                           {"max_sessions", max_sessions},
                           {"evaluations", evaluations},
@@ -144,6 +146,10 @@ ServerHealth PartServer::health() const {
     h.evaluations_waiting = evaluations_.waiting();
     h.connections = http_->connection_count();
     h.instance = options_.instance;
+    if (options_.cluster) {
+        h.ranks = options_.cluster->alive();
+        h.max_ranks = options_.cluster->size();
+    }
     return h;
 }
 

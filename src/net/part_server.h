@@ -70,6 +70,7 @@ struct ServerHealth {
     int32_t evaluations_waiting = 0;
     size_t connections = 0;
     std::string instance;
+    int32_t ranks = 1, max_ranks = 1; // MPI ranks sharing the bootstraps: in the cluster, started
     std::string to_json() const;
 };
 
