@@ -13,6 +13,7 @@ Usage: cli-mpi-server.py path/to/fhegpt path/to/fhegpt-server   (from the reposi
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,7 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
+        shutil.rmtree(work, ignore_errors=True)
     print("PASS")
 
 
