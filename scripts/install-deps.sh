@@ -11,6 +11,8 @@ packages=(
   libcli11-dev libcpp-httplib-dev libboost-dev libssl-dev libfmt-dev
   # tests, benchmarks, fuzzing (libFuzzer ships with clang's runtime)
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  # deployment: load balancer in front of several servers, MPI across machines
+  haproxy openmpi-bin libopenmpi-dev
   # reference model and training (Debian's torch, on OpenBLAS), plots
   python3 python3-venv python3-torch python3-numpy python3-matplotlib python3-regex
   # public-domain training text for the bundled model

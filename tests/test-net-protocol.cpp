@@ -538,6 +538,29 @@ TEST(NetSessionTable, TokensAreDistinct) {
     }
 }
 
+TEST(NetSessionTable, TokensCarryTheInstancePrefix) {
+    SessionTable table(2, 60, "fhegpt-a");
+    auto s = new_session(table);
+    const std::string token = table.add(s);
+    ASSERT_EQ(token.rfind("fhegpt-a.", 0), 0u) << token; // what the load balancer routes on
+    EXPECT_EQ(token.size(), std::string("fhegpt-a.").size() + 64);
+    EXPECT_EQ(table.find(token), s);
+    // The prefix alone, or the random part alone, names no session.
+    EXPECT_EQ(table.find("fhegpt-a."), nullptr);
+    EXPECT_EQ(table.find(token.substr(9)), nullptr);
+    EXPECT_EQ(table.find("fhegpt-b." + token.substr(9)), nullptr);
+
+    SessionTable plain(1, 60);
+    const std::string plain_token = plain.add(new_session(plain));
+    EXPECT_EQ(plain_token.size(), 64u);
+    EXPECT_EQ(plain_token.find('.'), std::string::npos);
+
+    EXPECT_THROW(SessionTable(1, 60, "a b"), Error);
+    EXPECT_THROW(SessionTable(1, 60, "a.b"), Error);
+    EXPECT_THROW(SessionTable(1, 60, "a\r\nX-Injected: 1"), Error);
+    EXPECT_THROW(SessionTable(1, 60, std::string(33, 'a')), Error);
+}
+
 TEST(NetSessionTable, SlotsComeBackWhenTheMemoryIsFreed) {
     SessionTable table(2, 60);
     auto a = new_session(table);

@@ -29,6 +29,9 @@ CircuitAnalysis analyze(const Circuit & circuit) {
     }
     const std::vector<int32_t> depth = circuit.depths();
     a.depth = depth.empty() ? 0 : *std::max_element(depth.begin(), depth.end());
+    a.bootstraps_by_depth.assign(size_t(a.depth) + 1, 0);
+    for (size_t id = 0; id < circuit.nodes().size(); ++id)
+        if (circuit.nodes()[id].kind == NodeKind::lookup) ++a.bootstraps_by_depth[size_t(depth[id])];
     return a;
 }
 

@@ -14,6 +14,7 @@ struct CircuitAnalysis {
     int64_t inputs = 0, outputs = 0, linear_nodes = 0, linear_terms = 0;
     int64_t bootstraps = 0;
     int32_t depth = 0;                            // bootstrap depth (sequential batches)
+    std::vector<int64_t> bootstraps_by_depth;     // [d]: lookups at depth d (a batch each, the executor's levels)
     int max_lookup_bits = 0;                      // widest table input ("compiled with N bits")
     std::map<std::string, int64_t> bootstraps_by_kind;
     std::map<std::string, int> lookup_bits_by_kind;

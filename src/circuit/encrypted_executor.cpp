@@ -22,7 +22,7 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress, ExecutionStats * stats,
-                                               const CancellationToken * cancel) {
+                                               const CancellationToken * cancel, BootstrapBatchRunner * runner) {
     const auto start = std::chrono::steady_clock::now();
     const tfhe::TfheParameters & params = key.parameters;
     if (inputs.size() != circuit.inputs().size())
@@ -73,10 +73,11 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     // there use it (the same deterministic choice as analyze_noise's).
     const std::vector<bool> fine_kinds = fine_bootstrap_kinds(circuit, params);
     const auto on_fine_key = [&](size_t id) { return fine_kinds[circuit.tables()[nodes[id].table].kind]; };
-    tfhe::BootstrapWorkspace workspace = tfhe::allocate_bootstrap_workspace(key, pool);
-    tfhe::BootstrapWorkspace fine_workspace;
-    if (std::find(fine_kinds.begin(), fine_kinds.end(), true) != fine_kinds.end())
-        fine_workspace = tfhe::allocate_bootstrap_workspace(key, pool, tfhe::BootstrapKeyKind::fine);
+    std::unique_ptr<LocalBootstrapBatchRunner> local;
+    if (!runner) {
+        local = std::make_unique<LocalBootstrapBatchRunner>(key, pool);
+        runner = local.get();
+    }
     int64_t done = 0;
     std::vector<const tfhe::LweCiphertext *> in_ptrs;
     std::vector<tfhe::LweCiphertext *> out_ptrs;
@@ -99,8 +100,7 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
                 }
                 if (in_ptrs.empty()) continue;
                 if (cancel) cancel->throw_if_cancelled();
-                tfhe::batch_keyswitch_bootstrap(key, bsk, in_ptrs, out_ptrs, lut_ptrs,
-                                                bsk == tfhe::BootstrapKeyKind::fine ? fine_workspace : workspace, pool);
+                runner->run(bsk, in_ptrs, out_ptrs, lut_ptrs);
             }
             done += int64_t(lookups.size());
             if (progress) progress(done, total);

@@ -1,10 +1,12 @@
 // Runs a circuit on LWE ciphertexts with the TFHE engine (server side: evaluation keys only).
 //
-// Nodes are grouped by bootstrap depth; each depth's lookups run as one batch over all cores,
-// then the linear nodes of that depth follow in order. Ciphertexts are released after their
+// Nodes are grouped by bootstrap depth; each depth's lookups run as one batch over all cores
+// (or over the machines of a BootstrapBatchRunner), then the linear nodes of that depth follow
+// in order. Ciphertexts are released after their
 // last use, so memory follows the widest depth rather than the whole circuit.
 #pragma once
 
+#include "circuit/bootstrap_batch_runner.h"
 #include "circuit/circuit.h"
 #include "common/cancellation.h"
 #include "tfhe/tfhe.h"
@@ -33,11 +35,13 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
                                                std::span<const tfhe::LweCiphertext> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr,
                                                const CancellationToken * cancel = nullptr);
-// The same with inputs that live in several places (a request's ciphertexts and a cache).
+// The same with inputs that live in several places (a request's ciphertexts and a cache), and
+// the batches on `runner` (null: a LocalBootstrapBatchRunner on `pool`).
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress = {}, ExecutionStats * stats = nullptr,
-                                               const CancellationToken * cancel = nullptr);
+                                               const CancellationToken * cancel = nullptr,
+                                               BootstrapBatchRunner * runner = nullptr);
 
 // Client side: encrypts integer inputs at their ports, decrypts and decodes outputs.
 std::vector<tfhe::LweCiphertext> encrypt_inputs(const Circuit & circuit, const tfhe::ClientKey & key,

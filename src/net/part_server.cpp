@@ -45,6 +45,8 @@ HttpResponse answer(std::string & detail, Work && work) {
         return work();
     } catch (const RequestError & e) {
         return error_response(e.status, e.what(), detail);
+    } catch (const circuit::BootstrapRunnerFailure & e) { // the server's machines, not the request
+        return error_response(503, e.what(), detail);
     } catch (const Error & e) {
         return error_response(400, e.what(), detail);
     } catch (const std::bad_alloc &) {
@@ -88,6 +90,9 @@ struct RequestHold {
 
 std::string ServerHealth::to_json() const {
     return nlohmann::json{{"status", "ok"},
+                          {"instance", instance},
+                          {"ranks", ranks},
+                          {"max_ranks", max_ranks},
                           {"sessions", sessions},
                           {"max_sessions", max_sessions},
                           {"evaluations", evaluations},
@@ -99,7 +104,7 @@ std::string ServerHealth::to_json() const {
 
 PartServer::PartServer(ServedPart part, ServerOptions options, ThreadPool & pool)
     : part_(std::move(part)), options_(std::move(options)), pool_(pool),
-      sessions_(options_.max_sessions, options_.idle_timeout_seconds), evaluations_(options_.max_evaluations) {
+      sessions_(options_.max_sessions, options_.idle_timeout_seconds, options_.instance), evaluations_(options_.max_evaluations) {
     PartManifest & m = part_.manifest;
     if (options_.max_positions <= 0) fail("server: --max-positions must be positive");
     if (!part_.build_row_circuit) fail("server: no circuit for {}", m.part);
@@ -147,6 +152,11 @@ ServerHealth PartServer::health() const {
     h.max_evaluations = evaluations_.limit();
     h.evaluations_waiting = evaluations_.waiting();
     h.connections = http_->connection_count();
+    h.instance = options_.instance;
+    if (options_.cluster) {
+        h.ranks = options_.cluster->alive();
+        h.max_ranks = options_.cluster->size();
+    }
     return h;
 }
 
@@ -205,6 +215,7 @@ HttpResponse PartServer::create_session(SessionSlot slot, const std::string & bo
             tfhe::deserialize_compressed_server_key(upload.server_key, params, "<uploaded server key>"));
         key.accelerator = tfhe::make_bootstrap_accelerator(key, options_.device);
         auto session = std::make_shared<Session>(std::move(slot), std::move(key));
+        if (options_.cluster) session->distributed_keys = options_.cluster->open_keys(upload.server_key, params);
         session->cache.resize(size_t(part_.cache_parts));
         const std::string token = sessions_.add(std::move(session));
         return json_response(201,
@@ -227,7 +238,9 @@ HttpResponse PartServer::evaluate(const std::shared_ptr<Session> & session, cons
             const EvaluationQueue::Turn turn = evaluations_.wait_turn(cancel);
             started = true;
             std::string more;
-            HttpResponse r = json_response(200, evaluate_rows(*session, body, cancel, more), detail + more);
+            // Two statements: evaluate_rows fills `more`, which the log detail reads.
+            std::string answer_body = evaluate_rows(*session, body, cancel, more);
+            HttpResponse r = json_response(200, std::move(answer_body), detail + more);
             r.content_type = "application/octet-stream";
             // Marks it used again: idle time counts from the end of a request, not its start (an
             // evaluation longer than the timeout would otherwise lose its session right after).
@@ -287,6 +300,7 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
         if (part_.on_batch) part_.on_batch(done, total);
     };
     std::vector<tfhe::LweCiphertext> outputs;
+    std::unique_ptr<circuit::BootstrapBatchRunner> runner; // null: this process's pool
     {
         // Progress reads 0 / 0 whenever no evaluation runs, however this one ends; a cancelled
         // one is reported with its last counts first (the caller reads them in its catch).
@@ -298,7 +312,9 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
             }
         } reset_progress{session};
         try {
-            outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel);
+            runner = session.distributed_keys ? session.distributed_keys->runner(session.server_key, pool_) : nullptr;
+            outputs = circuit::run_encrypted(*circuit, session.server_key, inputs, pool_, progress, &stats, &cancel,
+                                             runner.get());
         } catch (const Cancelled &) {
             reset_progress.armed = false; // the caller reports the counts, then resets them
             throw;
@@ -325,6 +341,7 @@ std::string PartServer::evaluate_rows(Session & session, const std::string & bod
     response.seconds = stats.seconds;
     response.outputs = tfhe::serialize_lwe_ciphertext_vector(std::span(outputs).first(rows), params);
     log = fmt::format("rows {}..{} bootstraps={} eval={:.2f}s", n_past, n - 1, stats.bootstraps, stats.seconds);
+    if (runner && !runner->summary().empty()) log += "; " + runner->summary();
     return encode(response);
 }
 

@@ -55,6 +55,12 @@ struct ServerOptions {
     int32_t max_evaluations = 2;      // running at once; more wait their turn
     double idle_timeout_seconds = 600;
     int32_t max_positions = 64;       // per session
+    // Names this server among the replicas behind a load balancer: session tokens start with
+    // "INSTANCE." (the balancer's affinity key) and health reports it. Empty: plain tokens.
+    std::string instance;
+    // Other machines that share each session's bootstraps (an MPI job's ranks); null: this
+    // process alone.
+    std::shared_ptr<circuit::BootstrapCluster> cluster;
     HttpLimits http;                  // connections, heads, deadlines
     bool log = true;                  // one line per request on stderr
     std::string device = "cpu";       // where sessions' bootstraps run: cpu, cuda or auto (tfhe/cuda/bootstrap_device.h)
@@ -68,6 +74,8 @@ struct ServerHealth {
     int32_t evaluations = 0, max_evaluations = 0; // running
     int32_t evaluations_waiting = 0;
     size_t connections = 0;
+    std::string instance;
+    int32_t ranks = 1, max_ranks = 1; // MPI ranks sharing the bootstraps: in the cluster, started
     std::string to_json() const;
 };
 

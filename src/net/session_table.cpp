@@ -77,12 +77,18 @@ bool Session::closed() const {
     return closed_;
 }
 
-SessionTable::SessionTable(int32_t max_sessions, double idle_timeout_seconds)
+SessionTable::SessionTable(int32_t max_sessions, double idle_timeout_seconds, std::string token_prefix)
     : max_sessions_(max_sessions),
       idle_timeout_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(idle_timeout_seconds))),
-      slots_(std::make_shared<SessionSlot::Counter>()) {
+      slots_(std::make_shared<SessionSlot::Counter>()), token_prefix_(std::move(token_prefix)) {
     if (max_sessions <= 0) fail("sessions: at most {} sessions", max_sessions);
     if (!(idle_timeout_seconds > 0)) fail("sessions: idle timeout {} s", idle_timeout_seconds);
+    // Letters, digits, '-' and '_': it travels in an HTTP header and a load balancer's rules.
+    if (token_prefix_.size() > 32 ||
+        token_prefix_.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+            std::string::npos)
+        fail("sessions: token prefix '{}': 1 to 32 letters, digits, '-' or '_'", token_prefix_);
+    if (!token_prefix_.empty()) token_prefix_ += '.';
 }
 
 SessionSlot SessionTable::reserve_slot() {
@@ -99,7 +105,7 @@ int32_t SessionTable::slots_in_use() const {
 
 std::string SessionTable::add(std::shared_ptr<Session> session) {
     const tfhe::Seed random = tfhe::Seed::from_os();
-    std::string token = hex(random.bytes);
+    std::string token = token_prefix_ + hex(random.bytes);
     std::lock_guard lock(mutex_);
     sessions_[token_hash(token)] = {std::move(session), Clock::now()};
     return token;

@@ -9,6 +9,7 @@
 // its slot until it has. A session idle for longer than the idle timeout is dropped.
 #pragma once
 
+#include "circuit/bootstrap_batch_runner.h"
 #include "common/cancellation.h"
 #include "tfhe/keyset.h"
 
@@ -53,6 +54,9 @@ private:
 
 public:
     const tfhe::ServerKey server_key;
+    // The same keys on the other ranks of an MPI job (null in a single process); set before the
+    // session joins the table.
+    std::unique_ptr<circuit::DistributedKeys> distributed_keys;
     // Owned by the session's running request (one at a time, see begin_request).
     int32_t n_past = 0;
     std::vector<std::vector<tfhe::LweCiphertext>> cache; // [part][position * cols]
@@ -81,7 +85,9 @@ private:
 class SessionTable {
 public:
     using Clock = std::chrono::steady_clock;
-    SessionTable(int32_t max_sessions, double idle_timeout_seconds);
+    // Tokens start with token_prefix (a load balancer routes a session's requests on it; see
+    // docs/deployment.md); the prefix is public, the random part is what authenticates.
+    SessionTable(int32_t max_sessions, double idle_timeout_seconds, std::string token_prefix = {});
 
     // A slot for a new session, or an empty one when all are taken.
     SessionSlot reserve_slot();
@@ -114,6 +120,7 @@ private:
     std::shared_ptr<SessionSlot::Counter> slots_;
     mutable std::mutex mutex_;
     std::map<std::string, Entry> sessions_; // by token hash
+    std::string token_prefix_;
 };
 
 } // namespace fhegpt::net

@@ -13,6 +13,10 @@
 
 #include <CLI/CLI.hpp>
 
+#ifdef FHEGPT_HAVE_MPI
+#include "cluster/mpi_cluster.h"
+#endif
+
 #include <csignal>
 #include <cstdio>
 #include <atomic>
@@ -43,7 +47,7 @@ void on_stop_signal(int signal) {
 
 double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 
-void run_server(const ServerCommand & cmd) {
+void run_server(const ServerCommand & cmd, std::shared_ptr<fhegpt::circuit::BootstrapCluster> cluster) {
     using namespace fhegpt;
     const std::string device = tfhe::resolve_bootstrap_device(cmd.server.device); // before the model loads
     const model::Gpt2Model model = model::load_gpt2_model(cmd.quant.model_dir);
@@ -71,17 +75,20 @@ void run_server(const ServerCommand & cmd) {
     }
     net::ServerOptions options = cmd.server;
     options.log = !cmd.quiet;
+    options.cluster = cluster;
     net::PartServer server(std::move(part), options, ThreadPool::global());
     const int port = server.bind();
     const tfhe::EvaluationKeySizes keys = tfhe::serialized_evaluation_key_sizes(params);
     std::fprintf(stderr,
-                 "fhegpt-server: %s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
+                 "fhegpt-server: %s%s at %d bits, %s; key upload %.1f MiB; up to %d sessions of %d positions "
                  "(encrypted cache %.2f MiB per position, %.1f MiB per session), %d evaluations at once, idle timeout %.0f s, "
-                 "%zu threads\n",
+                 "%zu threads%s\n",
+                 options.instance.empty() ? "" : ("instance " + options.instance + ": ").c_str(),
                  spec.text().c_str(), cmd.n_bits, params.name.c_str(), mib(keys.compressed_upload_bytes()),
                  options.max_sessions, options.max_positions, mib(server.cache_bytes_per_position()),
                  mib(server.cache_bytes_per_position() * uint64_t(options.max_positions)),
-                 options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size());
+                 options.max_evaluations, options.idle_timeout_seconds, ThreadPool::global().size(),
+                 cluster ? fmt::format(" on each of {} MPI ranks", cluster->size()).c_str() : "");
     std::fprintf(stderr,
                  "fhegpt-server: limits: bodies %.1f MiB (key upload), %.1f MiB (evaluation); %zu connections; "
                  "request head %.0f s, body %.0f s\n",
@@ -118,6 +125,35 @@ int main(int argc, char ** argv) {
     sigaction(SIGTERM, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN); // a client that hangs up must not kill the server
 
+    // Under `mpirun -np N` (N > 1) rank 0 is the server and every other rank a worker, which
+    // needs none of the options: it serves rank 0 until rank 0 stops it.
+    std::shared_ptr<fhegpt::circuit::BootstrapCluster> cluster;
+#ifdef FHEGPT_HAVE_MPI
+    std::shared_ptr<fhegpt::cluster::MpiCluster> mpi;
+    if (fhegpt::cluster::MpiCluster::launched_with_several_ranks()) {
+        try {
+            mpi = fhegpt::cluster::MpiCluster::initialize(argc, argv);
+            if (mpi->rank() != 0) {
+                // Rank 0 stops the workers; mpirun's forwarded SIGINT / SIGTERM would only
+                // make them vanish under an evaluation.
+                std::signal(SIGINT, SIG_IGN);
+                std::signal(SIGTERM, SIG_IGN);
+                return mpi->serve_worker();
+            }
+        } catch (const std::exception & e) {
+            std::fprintf(stderr, "fhegpt-server: error: %s\n", e.what());
+            return 1;
+        }
+        cluster = mpi;
+    }
+#else
+    if (const char * size = std::getenv("OMPI_COMM_WORLD_SIZE"); size && std::atoi(size) > 1) {
+        std::fprintf(stderr, "fhegpt-server: error: started by mpirun with %s ranks, but built without MPI "
+                             "(install libopenmpi-dev and configure with -DFHEGPT_MPI=ON)\n", size);
+        return 1;
+    }
+#endif
+
     CLI::App app{"fhegpt-server: evaluates a protected GPT-2 part on clients' ciphertexts"};
     app.set_version_flag("--version", "fhegpt-server 0.1.0 (protocol 1)");
     ServerCommand cmd;
@@ -146,12 +182,24 @@ int main(int argc, char ** argv) {
     app.add_option("--body-timeout", cmd.server.http.body_timeout_seconds, "seconds for a whole request body")
         ->check(CLI::Range(0.1, 86400.0))
         ->capture_default_str();
+    app.add_option("--instance", cmd.server.instance,
+                   "name among replicas behind a load balancer: session tokens start with NAME. (deploy/)");
+    double mpi_timeout = 30;
+    app.add_option("--mpi-timeout", mpi_timeout,
+                   "under mpirun: seconds a rank may take beyond rank 0's share of a batch before it is dropped")
+        ->check(CLI::Range(0.1, 86400.0))
+        ->capture_default_str();
     app.add_flag("-q,--quiet", cmd.quiet, "no log line per request");
     cmd.server.device = "auto";
     app.add_option("--device", cmd.server.device, "where sessions' bootstraps run: cpu, cuda or auto (cuda when a CUDA "
                                                   "device is present and the parameter set is classic)")
         ->capture_default_str();
-    app.callback([&] { run_server(cmd); });
+    app.callback([&] {
+#ifdef FHEGPT_HAVE_MPI
+        if (mpi) mpi->set_reply_timeout(mpi_timeout);
+#endif
+        run_server(cmd, cluster);
+    });
 
     try {
         app.parse(argc, argv);

@@ -102,6 +102,7 @@ void print_json(const CompileReport & r) {
     j["max_bit_width"] = a.max_lookup_bits;
     j["pbs_total"] = a.bootstraps;
     j["pbs_by_kind"] = a.bootstraps_by_kind;
+    j["pbs_by_depth"] = a.bootstraps_by_depth; // the executor's batches, in order (0: none at that depth)
     nlohmann::json params = nlohmann::json::object();
     for (const auto & [kind, bits] : a.lookup_bits_by_kind)
         params[kind] = {{"input_bits", bits}, {"parameter_set", set},
