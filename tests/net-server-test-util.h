@@ -29,6 +29,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -121,6 +122,13 @@ public:
         for (const auto & l : log_->lines)
             if (l.find(text) != std::string::npos) out.push_back(l);
         return out;
+    }
+    // The log lines with `text` once there are `count` of them (a request is logged when its
+    // answer has gone out, so the client may read the answer first), or after 30 s.
+    std::vector<std::string> log_lines_with(const std::string & text, size_t count) {
+        for (int i = 0; i < 600 && log_lines_with(text).size() < count; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return log_lines_with(text);
     }
 
 private:

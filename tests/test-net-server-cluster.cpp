@@ -136,7 +136,7 @@ TEST(NetServerCluster, ALostMachineFailsTheEvaluationAndKeepsTheSession) {
     } catch (const Error & e) {
         EXPECT_NE(std::string(e.what()).find("HTTP 503: the test cluster lost rank 1"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(server.log_lines_with("POST /v1/eval 503").size(), 1u);
+    EXPECT_EQ(server.log_lines_with("POST /v1/eval 503", 1).size(), 1u);
     // The session is still at position 3: the same request now succeeds.
     EXPECT_EQ(remote_rows(remote, x, 1, 3), simulate_rows(simulated, x, 1, 3));
     EXPECT_EQ(server.server().session_count(), 1u);
