@@ -21,6 +21,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -29,7 +30,6 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <chrono>
 #include <thread>
 #include <vector>
 
