@@ -6,12 +6,12 @@
 // the simulated values bit for bit, directly and behind the model's layer seam.
 #include "circuit-reference-oracle.h"
 #include "circuit-test-util.h"
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/encrypted_executor.h"
 #include "circuit/head_circuit.h"
 #include "circuit/quantized_attention.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "circuit/simulate.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
@@ -98,11 +98,10 @@ TEST(AttentionCircuit, HeadsPlusContextRounding) {
     EXPECT_EQ(block.bootstraps, heads + context);
     EXPECT_EQ(block.bootstraps_by_kind.at("context.value"), int64_t{n} * att.n_embd);
     EXPECT_EQ(block.max_lookup_bits, att.lut_bits);
-    // The fastest 4-bit set with a fine key for the long sums (the bundled model's block, wider,
-    // takes the classic one: tests/cli_quantized.cmake).
+    // The first 4-bit set with a fine key for the long sums.
     const tfhe::TfheParameters * chosen = choose_parameters(build_attention_circuit(att, n));
     ASSERT_NE(chosen, nullptr);
-    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_MULTI_BIT_G4_MIXED");
+    EXPECT_EQ(chosen->name, "PARAM_4BIT_2M128_MIXED");
 }
 
 TEST(AttentionCircuit, HighPrecisionFollowsTheFloatBlock) {

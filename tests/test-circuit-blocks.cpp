@@ -6,11 +6,11 @@
 // parameter set for the cost of a token; and on ciphertexts (insecure test parameters, two
 // bootstrapping keys) the blocks give the simulated values bit for bit, directly and behind the
 // model's block seam with the encrypted cache, token for token.
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/block_calibration.h"
 #include "circuit/block_circuit.h"
 #include "circuit/encrypted_executor.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "circuit/simulate.h"
 #include "common/error.h"
 #include "common/thread_pool.h"

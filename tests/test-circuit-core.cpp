@@ -1,7 +1,7 @@
 // The circuit core: integer encoding at the ports, exact low-bit removal (CircuitBuilder) in
 // the clear simulation on every input of every small width, its bootstrap count, and the
 // errors of the Circuit API and of the simulation.
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/circuit_builder.h"
 #include "circuit/simulate.h"

@@ -3,7 +3,7 @@
 // for bit (a tiny head: n_embd 64, head_dim 32, n = 3, about 1,400 bootstraps, 10 s on two
 // cores). CTest label `slow`.
 #include "circuit-test-util.h"
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/circuit.h"
 #include "circuit/encrypted_executor.h"
 #include "circuit/head_circuit.h"

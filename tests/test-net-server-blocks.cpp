@@ -8,10 +8,10 @@
 //   uploaded, and a request shaped for another part is refused; a seam of the wrong kind is
 //   refused on the client.
 #include "net-server-test-util.h"
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/block_calibration.h"
 #include "circuit/block_circuit.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "common/error.h"
 #include "model/generate.h"
 #include "model/gpt2_forward.h"

@@ -12,7 +12,7 @@
 // - the log says what happened.
 #include "net-server-test-util.h"
 #include "net-test-util.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "common/thread_pool.h"
 
 #include <gtest/gtest.h>

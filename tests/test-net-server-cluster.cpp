@@ -10,7 +10,7 @@
 // The real MPI job, killed ranks included: cli.server.mpi (tests/cli-mpi-server.py).
 #include "net-server-test-util.h"
 #include "circuit/bootstrap_batch_runner.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "common/error.h"
 #include "net/part_client.h"
 #include "tfhe/serialization/serialization.h"

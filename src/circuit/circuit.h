@@ -11,7 +11,7 @@
 //           the input. The input lies on the grid, or off it by at most the lookup's declared
 //           `residue` (a deterministic offset the builder knows a bound for, e.g. low bits left
 //           in place on purpose). The read then fails only if noise exceeds the rest of the
-//           half box; analysis.h counts that, and the simulation checks the bound.
+//           half box; noise_analysis.h counts that, and the simulation checks the bound.
 //           bits = 0 is a sign lookup (p = 1): which half of the torus the input is in.
 // Tables hold torus outputs, so a lookup can write its result at any scale.
 #pragma once

@@ -18,7 +18,7 @@
 //     clears it (reads 1 bit: the half-box margin is 2^(62 - c), as wide as a c-bit read)
 //   read bootstrap: the chunk's c bits, written at r's own scale, and r -= chunk.
 // Cost: two bootstraps per chunk. The chunk read's noise is multiplied by 2^m when the next
-// chunk scales r up; analysis.h accounts for it.
+// chunk scales r up; noise_analysis.h accounts for it.
 //
 // Rounding that keeps the lowest `kept` bits. A table does not need its input exactly on the
 // grid, only within a known residue of it (circuit.h). So the lowest bits can stay, and only

@@ -1,6 +1,6 @@
 #include "circuit/encrypted_executor.h"
 
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 
@@ -19,6 +19,58 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     return run_encrypted(circuit, key, pointers, pool, progress, stats, cancel);
 }
 
+namespace {
+
+// What the run needs to know before its first bootstrap: the lookup tables as accumulators, and
+// per depth level the lookups on each bootstrapping key, the linear nodes, and the values read
+// for the last time (released afterwards, so memory follows the widest level).
+struct ExecutionPlan {
+    std::vector<tfhe::LookupTable> luts;
+    struct Level {
+        std::vector<size_t> standard_lookups, fine_lookups, linears, last_reads;
+    };
+    std::vector<Level> levels;
+    int64_t bootstraps = 0;
+};
+
+ExecutionPlan plan_execution(const Circuit & circuit, const tfhe::TfheParameters & params) {
+    ExecutionPlan plan;
+    plan.luts.reserve(circuit.tables().size());
+    for (const Table & t : circuit.tables()) {
+        if (t.bits > static_cast<int>(params.message_bits))
+            fail("run_encrypted: a {}-bit lookup needs a parameter set of at least {} message bits, {} has {}", t.bits,
+                 t.bits, params.name, params.message_bits);
+        plan.luts.push_back(tfhe::generate_torus_lookup_table(params.polynomial_size, uint64_t{1} << t.bits,
+                                                              [&](uint64_t j) { return t.outputs[j]; }));
+    }
+    const auto & nodes = circuit.nodes();
+    const std::vector<int32_t> depth = circuit.depths();
+    const int32_t max_depth = nodes.empty() ? 0 : *std::max_element(depth.begin(), depth.end());
+    plan.levels.resize(size_t(max_depth) + 1);
+    // A set with a second, finer bootstrapping key: the lookups of the kinds the analysis puts
+    // there use it (the same deterministic choice as analyze_noise's).
+    const std::vector<bool> fine_kinds = fine_bootstrap_kinds(circuit, params);
+    std::vector<int32_t> last_read(nodes.size(), -1);
+    for (size_t id = 0; id < nodes.size(); ++id) {
+        const Node & n = nodes[id];
+        ExecutionPlan::Level & level = plan.levels[size_t(depth[id])];
+        if (n.kind == NodeKind::lookup) {
+            (fine_kinds[circuit.tables()[n.table].kind] ? level.fine_lookups : level.standard_lookups).push_back(id);
+            ++plan.bootstraps;
+            last_read[n.input] = std::max(last_read[n.input], depth[id]);
+        } else if (n.kind == NodeKind::linear) {
+            level.linears.push_back(id);
+            for (const LinearTerm & t : circuit.terms_of(n)) last_read[t.value] = std::max(last_read[t.value], depth[id]);
+        }
+    }
+    for (const Port & port : circuit.outputs()) last_read[port.value] = max_depth + 1; // never released
+    for (size_t id = 0; id < nodes.size(); ++id)
+        if (last_read[id] >= 0 && last_read[id] <= max_depth) plan.levels[size_t(last_read[id])].last_reads.push_back(id);
+    return plan;
+}
+
+} // namespace
+
 std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tfhe::ServerKey & key,
                                                std::span<const tfhe::LweCiphertext * const> inputs, ThreadPool & pool,
                                                const ProgressCallback & progress, ExecutionStats * stats,
@@ -31,48 +83,11 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
         if (ct->data.size() != params.big_lwe_dimension().value + 1)
             fail("run_encrypted: an input ciphertext has dimension {}, the key expects {}", ct->data.size() - 1,
                  params.big_lwe_dimension().value);
-
-    // Tables as bootstrap accumulators.
-    std::vector<tfhe::LookupTable> luts;
-    luts.reserve(circuit.tables().size());
-    for (const Table & t : circuit.tables()) {
-        if (t.bits > static_cast<int>(params.message_bits))
-            fail("run_encrypted: a {}-bit lookup needs a parameter set of at least {} message bits, {} has {}", t.bits,
-                 t.bits, params.name, params.message_bits);
-        luts.push_back(tfhe::generate_torus_lookup_table(params.polynomial_size, uint64_t{1} << t.bits,
-                                                         [&](uint64_t j) { return t.outputs[j]; }));
-    }
+    const ExecutionPlan plan = plan_execution(circuit, params);
 
     const auto & nodes = circuit.nodes();
-    const std::vector<int32_t> depth = circuit.depths();
-    const int32_t max_depth = nodes.empty() ? 0 : *std::max_element(depth.begin(), depth.end());
-    // Last depth at which each value is read, to release it afterwards.
-    std::vector<int32_t> last_use(nodes.size(), -1);
-    for (size_t id = 0; id < nodes.size(); ++id) {
-        const Node & n = nodes[id];
-        if (n.kind == NodeKind::lookup) last_use[n.input] = std::max(last_use[n.input], depth[id]);
-        if (n.kind == NodeKind::linear)
-            for (const LinearTerm & t : circuit.terms_of(n)) last_use[t.value] = std::max(last_use[t.value], depth[id]);
-    }
-    for (const Port & port : circuit.outputs()) last_use[port.value] = max_depth + 1;
-
-    std::vector<std::vector<size_t>> lookups_at(size_t(max_depth) + 1), linears_at(size_t(max_depth) + 1);
-    int64_t total = 0;
-    for (size_t id = 0; id < nodes.size(); ++id) {
-        if (nodes[id].kind == NodeKind::lookup) {
-            lookups_at[depth[id]].push_back(id);
-            ++total;
-        } else if (nodes[id].kind == NodeKind::linear) {
-            linears_at[depth[id]].push_back(id);
-        }
-    }
-
     std::vector<tfhe::LweCiphertext> value(nodes.size());
     for (size_t i = 0; i < inputs.size(); ++i) value[circuit.inputs()[i].value] = *inputs[i];
-    // A set with a second, finer bootstrapping key: the lookups of the kinds the analysis puts
-    // there use it (the same deterministic choice as analyze_noise's).
-    const std::vector<bool> fine_kinds = fine_bootstrap_kinds(circuit, params);
-    const auto on_fine_key = [&](size_t id) { return fine_kinds[circuit.tables()[nodes[id].table].kind]; };
     std::unique_ptr<LocalBootstrapBatchRunner> local;
     if (!runner) {
         local = std::make_unique<LocalBootstrapBatchRunner>(key, pool);
@@ -84,29 +99,27 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
     std::vector<const tfhe::LookupTable *> lut_ptrs;
     std::vector<const tfhe::LweCiphertext *> term_ptrs;
     std::vector<int64_t> term_weights;
-    for (int32_t level = 0; level <= max_depth; ++level) {
-        const auto & lookups = lookups_at[level];
-        if (!lookups.empty()) {
-            for (const tfhe::BootstrapKeyKind bsk : {tfhe::BootstrapKeyKind::standard, tfhe::BootstrapKeyKind::fine}) {
-                in_ptrs.clear();
-                out_ptrs.clear();
-                lut_ptrs.clear();
-                for (size_t id : lookups) {
-                    if (on_fine_key(id) != (bsk == tfhe::BootstrapKeyKind::fine)) continue;
-                    value[id] = tfhe::allocate_lwe_ciphertext(key);
-                    in_ptrs.push_back(&value[nodes[id].input]);
-                    out_ptrs.push_back(&value[id]);
-                    lut_ptrs.push_back(&luts[nodes[id].table]);
-                }
-                if (in_ptrs.empty()) continue;
-                if (cancel) cancel->throw_if_cancelled();
-                runner->run(bsk, in_ptrs, out_ptrs, lut_ptrs);
-            }
-            done += int64_t(lookups.size());
-            if (progress) progress(done, total);
+    const auto bootstrap = [&](tfhe::BootstrapKeyKind bsk, const std::vector<size_t> & lookups) {
+        if (lookups.empty()) return;
+        in_ptrs.clear();
+        out_ptrs.clear();
+        lut_ptrs.clear();
+        for (size_t id : lookups) {
+            value[id] = tfhe::allocate_lwe_ciphertext(key);
+            in_ptrs.push_back(&value[nodes[id].input]);
+            out_ptrs.push_back(&value[id]);
+            lut_ptrs.push_back(&plan.luts[nodes[id].table]);
         }
-        // Linear nodes of one depth may read each other, always earlier ones: run them in order.
-        for (size_t id : linears_at[level]) {
+        if (cancel) cancel->throw_if_cancelled();
+        runner->run(bsk, in_ptrs, out_ptrs, lut_ptrs);
+        done += int64_t(lookups.size());
+    };
+    for (const ExecutionPlan::Level & level : plan.levels) {
+        bootstrap(tfhe::BootstrapKeyKind::standard, level.standard_lookups);
+        bootstrap(tfhe::BootstrapKeyKind::fine, level.fine_lookups);
+        if (progress && !(level.standard_lookups.empty() && level.fine_lookups.empty())) progress(done, plan.bootstraps);
+        // Linear nodes of one level may read each other, always earlier ones: run them in order.
+        for (size_t id : level.linears) {
             const Node & n = nodes[id];
             term_ptrs.clear();
             term_weights.clear();
@@ -119,15 +132,14 @@ std::vector<tfhe::LweCiphertext> run_encrypted(const Circuit & circuit, const tf
             tfhe::lwe_ciphertext_plaintext_add_assign(out, n.constant);
             value[id] = std::move(out);
         }
-        for (size_t id = 0; id < nodes.size(); ++id)
-            if (last_use[id] == level && !value[id].data.empty()) value[id] = tfhe::LweCiphertext{};
+        for (size_t id : level.last_reads) value[id] = tfhe::LweCiphertext{};
     }
 
     std::vector<tfhe::LweCiphertext> outputs;
     outputs.reserve(circuit.outputs().size());
     for (const Port & port : circuit.outputs()) outputs.push_back(value[port.value]);
     if (stats) {
-        stats->bootstraps = total;
+        stats->bootstraps = plan.bootstraps;
         stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     return outputs;

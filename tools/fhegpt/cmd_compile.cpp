@@ -2,7 +2,7 @@
 // the widest lookup, bootstraps by kind (and by layer for whole blocks), the parameter set of
 // each lookup kind, and the time estimated from the bootstrap speed measured on this machine
 // (tfhe/speed_calibration.h: a short calibration the first time, cached on disk).
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
 #include "commands.h"

@@ -4,7 +4,7 @@
 // clear, and the quantized part on ciphertexts on the server (keys generated here, the server
 // sees only ciphertexts). Prints the three continuations and the cost figures; fails unless the
 // encrypted continuation equals the simulated one.
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/head_circuit.h"
 #include "commands.h"

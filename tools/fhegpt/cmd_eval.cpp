@@ -6,7 +6,7 @@
 // (bit-exact with the encrypted run). Writes a CSV
 // and an SVG plot, one panel per part (--part layer0.head0,layer0.attn puts them side by side;
 // --part layer0.mlp,layer0,all the whole blocks).
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "commands.h"
 #include "common/error.h"
 #include "common/svg_plot.h"

@@ -1,7 +1,7 @@
 // fhegpt run-encrypted: the protected part on real ciphertexts, on this machine. Generates
 // keys, runs the model on the prompt with the part's circuit evaluated on encrypted inputs
 // (progress on stderr), decrypts, and compares every value with the clear simulation.
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "commands.h"
 #include "common/error.h"
 #include "common/thread_pool.h"

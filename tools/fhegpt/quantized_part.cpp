@@ -1,6 +1,6 @@
 #include "quantized_part.h"
 
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 #include "circuit/attention_circuit.h"
 #include "circuit/block_circuit.h"
 #include "circuit/head_calibration.h"

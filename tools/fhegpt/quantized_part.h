@@ -6,7 +6,7 @@
 #include "circuit/block_calibration.h"
 #include "circuit/quantized_attention.h"
 #include "circuit/quantized_blocks.h"
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 #include "quant/quantized_head.h"

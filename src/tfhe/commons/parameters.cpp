@@ -49,11 +49,13 @@ TfheParameters make(const SetSpec & s) {
 // Multi-bit sets (grouping factor g): TFHE-rs v1.4 shortint/parameters/v1_4/multi_bit/tuniform/
 // p_fail_2_minus_128/ks_pbs.rs, whose constants are those of v1_1 (same names with V1_1_). Each
 // is inserted before `before` in the list: production sets are ordered fastest first within a
-// message width, which is the order in which choose_parameters (circuit/analysis.h) tries them.
-// Measured side by side (`fhegpt bench pbs --threads 2`, CPU time per KS + PBS in batches, 2-core
-// Zen 3 with AVX2): g = 4 11.3-15.0 ms, g = 3 16.1-17.8 ms, classic 21.2-22.3 ms, g = 2
-// 27.6-29.8 ms; the _MIXED variants go right after their base sets, PBS_L2 (1.6-1.75x the
-// classic set) before g = 2.
+// message width, which is the order in which choose_parameters (circuit/noise_analysis.h) tries them.
+// Measured (`fhegpt bench pbs --threads 2`, 2-core Zen 3 with AVX2, idle): KS + PBS in batches
+// on two threads, classic 173-179 /s, g = 4 173-187 /s; one bootstrap on one thread, classic
+// 11.6 ms, g = 4 19.8-20.1 ms. With the same batch throughput, the classic set goes first: its
+// latency is lower and its keys a quarter the size (30 / 121 MB compressed bootstrapping keys).
+// g = 3 is slower than g = 4, PBS_L2 (1.6-1.75x the classic set) and g = 2 slower still; the
+// _MIXED variants go right after their base sets.
 void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
     using N = NoiseDistribution;
     constexpr auto kStandard = ModulusSwitchType::Standard;
@@ -63,11 +65,11 @@ void add_multi_bit_sets(std::vector<TfheParameters> & sets) {
         size_t grouping_factor;
     };
     const MultiBitSpec specs[] = {
-        {"PARAM_4BIT_2M128",
+        {"PARAM_4BIT_2M128_PBS_L2",
          {"PARAM_4BIT_2M128_MULTI_BIT_G4", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_4_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 920, 1, 2048, N::t_uniform(45), N::t_uniform(17), 22, 1, 3, 5, kStandard, 5, 128, -134.345, false},
          4},
-        {"PARAM_4BIT_2M128",
+        {"PARAM_4BIT_2M128_PBS_L2",
          {"PARAM_4BIT_2M128_MULTI_BIT_G3", "TFHE-rs v1.4 V1_4_PARAM_MULTI_BIT_GROUP_3_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128",
           4, 918, 1, 2048, N::t_uniform(45), N::t_uniform(17), 15, 2, 3, 6, kStandard, 5, 128, -128.235, false},
          3},
@@ -158,7 +160,7 @@ std::vector<TfheParameters> build_sets() {
     std::vector<TfheParameters> sets;
     for (const SetSpec & s : specs) sets.push_back(make(s));
     // Sets with a second, finer bootstrapping key of the same keys: a lookup whose output enters
-    // a long sum takes the fine key, every other lookup the fast one (circuit/analysis.h).
+    // a long sum takes the fine key, every other lookup the fast one (circuit/noise_analysis.h).
     const auto with_fine = [&](const char * base, const char * name, const char * source, size_t base_log,
                                size_t levels) {
         const auto at = std::find_if(sets.begin(), sets.end(), [&](const TfheParameters & p) { return p.name == base; });

@@ -49,7 +49,7 @@ struct TfheParameters {
     bool insecure = false;
     // Optional second bootstrapping key of the same secret keys with a finer blind-rotation
     // decomposition (0 levels: none). Its outputs are less noisy; the circuit analysis sends
-    // only the lookups whose outputs enter long sums through it (circuit/analysis.h). Extra
+    // only the lookups whose outputs enter long sums through it (circuit/noise_analysis.h). Extra
     // GGSW encryptions of the same key bits under the same GLWE key and noise leave the
     // security of the set unchanged.
     DecompositionBaseLog fine_pbs_base_log{0};

@@ -1,4 +1,4 @@
-#include "circuit/analysis.h"
+#include "circuit/noise_analysis.h"
 
 #include "tfhe/commons/noise_model.h"
 

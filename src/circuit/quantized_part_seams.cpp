@@ -1,4 +1,4 @@
-#include "circuit/quantized_head_attention.h"
+#include "circuit/quantized_part_seams.h"
 
 #include "circuit/attention_circuit.h"
 #include "circuit/block_circuit.h"
