@@ -186,10 +186,13 @@ struct Contribution {
 // The stream's width and every contribution's input multiplier. Channel k has unit u_k = R_k /
 // (2^(B-1) - 1); a contribution with input units s_c has integer weights V_ck = round(W_ck s_c /
 // u_k) and adds noise sigma ||V_.k|| (its inputs are bootstrap outputs) to the stream, which must
-// stay 2^4.5 below one unit at its last reading, the contributions sharing that budget. Coarser
+// stay kStreamNoiseMargin below one unit at its last reading, the contributions sharing that
+// budget (the noise analysis then checks every reading's failure probability). Coarser
 // inputs (larger s_c) make finer weights and more noise: per B, each contribution takes the
 // feasible multiplier with the least squared error of its outputs on a sample of the calibration
 // positions, and the run takes the B with the least total relative error.
+constexpr double kStreamNoiseMargin = 16.0; // 2^4 standard deviations
+
 struct StreamChoice {
     int width = 0;
     std::vector<double> multipliers;
@@ -253,7 +256,7 @@ StreamChoice choose_stream(const std::vector<Contribution> & contributions, cons
     StreamChoice best;
     double best_total = 0;
     for (int B = min_width; B <= 30; ++B) {
-        const double budget = std::ldexp(1.0, 63 - B) / std::ldexp(1.0, 4.5) / std::sqrt(double(contributions.size()));
+        const double budget = std::ldexp(1.0, 63 - B) / kStreamNoiseMargin / std::sqrt(double(contributions.size()));
         StreamChoice choice{B, {}};
         double total = 0;
         for (size_t j = 0; j < contributions.size() && total >= 0; ++j) {
@@ -482,7 +485,7 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
     q.residual.unit.resize(size_t(n_embd));
     const double levels = std::ldexp(1.0, q.residual.width - 1) - 1;
     for (int32_t k = 0; k < n_embd; ++k) q.residual.unit[size_t(k)] = range[size_t(k)] / levels;
-    const double budget = std::ldexp(1.0, 63 - choice.width) / std::ldexp(1.0, 4.5) / std::sqrt(double(contributions.size()));
+    const double budget = std::ldexp(1.0, 63 - choice.width) / kStreamNoiseMargin / std::sqrt(double(contributions.size()));
     const bool gptq = hc.weight_rounding == quant::WeightRounding::gptq;
     size_t next = 0;
     for (size_t l = 0; l < blocks; ++l) {
