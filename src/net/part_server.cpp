@@ -369,7 +369,7 @@ std::vector<HttpRoute> PartServer::routes() {
                      res.logged = false; // polled by load balancers
                      return HttpAdmission::answered(std::move(res));
                  }});
-    r.push_back({"GET", "/v1/progress", 0, [this, answered, session_of](const HttpHead & head) {
+    r.push_back({"GET", "/v1/progress", 0, [answered, session_of](const HttpHead & head) {
                      return answered([&] {
                          std::string token;
                          const std::shared_ptr<Session> session = session_of(head, token);
