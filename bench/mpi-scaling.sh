@@ -7,6 +7,7 @@
 #
 # Usage: bench/mpi-scaling.sh [PART] [RANKS] [SERVER_ARGS...]   (from the repository root)
 #   PART   default layer0.head0; RANKS default 2
+#   ROUNDS (environment, default 2): how many times each mode runs, alternating.
 #   The client generates 2 tokens after "The king said": an evaluation of the prompt's 3 rows,
 #   then one of a single row (with the server's encrypted cache).
 set -eu
@@ -49,7 +50,7 @@ run() { # MODE(local|mpi) LABEL SERVER_ARGS...
 }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-for round in 1 2; do
+for round in $(seq "${ROUNDS:-2}"); do
     run local "round $round: 1 process x $ranks threads" "$@"
     run mpi "round $round: $ranks MPI ranks x 1 thread" "$@"
 done
