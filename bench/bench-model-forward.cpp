@@ -4,6 +4,7 @@
 //
 //   bench-model-forward [--benchmark_filter=...]
 // Counters: tokens/s (wall clock). Arguments: threads (0: the process-wide pool), position.
+#include "bench-main.h"
 #include "model/gpt2_forward.h"
 #include "model/gpt2_model.h"
 
@@ -110,9 +111,5 @@ int main(int argc, char ** argv) {
         register_model("fhegpt-tiny", fhegpt_tiny);
     else
         std::fprintf(stderr, "bench-model-forward: %s absent, skipping it\n", kTinyDir.c_str());
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return fhegpt::bench::run_registered_benchmarks(argc, argv);
 }

@@ -3,6 +3,7 @@
 // counter) for each grouping factor and group size, and the batch over the thread pool with
 // the workspace's default group size. Keys are generated once per set (the multi-bit ones take
 // 240-320 MB each). --benchmark_filter=<regex> picks.
+#include "bench-main.h"
 #include "tfhe/algorithms/multi_bit_external_product.h"
 #include "tfhe-bench-keys.h"
 #include "tfhe/tfhe.h"
@@ -91,9 +92,5 @@ void register_all() {
 
 int main(int argc, char ** argv) {
     register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return fhegpt::bench::run_registered_benchmarks(argc, argv);
 }

@@ -2,6 +2,7 @@
 // product, key switching (single and grouped) and programmable bootstrapping (single thread,
 // grouped, batched over the thread pool) for production parameter sets. Keys are generated
 // once per set. Run with --benchmark_filter=<regex> to pick.
+#include "bench-main.h"
 #include "tfhe/algorithms/fft_plans.h"
 #include "tfhe/commons/decomposition.h"
 #include "tfhe-bench-keys.h"
@@ -150,9 +151,5 @@ void register_all() {
 
 int main(int argc, char ** argv) {
     register_all();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
+    return fhegpt::bench::run_registered_benchmarks(argc, argv);
 }
