@@ -122,23 +122,38 @@ QuarterTurnLanes quarter_turn_lanes(const uint32_t * turns) {
     return lanes;
 }
 
+// The key's run of one block of points as the products below read it: for subset s > 0 and
+// polynomial p, with G = c + i d at the 4 points, the vectors c, d - c and c + d, so that a
+// product by a factor w = a + i b takes 3 FMAs instead of 4 (Karatsuba: w G = (k1 - k3) +
+// i (k1 + k2), k1 = (a + b) c, k2 = a (d - c), k3 = b (c + d)); for s = 0, c and d as they are.
+// Formed once per block and reused by every ciphertext of the group.
+constexpr size_t kMaxPreparedPolynomials = 16; // (k + 1)^2 l of every set (k = 1, l <= 4)
+constexpr size_t kPrepared = 3 * kBlock;       // doubles per (subset, polynomial)
+
+FHEGPT_MB_AVX2_INLINE void prepare_block_avx2(const double * key, size_t subsets, size_t polynomials,
+                                              double * prepared) {
+    for (size_t i = 0; i < subsets * polynomials; ++i) {
+        const __m256d c = _mm256_load_pd(key + i * 2 * kBlock), d = _mm256_load_pd(key + i * 2 * kBlock + kBlock);
+        double * out = prepared + i * kPrepared;
+        _mm256_store_pd(out, c);
+        _mm256_store_pd(out + kBlock, i < polynomials ? d : _mm256_sub_pd(d, c));
+        _mm256_store_pd(out + 2 * kBlock, _mm256_add_pd(c, d));
+    }
+}
+
 // Polynomials first .. first + Q - 1 (Q <= 4) of the GGSW sum at one block of points, each times
 // the digits of its row, added to its column of out; polynomial `first` is (row, column) =
-// (r, col). The 8 sums are 8 independent FMA chains (as many as 2 FMA units of latency 4 need),
-// a block's factors are formed once per subset for the Q polynomials.
+// (r, col). The 12 sums are independent FMA chains (2 FMA units of latency 4 need 8), the
+// factors of a block are formed once per subset for the Q polynomials.
 template <size_t Q>
-FHEGPT_MB_AVX2_INLINE void multiply_polynomials_avx2(const Task & t, const double * key, size_t first, size_t r,
+FHEGPT_MB_AVX2_INLINE void multiply_polynomials_avx2(const Task & t, const double * prepared, size_t first, size_t r,
                                                      size_t col, uint32_t e0, const uint32_t * degrees,
                                                      const QuarterTurnLanes & lanes, const double * digits,
                                                      __m256d * out_re, __m256d * out_im) {
-    constexpr size_t row = 2 * kBlock;
     const size_t polynomials = t.rows * t.columns, h = t.n / 2;
     const uint32_t mask = static_cast<uint32_t>(2 * t.n - 1);
-    __m256d re[Q], im[Q];
-    for (size_t q = 0; q < Q; ++q) {
-        re[q] = _mm256_load_pd(key + (first + q) * row);
-        im[q] = _mm256_load_pd(key + (first + q) * row + kBlock);
-    }
+    __m256d k1[Q], k2[Q], k3[Q];
+    for (size_t q = 0; q < Q; ++q) k1[q] = k2[q] = k3[q] = _mm256_setzero_pd();
     for (size_t s = 1; s < t.subsets; ++s) {
         const uint32_t d = degrees[s - 1], m = d & 3;
         const __m256d root = _mm256_broadcast_pd(reinterpret_cast<const __m128d *>(t.roots + 2 * ((e0 * d) & mask)));
@@ -148,17 +163,21 @@ FHEGPT_MB_AVX2_INLINE void multiply_polynomials_avx2(const Task & t, const doubl
         const __m256d wi = _mm256_xor_pd(
             _mm256_permutevar_pd(root, _mm256_load_si256(reinterpret_cast<const __m256i *>(lanes.pick_im[m]))),
             _mm256_load_pd(reinterpret_cast<const double *>(lanes.sign_im[m])));
-        const double * g = key + (s * polynomials + first) * row;
+        const __m256d ws = _mm256_add_pd(wr, wi);
+        const double * g = prepared + (s * polynomials + first) * kPrepared;
         for (size_t q = 0; q < Q; ++q) {
-            const __m256d gr = _mm256_load_pd(g + q * row), gi = _mm256_load_pd(g + q * row + kBlock);
-            re[q] = _mm256_fnmadd_pd(wi, gi, _mm256_fmadd_pd(wr, gr, re[q]));
-            im[q] = _mm256_fmadd_pd(wi, gr, _mm256_fmadd_pd(wr, gi, im[q]));
+            k1[q] = _mm256_fmadd_pd(ws, _mm256_load_pd(g + q * kPrepared), k1[q]);
+            k2[q] = _mm256_fmadd_pd(wr, _mm256_load_pd(g + q * kPrepared + kBlock), k2[q]);
+            k3[q] = _mm256_fmadd_pd(wi, _mm256_load_pd(g + q * kPrepared + 2 * kBlock), k3[q]);
         }
     }
     for (size_t q = 0; q < Q; ++q) {
+        const double * g0 = prepared + (first + q) * kPrepared;
+        const __m256d re = _mm256_add_pd(_mm256_load_pd(g0), _mm256_sub_pd(k1[q], k3[q]));
+        const __m256d im = _mm256_add_pd(_mm256_load_pd(g0 + kBlock), _mm256_add_pd(k1[q], k2[q]));
         const __m256d dr = _mm256_loadu_pd(digits + r * t.n), di = _mm256_loadu_pd(digits + r * t.n + h);
-        out_re[col] = _mm256_fnmadd_pd(di, im[q], _mm256_fmadd_pd(dr, re[q], out_re[col]));
-        out_im[col] = _mm256_fmadd_pd(di, re[q], _mm256_fmadd_pd(dr, im[q], out_im[col]));
+        out_re[col] = _mm256_fnmadd_pd(di, im, _mm256_fmadd_pd(dr, re, out_re[col]));
+        out_im[col] = _mm256_fmadd_pd(di, re, _mm256_fmadd_pd(dr, im, out_im[col]));
         if (++col == t.columns) {
             col = 0;
             ++r;
@@ -170,30 +189,32 @@ FHEGPT_MB_AVX2 void multiply_avx2(const Task & t) {
     const size_t h = t.n / 2, polynomials = t.rows * t.columns, run = t.subsets * polynomials * 2 * kBlock;
     const size_t blocks = h / kBlock;
     const QuarterTurnLanes lanes = quarter_turn_lanes(t.quarter_turns);
+    alignas(32) double prepared[kMaxSubsets * kMaxPreparedPolynomials * kPrepared];
     for (size_t b = 0; b < blocks; ++b) {
         const double * key = t.group + b * run;
         const uint32_t e0 = t.point_exponents[b * kBlock];
-        // The next block's run of the key, a share per ciphertext, to L1 ahead of its first use:
+        // The next block's run of the key to L1 ahead of its first use, a share per ciphertext:
         // its lines are read in a strided order the hardware prefetchers follow poorly.
         const char * next = reinterpret_cast<const char *>(key + run);
         const size_t lines = b + 1 < blocks ? run * sizeof(double) / 64 : 0;
         const size_t share = (lines + t.count - 1) / t.count;
+        prepare_block_avx2(key, t.subsets, polynomials, prepared);
         for (size_t c = 0; c < t.count; ++c) {
             for (size_t l = c * share; l < std::min(lines, (c + 1) * share); ++l)
                 _mm_prefetch(next + l * 64, _MM_HINT_T0);
             const double * digits = t.digits + c * t.digits_stride + b * kBlock;
+            const uint32_t * e = t.exponents[c];
             __m256d out_re[kMaxColumns], out_im[kMaxColumns];
             for (size_t col = 0; col < t.columns; ++col) out_re[col] = out_im[col] = _mm256_setzero_pd();
             size_t p = 0, r = 0, col = 0; // polynomial p is (row r, column col)
             for (; p + 4 <= polynomials; p += 4) {
-                multiply_polynomials_avx2<4>(t, key, p, r, col, e0, t.exponents[c], lanes, digits, out_re, out_im);
+                multiply_polynomials_avx2<4>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im);
                 for (col += 4; col >= t.columns; col -= t.columns) ++r;
             }
-            const uint32_t * e = t.exponents[c];
             switch (polynomials - p) {
-            case 3: multiply_polynomials_avx2<3>(t, key, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
-            case 2: multiply_polynomials_avx2<2>(t, key, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
-            case 1: multiply_polynomials_avx2<1>(t, key, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            case 3: multiply_polynomials_avx2<3>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            case 2: multiply_polynomials_avx2<2>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            case 1: multiply_polynomials_avx2<1>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
             default: break;
             }
             for (size_t col = 0; col < t.columns; ++col) {
@@ -272,10 +293,11 @@ void multiply_multi_bit_ggsw_sums(const FourierLweBootstrapKey & bsk, size_t gro
                     digits_stride,
                     output.data(),
                     output_stride};
-    // The AVX2 kernel reads one root per block of points (fourier_monomials.h): without that
-    // structure (no FFT order has lacked it) the generic kernel does the work.
+    // The AVX2 kernel reads one root per block of points (fourier_monomials.h) and holds a block
+    // of the key's group on the stack: without that structure (no FFT order has lacked it) or for
+    // more polynomials per GGSW than any set has, the generic kernel does the work.
     const bool avx2 = kernel == MultiBitKernel::Avx2 || (kernel == MultiBitKernel::Auto && has_avx2_fma());
-    if (avx2 && table.blocks_are_quarter_turns())
+    if (avx2 && table.blocks_are_quarter_turns() && rows * columns <= kMaxPreparedPolynomials)
         multiply_avx2(task);
     else
         multiply_generic(task);

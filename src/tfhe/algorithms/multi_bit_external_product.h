@@ -30,7 +30,9 @@ inline constexpr size_t kMultiBitPointBlock = 4;
 
 // Auto: AVX2 + FMA where the CPU has them, else Generic (any x86-64). The others are testing hooks.
 // Generic reads the factor of every point from the monomial table; AVX2 one per block of 4 points
-// (FourierMonomialTable::blocks_are_quarter_turns) and keeps the block's sums in registers.
+// (FourierMonomialTable::blocks_are_quarter_turns), keeps the block's sums in registers and
+// multiplies complex numbers with 3 FMAs (Karatsuba, the key's side formed once per block), for
+// GGSWs of up to 16 polynomials ((k + 1)^2 l: every set's); larger ones go to Generic.
 enum class MultiBitKernel { Auto, Generic, Avx2 };
 bool multi_bit_kernel_available(MultiBitKernel kernel);
 
