@@ -444,6 +444,27 @@ TEST(TfheFft, ForwardDecompositionLevelIsForwardIntegerOfTheDigits) {
         }
 }
 
+// backward_torus is backward up to the rounding to a multiple of 2^12 a kernel may apply (<= 2^11),
+// on products of torus polynomials and digits (results ~2^89 before the reduction mod 2^64).
+TEST(TfheFft, BackwardTorusIsBackwardUpToTheRoundingTo2To12) {
+    std::mt19937_64 rng(11);
+    for (FftKernel kernel : available_kernels())
+        for (size_t n : {16u, 64u, 1024u, 2048u, 4096u}) {
+            NegacyclicFft fft(n, kernel);
+            aligned_vector<double> fa(n), fb(n), spectrum(n, 0.0);
+            fft.forward_torus(random_torus(n, rng), fa);
+            fft.forward_integer(random_small(n, 1 << 22, rng), fb);
+            NegacyclicFft::multiply_add(spectrum, fa, fb, kernel);
+            aligned_vector<double> copy = spectrum;
+            std::vector<uint64_t> exact(n), torus = random_torus(n, rng); // overwritten
+            fft.backward(spectrum, exact);
+            fft.backward_torus(copy, torus);
+            for (size_t i = 0; i < n; ++i)
+                ASSERT_LE(std::abs(signed_diff(torus[i], exact[i])), int64_t{1} << 11)
+                    << name_of(kernel) << " N=" << n << " i=" << i;
+        }
+}
+
 // The fused second half of an external product equals zeroing a spectrum, multiply_add of each
 // row in order, then backward_add, for several row and column counts, up to the rounding to a
 // multiple of 2^12 that a kernel may apply (<= 2^11). A different order of the products would

@@ -13,13 +13,15 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace fhegpt::tfhe;
@@ -106,6 +108,33 @@ TEST(TfheMultiBit, FourierMonomialsMatchEveryKernel) {
     }
 }
 
+// The points of a block of four are quarter turns apart (what the AVX2 kernel reads one root
+// per block for): the factor of point 4q + i for X^d is that of point 4q times i^(k_i d).
+TEST(TfheMultiBit, FourierMonomialBlocksAreQuarterTurns) {
+    for (size_t n : {size_t{16}, size_t{64}, size_t{1024}, size_t{2048}, size_t{4096}}) {
+        const FourierMonomialTable & table = fourier_monomial_table(PolynomialSize{n});
+        ASSERT_TRUE(table.blocks_are_quarter_turns()) << "N=" << n;
+        const std::array<uint32_t, 4> & turns = table.block_quarter_turns();
+        const size_t h = n / 2;
+        aligned_vector<double> w(n);
+        for (uint32_t degree = 0; degree < 2 * n; degree += (n >= 1024 ? 37 : 1)) {
+            table.monomial(degree, w);
+            for (size_t q = 0; q < h / 4; ++q)
+                for (size_t i = 0; i < 4; ++i) {
+                    // (re, im) i^m
+                    double re = w[4 * q], im = w[h + 4 * q];
+                    for (uint32_t m = 0; m < (turns[i] * degree) % 4; ++m) {
+                        const double t = re;
+                        re = -im;
+                        im = t;
+                    }
+                    ASSERT_NEAR(w[4 * q + i], re, 1e-14) << "N=" << n << " d=" << degree << " point " << 4 * q + i;
+                    ASSERT_NEAR(w[h + 4 * q + i], im, 1e-14) << "N=" << n << " d=" << degree << " point " << 4 * q + i;
+                }
+        }
+    }
+}
+
 TEST(TfheMultiBit, ModulusSwitchRoundsSubsetSums) {
     std::mt19937_64 rng(7);
     for (size_t g = 2; g <= 4; ++g) {
@@ -181,14 +210,17 @@ TEST(TfheMultiBit, KeyGgswsEncryptSubsetIndicators) {
 // coefficient domain: the Fourier-domain products on every kernel, then the whole step.
 TEST(TfheMultiBit, ExternalProductMatchesTheCoefficientDomain) {
     std::mt19937_64 rng(3);
-    for (const char * name : kSets) {
-        SCOPED_TRACE(name);
+    // The sets' k = 1, and k = 2: (k + 1)^2 l polynomials not a multiple of the AVX2 kernel's 4.
+    const std::pair<const char *, size_t> shapes[] = {{kSets[0], 1}, {kSets[1], 1}, {kSets[2], 1}, {kSets[0], 2},
+                                                      {kSets[1], 2}};
+    for (const auto & [name, glwe_dimension] : shapes) {
+        SCOPED_TRACE(std::string(name) + " k=" + std::to_string(glwe_dimension));
         const TfheParameters & p = parameters_by_name(name);
+        const GlweDimension k{glwe_dimension};
         const size_t n = p.polynomial_size.value, subsets = p.grouping_factor.ggsw_per_group();
-        const size_t columns = p.glwe_dimension.value + 1, rows = p.pbs_level_count.value * columns;
+        const size_t columns = k.value + 1, rows = p.pbs_level_count.value * columns;
         const LweDimension bits{p.grouping_factor.value * 2}; // two groups
-        LweBootstrapKey key(bits, p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count,
-                            p.grouping_factor);
+        LweBootstrapKey key(bits, k, p.polynomial_size, p.pbs_base_log, p.pbs_level_count, p.grouping_factor);
         for (auto & x : key.data) x = rng();
         const FourierLweBootstrapKey fourier = convert_to_fourier_lwe_bootstrap_key(key);
         const size_t group = 1, ggsw_size = key.ggsw_size();
@@ -196,7 +228,7 @@ TEST(TfheMultiBit, ExternalProductMatchesTheCoefficientDomain) {
         for (auto & e : exponents) e = static_cast<uint32_t>(rng() % (2 * n));
         exponents[0] = 0; // a zero exponent is allowed too
         // Exact: sum_S X^(e_S) GGSW_S polynomial by polynomial, mod 2^64.
-        GgswCiphertext exact(p.glwe_dimension, p.polynomial_size, p.pbs_base_log, p.pbs_level_count);
+        GgswCiphertext exact(k, p.polynomial_size, p.pbs_base_log, p.pbs_level_count);
         std::copy(key.ggsw(group * subsets).begin(), key.ggsw(group * subsets).end(), exact.data.begin());
         std::vector<uint64_t> shifted(n);
         for (size_t s = 1; s < subsets; ++s) {
@@ -242,19 +274,24 @@ TEST(TfheMultiBit, ExternalProductMatchesTheCoefficientDomain) {
             }
         }
         // The whole step on a random accumulator against the classic external product.
-        std::vector<uint64_t> accumulator(columns * n), spare_buffer(columns * n), classic(columns * n, 0);
-        for (auto & x : accumulator) x = rng();
-        ExternalProductScratch scratch(p.glwe_dimension, p.polynomial_size, p.pbs_level_count);
-        add_external_product_assign(classic, view_of(exact_fourier), accumulator, scratch);
-        uint64_t * current[1] = {accumulator.data()};
-        uint64_t * spare[1] = {spare_buffer.data()};
-        aligned_vector<double> digits_scratch(digits_stride), output_scratch(output_stride);
-        multi_bit_external_product_assign(fourier, group, rows_of_exponents, current, spare,
-                                          fourier_monomial_table(p.polynomial_size), scratch, digits_scratch,
-                                          output_scratch);
-        ASSERT_EQ(current[0], spare_buffer.data()); // the result is in the other buffer
-        for (size_t i = 0; i < columns * n; ++i)
-            ASSERT_LT(std::abs(static_cast<int64_t>(current[0][i] - classic[i])), int64_t{1} << 44) << "coefficient " << i;
+        std::vector<uint64_t> input(columns * n), classic(columns * n, 0);
+        for (auto & x : input) x = rng();
+        ExternalProductScratch scratch(k, p.polynomial_size, p.pbs_level_count);
+        add_external_product_assign(classic, view_of(exact_fourier), input, scratch);
+        for (MultiBitKernel kernel : {MultiBitKernel::Generic, MultiBitKernel::Avx2}) {
+            if (!multi_bit_kernel_available(kernel)) continue;
+            std::vector<uint64_t> accumulator = input, spare_buffer(columns * n);
+            uint64_t * current[1] = {accumulator.data()};
+            uint64_t * spare[1] = {spare_buffer.data()};
+            aligned_vector<double> digits_scratch(digits_stride), output_scratch(output_stride);
+            multi_bit_external_product_assign(fourier, group, rows_of_exponents, current, spare,
+                                              fourier_monomial_table(p.polynomial_size), scratch, digits_scratch,
+                                              output_scratch, kernel);
+            ASSERT_EQ(current[0], spare_buffer.data()); // the result is in the other buffer
+            for (size_t i = 0; i < columns * n; ++i)
+                ASSERT_LT(std::abs(static_cast<int64_t>(current[0][i] - classic[i])), int64_t{1} << 44)
+                    << "kernel " << static_cast<int>(kernel) << " coefficient " << i;
+        }
     }
 }
 
@@ -355,6 +392,52 @@ TEST(TfheMultiBit, BlindRotationAndNoiseModel) {
         // Grouping lowers the modulus switch noise below the classic standard switch's.
         EXPECT_LT(budget.modulus_switch,
                   modulus_switch_additive_variance(p.lwe_dimension, p.polynomial_size, ModulusSwitchType::Standard));
+    }
+}
+
+// The bootstrap with each kernel of the Fourier-domain products (and the digits extracted inside
+// the FFT, as every kernel does): the same lookups decrypt the same. The kernels round
+// differently, and a digit that rounds the other way adds other key noise, so the output phases
+// may differ by up to the output noise: within 8 of its standard deviations.
+TEST(TfheMultiBit, ProductKernelsGiveTheSameLookups) {
+    for (const char * name : kSets) {
+        SCOPED_TRACE(name);
+        Keys & k = keys(name);
+        const FourierLweBootstrapKey & bsk = k.server.bootstrap_key;
+        const TfheParameters & p = k.client.parameters;
+        const LookupTable lut = generate_lookup_table(k.server, 16, 16, [](uint64_t m) { return (5 * m + 3) % 16; });
+        std::vector<LweCiphertext> small;
+        for (uint64_t m = 0; m < 16; ++m) {
+            small.emplace_back(p.lwe_dimension);
+            keyswitch_lwe_ciphertext(k.server.keyswitch_key, encrypt_message(k.client, m, 16), small.back());
+        }
+        std::vector<uint64_t> reference;
+        double widest = 0;
+        for (MultiBitKernel kernel : {MultiBitKernel::Generic, MultiBitKernel::Avx2}) {
+            if (!multi_bit_kernel_available(kernel)) continue;
+            ProgrammableBootstrapScratch scratch(bsk, 4);
+            scratch.multi_bit.kernel = kernel;
+            std::vector<LweCiphertext> out(16, allocate_lwe_ciphertext(k.server));
+            for (size_t first = 0; first < 16; first += 4) {
+                const LweCiphertext * in[4];
+                LweCiphertext * outputs[4];
+                const LookupTable * luts[4];
+                for (size_t c = 0; c < 4; ++c) {
+                    in[c] = &small[first + c];
+                    outputs[c] = &out[first + c];
+                    luts[c] = &lut;
+                }
+                programmable_bootstrap_lwe_ciphertext_group(in, outputs, luts, bsk, p.modulus_switch, scratch);
+            }
+            for (uint64_t m = 0; m < 16; ++m) {
+                EXPECT_EQ(decrypt_message(k.client, out[m], 16), (5 * m + 3) % 16)
+                    << "kernel " << static_cast<int>(kernel);
+                const uint64_t phase = decrypt_lwe_ciphertext(k.client.big_lwe_secret_key, out[m]);
+                if (reference.size() < 16) reference.push_back(phase);
+                else widest = std::max(widest, std::abs(torus_to_double(phase - reference[m])));
+            }
+        }
+        EXPECT_LT(widest, 8 * std::sqrt(bootstrap_noise_budget(p).pbs_output)) << "largest phase gap";
     }
 }
 

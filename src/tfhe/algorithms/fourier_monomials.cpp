@@ -66,6 +66,17 @@ FourierMonomialTable::FourierMonomialTable(const NegacyclicFft & fft) {
                      "point %zu of the negacyclic FFT is not a primitive 2N-th root of unity", j);
         exponents_[j] = static_cast<uint32_t>(t);
     }
+    blocks_are_quarter_turns_ = h % 4 == 0;
+    const uint32_t quarter = static_cast<uint32_t>(n / 2), mask = static_cast<uint32_t>(two_n - 1);
+    for (size_t i = 0; i < 4 && blocks_are_quarter_turns_; ++i) {
+        const uint32_t offset = (exponents_[i] - exponents_[0]) & mask;
+        block_quarter_turns_[i] = offset / quarter;
+        blocks_are_quarter_turns_ = offset % quarter == 0;
+    }
+    for (size_t q = 0; q < h / 4 && blocks_are_quarter_turns_; ++q)
+        for (size_t i = 0; i < 4; ++i)
+            if (((exponents_[4 * q + i] - exponents_[4 * q]) & mask) != block_quarter_turns_[i] * quarter)
+                blocks_are_quarter_turns_ = false;
     for (uint32_t degree : {uint32_t{1}, uint32_t(n - 1), uint32_t(n + 3), uint32_t(two_n - 1)})
         FHEGPT_CHECK(relative_shift_error(fft, *this, degree) < 1e-9,
                      "X^%u does not transform as the Fourier monomial table predicts (N = %zu)", degree, n);

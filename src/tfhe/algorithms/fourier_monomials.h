@@ -12,6 +12,7 @@
 #include "tfhe/commons/dimensions.h"
 #include "tfhe/fft/negacyclic_fft.h"
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -31,6 +32,14 @@ public:
     // The same interleaved: (cos, sin) of pi t / N at 2t, 2t + 1 (one 16-byte load per root).
     std::span<const double> roots() const { return roots_; }
 
+    // Whether the points of each block of four (4q .. 4q + 3) are quarter turns apart with one
+    // pattern for every block: e_{4q+i} = e_{4q} + k_i N/2 mod 2N (the FFT's order makes them so;
+    // read off the exponents, not assumed). Then root(e_{4q+i} d) = root(e_{4q} d) i^(k_i d): one
+    // table read gives the factors of four points.
+    bool blocks_are_quarter_turns() const { return blocks_are_quarter_turns_; }
+    // k_0 .. k_3 (in [0, 4)) when blocks_are_quarter_turns().
+    const std::array<uint32_t, 4> & block_quarter_turns() const { return block_quarter_turns_; }
+
     // fourier = the transform of X^d (d in [0, 2N)) divided by the FFT's scale: the pointwise
     // factor that multiplies a transform by X^d. N doubles, the layout of negacyclic_fft.h.
     void monomial(uint32_t degree, std::span<double> fourier) const;
@@ -39,6 +48,8 @@ private:
     std::vector<uint32_t> exponents_;
     std::vector<double> root_real_, root_imaginary_;
     aligned_vector<double> roots_;
+    bool blocks_are_quarter_turns_ = false;
+    std::array<uint32_t, 4> block_quarter_turns_{};
 };
 
 // The table for polynomials of size N, built on first use (process-wide, read-only, thread-safe).

@@ -92,7 +92,7 @@ void blind_rotate_group_assign(uint64_t * const * accumulators, const uint32_t *
             bsk, group, std::span<const uint32_t * const>(exponents.data(), count),
             std::span<uint64_t *>(current.data(), count), std::span<uint64_t *>(spare.data(), count),
             *scratch.monomials, external_product, std::span<double>(scratch.digits_fourier).first(count * digits),
-            std::span<double>(scratch.output_fourier).first(count * output));
+            std::span<double>(scratch.output_fourier).first(count * output), scratch.kernel);
     }
     for (size_t c = 0; c < count; ++c)
         if (current[c] != accumulators[c]) std::copy_n(current[c], glwe, accumulators[c]);

@@ -14,6 +14,7 @@
 
 #include "tfhe/algorithms/external_product.h"
 #include "tfhe/algorithms/fourier_monomials.h"
+#include "tfhe/algorithms/multi_bit_external_product.h"
 #include "tfhe/commons/parameters.h"
 #include "tfhe/entities/fourier_lwe_bootstrap_key.h"
 #include "tfhe/entities/lookup_table.h"
@@ -44,6 +45,7 @@ struct MultiBitBlindRotationScratch {
     aligned_vector<double> output_fourier; // group_capacity external products in the Fourier domain (k + 1)
     std::vector<uint64_t> products;        // group_capacity (k + 1) N: external product outputs
     const FourierMonomialTable * monomials = nullptr;
+    MultiBitKernel kernel = MultiBitKernel::Auto; // the Fourier-domain products' kernel (testing hook)
 
     MultiBitBlindRotationScratch() = default;
     MultiBitBlindRotationScratch(const FourierLweBootstrapKey & bsk, size_t group_capacity);

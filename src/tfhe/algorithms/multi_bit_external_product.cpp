@@ -36,6 +36,7 @@ struct Task {
     size_t count;
     const uint32_t * point_exponents; // e_j of the Fourier points
     const double * roots;             // interleaved (cos, sin) of pi t / N
+    const uint32_t * quarter_turns;   // FourierMonomialTable::block_quarter_turns (AVX2 kernel)
     const double * digits;            // per ciphertext: rows Fourier polynomials
     size_t digits_stride;
     double * output;                  // per ciphertext: columns Fourier polynomials
@@ -96,85 +97,125 @@ void multiply_generic(const Task & t) {
 #define FHEGPT_MB_AVX2 __attribute__((target("avx2,fma")))
 #define FHEGPT_MB_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
 
-// The twiddles of 4 points (exponents e[0..3] times `degree`): four 16-byte loads of
-// interleaved roots, transposed into real and imaginary vectors (cheaper than two gathers).
-FHEGPT_MB_AVX2_INLINE void load_twiddles(const double * roots, const uint32_t * e, uint32_t degree, uint32_t mask,
-                                         double * re, double * im) {
-    const double * r0 = roots + 2 * ((e[0] * degree) & mask);
-    const double * r1 = roots + 2 * ((e[1] * degree) & mask);
-    const double * r2 = roots + 2 * ((e[2] * degree) & mask);
-    const double * r3 = roots + 2 * ((e[3] * degree) & mask);
-    const __m256d a = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(r0)), _mm_loadu_pd(r2), 1); // r0 i0 r2 i2
-    const __m256d b = _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(r1)), _mm_loadu_pd(r3), 1); // r1 i1 r3 i3
-    _mm256_store_pd(re, _mm256_unpacklo_pd(a, b));
-    _mm256_store_pd(im, _mm256_unpackhi_pd(a, b));
+// The factors of the 4 points of a block for one exponent d: the block's first root
+// root(e_{4q} d), read once as (re, im, re, im), turned by i^(k_i d) in lane i
+// (FourierMonomialTable::block_quarter_turns): (re, im) i^m is (re, im), (-im, re), (-re, -im) or
+// (im, -re) for m = 0..3, i.e. a choice of element and a sign per lane, for each d mod 4.
+struct QuarterTurnLanes {
+    alignas(32) int64_t pick_re[4][4]; // _mm256_permutevar_pd controls: 0 takes re, 2 takes im
+    alignas(32) int64_t pick_im[4][4];
+    alignas(32) uint64_t sign_re[4][4]; // sign bits to flip
+    alignas(32) uint64_t sign_im[4][4];
+};
+
+QuarterTurnLanes quarter_turn_lanes(const uint32_t * turns) {
+    QuarterTurnLanes lanes{};
+    constexpr uint64_t kSign = uint64_t{1} << 63;
+    for (uint32_t d = 0; d < 4; ++d)
+        for (size_t i = 0; i < 4; ++i) {
+            const uint32_t m = (turns[i] * d) & 3;
+            lanes.pick_re[d][i] = m % 2 == 1 ? 2 : 0;
+            lanes.pick_im[d][i] = m % 2 == 1 ? 0 : 2;
+            lanes.sign_re[d][i] = m == 1 || m == 2 ? kSign : 0;
+            lanes.sign_im[d][i] = m == 2 || m == 3 ? kSign : 0;
+        }
+    return lanes;
 }
 
-// Columns first .. first + Q - 1 (Q <= 2) of row r of the GGSW sum at one block of points, times
-// the row's digits (dr, di), added to out (Q columns of re, im). Each complex sum is kept as two
-// partial sums (the a c and the b d products of (a + ib)(c + id)), so that no chain of dependent
-// FMAs is longer than 2^g - 1; 4 Q accumulators, a twiddle and a key pair fit the 16 ymm registers.
-template <size_t Q>
-FHEGPT_MB_AVX2_INLINE void multiply_columns_avx2(const double * key, size_t subsets, size_t polynomials, size_t first,
-                                                 const double (*twiddle_re)[kBlock],
-                                                 const double (*twiddle_im)[kBlock], __m256d dr, __m256d di,
-                                                 __m256d * out_re, __m256d * out_im) {
-    constexpr size_t row = 2 * kBlock;
-    __m256d re[Q], im[Q], re2[Q], im2[Q];
-    for (size_t q = 0; q < Q; ++q) {
-        re[q] = _mm256_load_pd(key + (first + q) * row);
-        im[q] = _mm256_load_pd(key + (first + q) * row + kBlock);
-        re2[q] = _mm256_setzero_pd();
-        im2[q] = _mm256_setzero_pd();
+// The key's run of one block of points as the products below read it: for subset s > 0 and
+// polynomial p, with G = c + i d at the 4 points, the vectors c, d - c and c + d, so that a
+// product by a factor w = a + i b takes 3 FMAs instead of 4 (Karatsuba: w G = (k1 - k3) +
+// i (k1 + k2), k1 = (a + b) c, k2 = a (d - c), k3 = b (c + d)); for s = 0, c and d as they are.
+// Formed once per block and reused by every ciphertext of the group.
+constexpr size_t kMaxPreparedPolynomials = 16; // (k + 1)^2 l of every set (k = 1, l <= 4)
+constexpr size_t kPrepared = 3 * kBlock;       // doubles per (subset, polynomial)
+
+FHEGPT_MB_AVX2_INLINE void prepare_block_avx2(const double * key, size_t subsets, size_t polynomials,
+                                              double * prepared) {
+    for (size_t i = 0; i < subsets * polynomials; ++i) {
+        const __m256d c = _mm256_load_pd(key + i * 2 * kBlock), d = _mm256_load_pd(key + i * 2 * kBlock + kBlock);
+        double * out = prepared + i * kPrepared;
+        _mm256_store_pd(out, c);
+        _mm256_store_pd(out + kBlock, i < polynomials ? d : _mm256_sub_pd(d, c));
+        _mm256_store_pd(out + 2 * kBlock, _mm256_add_pd(c, d));
     }
-    for (size_t s = 1; s < subsets; ++s) {
-        const __m256d wr = _mm256_load_pd(twiddle_re[s]), wi = _mm256_load_pd(twiddle_im[s]);
-        const double * g = key + (s * polynomials + first) * row;
+}
+
+// Polynomials first .. first + Q - 1 (Q <= 4) of the GGSW sum at one block of points, each times
+// the digits of its row, added to its column of out; polynomial `first` is (row, column) =
+// (r, col). The 12 sums are independent FMA chains (2 FMA units of latency 4 need 8), the
+// factors of a block are formed once per subset for the Q polynomials.
+template <size_t Q>
+FHEGPT_MB_AVX2_INLINE void multiply_polynomials_avx2(const Task & t, const double * prepared, size_t first, size_t r,
+                                                     size_t col, uint32_t e0, const uint32_t * degrees,
+                                                     const QuarterTurnLanes & lanes, const double * digits,
+                                                     __m256d * out_re, __m256d * out_im) {
+    const size_t polynomials = t.rows * t.columns, h = t.n / 2;
+    const uint32_t mask = static_cast<uint32_t>(2 * t.n - 1);
+    __m256d k1[Q], k2[Q], k3[Q];
+    for (size_t q = 0; q < Q; ++q) k1[q] = k2[q] = k3[q] = _mm256_setzero_pd();
+    for (size_t s = 1; s < t.subsets; ++s) {
+        const uint32_t d = degrees[s - 1], m = d & 3;
+        const __m256d root = _mm256_broadcast_pd(reinterpret_cast<const __m128d *>(t.roots + 2 * ((e0 * d) & mask)));
+        const __m256d wr = _mm256_xor_pd(
+            _mm256_permutevar_pd(root, _mm256_load_si256(reinterpret_cast<const __m256i *>(lanes.pick_re[m]))),
+            _mm256_load_pd(reinterpret_cast<const double *>(lanes.sign_re[m])));
+        const __m256d wi = _mm256_xor_pd(
+            _mm256_permutevar_pd(root, _mm256_load_si256(reinterpret_cast<const __m256i *>(lanes.pick_im[m]))),
+            _mm256_load_pd(reinterpret_cast<const double *>(lanes.sign_im[m])));
+        const __m256d ws = _mm256_add_pd(wr, wi);
+        const double * g = prepared + (s * polynomials + first) * kPrepared;
         for (size_t q = 0; q < Q; ++q) {
-            const __m256d gr = _mm256_load_pd(g + q * row), gi = _mm256_load_pd(g + q * row + kBlock);
-            re[q] = _mm256_fmadd_pd(wr, gr, re[q]);
-            re2[q] = _mm256_fnmadd_pd(wi, gi, re2[q]);
-            im[q] = _mm256_fmadd_pd(wr, gi, im[q]);
-            im2[q] = _mm256_fmadd_pd(wi, gr, im2[q]);
+            k1[q] = _mm256_fmadd_pd(ws, _mm256_load_pd(g + q * kPrepared), k1[q]);
+            k2[q] = _mm256_fmadd_pd(wr, _mm256_load_pd(g + q * kPrepared + kBlock), k2[q]);
+            k3[q] = _mm256_fmadd_pd(wi, _mm256_load_pd(g + q * kPrepared + 2 * kBlock), k3[q]);
         }
     }
     for (size_t q = 0; q < Q; ++q) {
-        const __m256d cr = _mm256_add_pd(re[q], re2[q]), ci = _mm256_add_pd(im[q], im2[q]);
-        out_re[q] = _mm256_fnmadd_pd(di, ci, _mm256_fmadd_pd(dr, cr, out_re[q]));
-        out_im[q] = _mm256_fmadd_pd(di, cr, _mm256_fmadd_pd(dr, ci, out_im[q]));
+        const double * g0 = prepared + (first + q) * kPrepared;
+        const __m256d re = _mm256_add_pd(_mm256_load_pd(g0), _mm256_sub_pd(k1[q], k3[q]));
+        const __m256d im = _mm256_add_pd(_mm256_load_pd(g0 + kBlock), _mm256_add_pd(k1[q], k2[q]));
+        const __m256d dr = _mm256_loadu_pd(digits + r * t.n), di = _mm256_loadu_pd(digits + r * t.n + h);
+        out_re[col] = _mm256_fnmadd_pd(di, im, _mm256_fmadd_pd(dr, re, out_re[col]));
+        out_im[col] = _mm256_fmadd_pd(di, re, _mm256_fmadd_pd(dr, im, out_im[col]));
+        if (++col == t.columns) {
+            col = 0;
+            ++r;
+        }
     }
 }
 
 FHEGPT_MB_AVX2 void multiply_avx2(const Task & t) {
     const size_t h = t.n / 2, polynomials = t.rows * t.columns, run = t.subsets * polynomials * 2 * kBlock;
     const size_t blocks = h / kBlock;
-    const uint32_t mask = static_cast<uint32_t>(2 * t.n - 1);
-    alignas(32) double twiddle_re[kMaxSubsets][kBlock], twiddle_im[kMaxSubsets][kBlock];
+    const QuarterTurnLanes lanes = quarter_turn_lanes(t.quarter_turns);
+    alignas(32) double prepared[kMaxSubsets * kMaxPreparedPolynomials * kPrepared];
     for (size_t b = 0; b < blocks; ++b) {
         const double * key = t.group + b * run;
-        const uint32_t * points = t.point_exponents + b * kBlock;
-        // The next block's run of the key, a share per ciphertext, to L1 ahead of its first use:
+        const uint32_t e0 = t.point_exponents[b * kBlock];
+        // The next block's run of the key to L1 ahead of its first use, a share per ciphertext:
         // its lines are read in a strided order the hardware prefetchers follow poorly.
         const char * next = reinterpret_cast<const char *>(key + run);
         const size_t lines = b + 1 < blocks ? run * sizeof(double) / 64 : 0;
         const size_t share = (lines + t.count - 1) / t.count;
+        prepare_block_avx2(key, t.subsets, polynomials, prepared);
         for (size_t c = 0; c < t.count; ++c) {
             for (size_t l = c * share; l < std::min(lines, (c + 1) * share); ++l)
                 _mm_prefetch(next + l * 64, _MM_HINT_T0);
-            for (size_t s = 1; s < t.subsets; ++s)
-                load_twiddles(t.roots, points, t.exponents[c][s - 1], mask, twiddle_re[s], twiddle_im[s]);
+            const double * digits = t.digits + c * t.digits_stride + b * kBlock;
+            const uint32_t * e = t.exponents[c];
             __m256d out_re[kMaxColumns], out_im[kMaxColumns];
             for (size_t col = 0; col < t.columns; ++col) out_re[col] = out_im[col] = _mm256_setzero_pd();
-            for (size_t r = 0; r < t.rows; ++r) {
-                const double * d = t.digits + c * t.digits_stride + r * t.n + b * kBlock;
-                const __m256d dr = _mm256_loadu_pd(d), di = _mm256_loadu_pd(d + h);
-                size_t col = 0;
-                for (; col + 2 <= t.columns; col += 2)
-                    multiply_columns_avx2<2>(key, t.subsets, polynomials, r * t.columns + col, twiddle_re, twiddle_im,
-                                             dr, di, out_re + col, out_im + col);
-                if (col < t.columns)
-                    multiply_columns_avx2<1>(key, t.subsets, polynomials, r * t.columns + col, twiddle_re, twiddle_im,
-                                             dr, di, out_re + col, out_im + col);
+            size_t p = 0, r = 0, col = 0; // polynomial p is (row r, column col)
+            for (; p + 4 <= polynomials; p += 4) {
+                multiply_polynomials_avx2<4>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im);
+                for (col += 4; col >= t.columns; col -= t.columns) ++r;
+            }
+            switch (polynomials - p) {
+            case 3: multiply_polynomials_avx2<3>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            case 2: multiply_polynomials_avx2<2>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            case 1: multiply_polynomials_avx2<1>(t, prepared, p, r, col, e0, e, lanes, digits, out_re, out_im); break;
+            default: break;
             }
             for (size_t col = 0; col < t.columns; ++col) {
                 double * out = t.output + c * t.output_stride + col * t.n + b * kBlock;
@@ -247,11 +288,16 @@ void multiply_multi_bit_ggsw_sums(const FourierLweBootstrapKey & bsk, size_t gro
                     exponents.size(),
                     table.exponents().data(),
                     table.roots().data(),
+                    table.block_quarter_turns().data(),
                     digits.data(),
                     digits_stride,
                     output.data(),
                     output_stride};
-    if (kernel == MultiBitKernel::Avx2 || (kernel == MultiBitKernel::Auto && has_avx2_fma()))
+    // The AVX2 kernel reads one root per block of points (fourier_monomials.h) and holds a block
+    // of the key's group on the stack: without that structure (no FFT order has lacked it) or for
+    // more polynomials per GGSW than any set has, the generic kernel does the work.
+    const bool avx2 = kernel == MultiBitKernel::Avx2 || (kernel == MultiBitKernel::Auto && has_avx2_fma());
+    if (avx2 && table.blocks_are_quarter_turns() && rows * columns <= kMaxPreparedPolynomials)
         multiply_avx2(task);
     else
         multiply_generic(task);
@@ -261,7 +307,7 @@ void multi_bit_external_product_assign(const FourierLweBootstrapKey & bsk, size_
                                        std::span<const uint32_t * const> exponents,
                                        std::span<uint64_t *> accumulators, std::span<uint64_t *> spare,
                                        const FourierMonomialTable & table, ExternalProductScratch & scratch,
-                                       std::span<double> digits, std::span<double> output) {
+                                       std::span<double> digits, std::span<double> output, MultiBitKernel kernel) {
     const size_t count = exponents.size(), n = bsk.polynomial_size.value, columns = bsk.glwe_dimension.value + 1;
     const size_t rows = bsk.row_count(), glwe = columns * n;
     FHEGPT_CHECK(accumulators.size() == count && spare.size() == count, "%zu accumulators, %zu spares, %zu exponents",
@@ -273,18 +319,30 @@ void multi_bit_external_product_assign(const FourierLweBootstrapKey & bsk, size_
     const size_t output_stride = multi_bit_fourier_stride(bsk.polynomial_size, columns);
     const NegacyclicFft & fft = *scratch.fft;
     // Digits of every accumulator, level-major like the GGSW rows (external_product.h), transformed.
-    const SignedDecomposer decomposer(bsk.base_log, bsk.level_count);
+    // The FFT extracts the digits in its first pass; bases past 52 bits (no parameter set has
+    // them) are decomposed into memory first.
+    const size_t base_log = bsk.base_log.value, levels = bsk.level_count.value;
     for (size_t c = 0; c < count; ++c) {
+        if (base_log <= 52) {
+            for (size_t level = 0; level < levels; ++level)
+                for (size_t col = 0; col < columns; ++col)
+                    fft.forward_decomposition_level(std::span<const uint64_t>(accumulators[c] + col * n, n), base_log,
+                                                    levels, level + 1,
+                                                    digits.subspan(c * digits_stride + (level * columns + col) * n, n));
+            continue;
+        }
+        const SignedDecomposer decomposer(bsk.base_log, bsk.level_count);
         decomposer.decompose_slice(accumulators[c], scratch.digits.data(), scratch.state.data(), glwe);
         for (size_t r = 0; r < rows; ++r)
             fft.forward_integer(std::span<const int64_t>(scratch.digits.data() + r * n, n),
                                 digits.subspan(c * digits_stride + r * n, n));
     }
     multiply_multi_bit_ggsw_sums(bsk, group, exponents, table, digits.first(count * digits_stride),
-                                 output.first(count * output_stride));
+                                 output.first(count * output_stride), kernel);
     for (size_t c = 0; c < count; ++c) {
         for (size_t col = 0; col < columns; ++col)
-            fft.backward(output.subspan(c * output_stride + col * n, n), std::span<uint64_t>(spare[c] + col * n, n));
+            fft.backward_torus(output.subspan(c * output_stride + col * n, n),
+                               std::span<uint64_t>(spare[c] + col * n, n));
         std::swap(accumulators[c], spare[c]);
     }
 }

@@ -29,6 +29,10 @@ namespace fhegpt::tfhe {
 inline constexpr size_t kMultiBitPointBlock = 4;
 
 // Auto: AVX2 + FMA where the CPU has them, else Generic (any x86-64). The others are testing hooks.
+// Generic reads the factor of every point from the monomial table; AVX2 one per block of 4 points
+// (FourierMonomialTable::blocks_are_quarter_turns), keeps the block's sums in registers and
+// multiplies complex numbers with 3 FMAs (Karatsuba, the key's side formed once per block), for
+// GGSWs of up to 16 polynomials ((k + 1)^2 l: every set's); larger ones go to Generic.
 enum class MultiBitKernel { Auto, Generic, Avx2 };
 bool multi_bit_kernel_available(MultiBitKernel kernel);
 
@@ -53,11 +57,13 @@ void multiply_multi_bit_ggsw_sums(const FourierLweBootstrapKey & bsk, size_t gro
 // acc_c <- G_c [x] acc_c for c < exponents.size() (accumulators[c]: (k + 1) N torus elements, G_c
 // as above); spare[c]: a buffer of the same size, which may end up holding the result instead:
 // the two are swapped (the caller follows the pointers). digits / output: scratch of
-// exponents.size() multi_bit_fourier_stride((k + 1) l) / ((k + 1)) doubles.
+// exponents.size() multi_bit_fourier_stride((k + 1) l) / ((k + 1)) doubles. kernel: that of
+// multiply_multi_bit_ggsw_sums.
 void multi_bit_external_product_assign(const FourierLweBootstrapKey & bsk, size_t group,
                                        std::span<const uint32_t * const> exponents,
                                        std::span<uint64_t *> accumulators, std::span<uint64_t *> spare,
                                        const FourierMonomialTable & table, ExternalProductScratch & scratch,
-                                       std::span<double> digits, std::span<double> output);
+                                       std::span<double> digits, std::span<double> output,
+                                       MultiBitKernel kernel = MultiBitKernel::Auto);
 
 } // namespace fhegpt::tfhe

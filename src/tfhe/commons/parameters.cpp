@@ -50,10 +50,11 @@ TfheParameters make(const SetSpec & s) {
 // p_fail_2_minus_128/ks_pbs.rs, whose constants are those of v1_1 (same names with V1_1_). Each
 // is inserted before `before` in the list: production sets are ordered fastest first within a
 // message width, which is the order in which choose_parameters (circuit/noise_analysis.h) tries them.
-// Measured (`fhegpt bench pbs --threads 2`, 2-core Zen 3 with AVX2, idle): KS + PBS in batches
-// on two threads, classic 173-179 /s, g = 4 173-187 /s; one bootstrap on one thread, classic
-// 11.6 ms, g = 4 19.8-20.1 ms. With the same batch throughput, the classic set goes first: its
-// latency is lower and its keys a quarter the size (30 / 121 MB compressed bootstrapping keys).
+// Measured (`fhegpt bench pbs --threads 2`, 2-core Zen 3 with AVX2, the two sets alternately,
+// docs/benchmarks.md): KS + PBS in batches on two threads, g = 4 1.45-1.79x the classic set's
+// rate (median 1.59x); one bootstrap on one thread, g = 4 1.8x slower. The classic set still
+// goes first: its latency is lower and its keys a quarter the size (30 / 121 MB compressed
+// bootstrapping keys).
 // g = 3 is slower than g = 4, PBS_L2 (1.6-1.75x the classic set) and g = 2 slower still; the
 // _MIXED variants go right after their base sets.
 void add_multi_bit_sets(std::vector<TfheParameters> & sets) {

@@ -74,13 +74,14 @@ FHEGPT_K256_INLINE __m256i wrap_scaled_torus(__m256d y) {
     return _mm256_slli_epi64(_mm256_sub_epi64(r, _mm256_castpd_si256(magic)), 12);
 }
 
-// Output conversions: coefficients = result, += result, or += result rounded to 2^12 (Torus).
-enum class Out { Set, Add, AddTorus };
+// Output conversions: coefficients = result, += result, or the same rounded to 2^12 (Torus).
+enum class Out { Set, Add, SetTorus, AddTorus };
 
 template <Out Mode>
 FHEGPT_K256_INLINE void store_u64(uint64_t * p, __m256d y) {
-    __m256i v = Mode == Out::AddTorus ? wrap_scaled_torus(y) : wrap_scaled(y);
-    if (Mode != Out::Set) v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    __m256i v = Mode == Out::SetTorus || Mode == Out::AddTorus ? wrap_scaled_torus(y) : wrap_scaled(y);
+    if (Mode == Out::Add || Mode == Out::AddTorus)
+        v = _mm256_add_epi64(v, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
     _mm256_storeu_si256(reinterpret_cast<__m256i *>(p), v);
 }
 
@@ -464,7 +465,7 @@ FHEGPT_K256 void convert_out(const Plan & p, const double * re, const double * i
     }
 }
 
-// The levels after inv_final, then the output conversion (Out: coefficients =, += or += rounded).
+// The levels after inv_final, then the output conversion (Out: coefficients = or +=, rounded or not).
 template <Out Mode>
 FHEGPT_K256 void backward_rest(const Plan & p, double * re, double * im, uint64_t * dst) {
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
@@ -476,17 +477,21 @@ FHEGPT_K256 void backward_rest(const Plan & p, double * re, double * im, uint64_
     inv_radix4_out<Mode>(p, re, im, dst);
 }
 
-template <bool Add>
+template <Out Mode>
 FHEGPT_K256 void backward_impl(const Plan & p, double * fourier, uint64_t * dst) {
     double * re = fourier;
     double * im = fourier + p.m;
     inv_final(p, SpecInPlace{re, im}, re, im);
-    backward_rest<Add ? Out::Add : Out::Set>(p, re, im, dst);
+    backward_rest<Mode>(p, re, im, dst);
 }
 
 void backward(const Plan & p, double * fourier, uint64_t * coeffs, bool add_to) {
-    if (add_to) backward_impl<true>(p, fourier, coeffs);
-    else backward_impl<false>(p, fourier, coeffs);
+    if (add_to) backward_impl<Out::Add>(p, fourier, coeffs);
+    else backward_impl<Out::Set>(p, fourier, coeffs);
+}
+
+void backward_torus(const Plan & p, double * fourier, uint64_t * coeffs) {
+    backward_impl<Out::SetTorus>(p, fourier, coeffs);
 }
 
 // The products are summed inside the first inverse pass (no spectrum written out, then re-read),
@@ -524,8 +529,8 @@ FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, 
     for (; j < h; ++j) mac1(acc[j], acc[h + j], a + j, b + j, h);
 }
 
-const KernelOps kOps = {"avx2",   8,           init, forward_torus, forward_integer, forward_digits,
-                        backward, multiply_add, nullptr, backward_products};
+const KernelOps kOps = {"avx2",   8,           init,    forward_torus,     forward_integer, forward_digits,
+                        backward, multiply_add, nullptr, backward_products, backward_torus};
 
 } // namespace
 

@@ -74,6 +74,8 @@ using ForwardIntegerFn = void (*)(const Plan &, const int64_t *, double *);
 using ForwardDigitsFn = void (*)(const Plan &, const uint64_t *, const DigitExtraction &, double *);
 // add: coeffs += result, else coeffs = result.
 using BackwardFn = void (*)(const Plan &, double *, uint64_t *, bool add);
+// coeffs = result, possibly rounded to a multiple of 2^12 (negacyclic_fft.h).
+using BackwardTorusFn = void (*)(const Plan &, double *, uint64_t *);
 // acc[0..2h) += a * b, layout re[0..h) im[h..2h).
 using MultiplyAddFn = void (*)(double *, const double *, const double *, size_t half);
 // out[c] = sum_{r < rows} a[r] * b[r cols + c] for c < cols (slices of n = 2 half doubles), the
@@ -99,6 +101,7 @@ struct KernelOps {
     MultiplyAddFn multiply_add;
     MultiplyAccumulateFn multiply_accumulate; // may be null when backward_products is set
     BackwardProductsFn backward_products;     // null: multiply_accumulate, then backward per column
+    BackwardTorusFn backward_torus;           // null: backward
 };
 
 extern const KernelOps kScalarOps;

@@ -99,6 +99,6 @@ void multiply_accumulate(double * out, const double * a, const double * b, size_
 } // namespace
 
 const KernelOps kScalarOps = {"scalar",       1,           nullptr, forward_torus, forward_integer, forward_digits,
-                              backward,       multiply_add, multiply_accumulate, nullptr};
+                              backward,       multiply_add, multiply_accumulate, nullptr, nullptr};
 
 } // namespace fhegpt::tfhe::fft_detail

@@ -193,6 +193,13 @@ void NegacyclicFft::backward(std::span<double> fourier, std::span<uint64_t> coef
     plan_->ops->backward(*plan_, fourier.data(), coefficients.data(), false);
 }
 
+void NegacyclicFft::backward_torus(std::span<double> fourier, std::span<uint64_t> coefficients) const {
+    FHEGPT_CHECK_EQ(coefficients.size(), plan_->n);
+    FHEGPT_CHECK_EQ(fourier.size(), plan_->n);
+    if (plan_->ops->backward_torus != nullptr) plan_->ops->backward_torus(*plan_, fourier.data(), coefficients.data());
+    else plan_->ops->backward(*plan_, fourier.data(), coefficients.data(), false);
+}
+
 void NegacyclicFft::multiply_add(std::span<double> acc, std::span<const double> a, std::span<const double> b) {
     multiply_add(acc, a, b, FftKernel::Auto);
 }

@@ -74,6 +74,10 @@ public:
     void backward_add(std::span<double> fourier, std::span<uint64_t> coefficients) const;
     // coefficients = round(inverse transform of fourier) mod 2^64. `fourier` is destroyed (scratch).
     void backward(std::span<double> fourier, std::span<uint64_t> coefficients) const;
+    // backward, except that a kernel may round the result to a multiple of 2^12 instead of 1, as
+    // backward_add_sum_of_products may (the AVX2 kernel does): for torus results, whose transform
+    // error is far larger.
+    void backward_torus(std::span<double> fourier, std::span<uint64_t> coefficients) const;
 
     // acc += a * b pointwise (complex) in the Fourier layout; all of size N.
     static void multiply_add(std::span<double> acc, std::span<const double> a, std::span<const double> b);
