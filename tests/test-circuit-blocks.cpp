@@ -19,6 +19,7 @@
 #include "model/gpt2_fold.h"
 #include "model/gpt2_forward.h"
 #include "model/gpt2_model.h"
+#include "model/gpt2_tokenizer.h"
 #include "tfhe/tfhe.h"
 
 #include <gtest/gtest.h>
@@ -26,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <tuple>
 #include <memory>
@@ -306,6 +308,45 @@ TEST(BlocksCircuit, RejectsBadShapes) {
     const BlockCalibration cal = collect_block_calibration(blocks_model(), token_sequences(5, 2, 4), kMlp);
     EXPECT_THROW(quantize_blocks(blocks_model(), {1, 0, false, false}, cal, {}), Error);
     EXPECT_THROW(quantize_blocks(blocks_model(), {0, 0, false, true}, cal, {}), Error);
+}
+
+// The bundled model's `all` at the configuration that runs on a production set (6-bit inputs
+// and lookups, 4-bit weights), calibrated as the commands calibrate it but on the first 8
+// calibration prompts (the commands' 40 take about 4x longer): the q/k/v roundings after the
+// server's ln_1 need a fine key finer than the 6-bit _MIXED set's, so the stream is calibrated
+// again for the noise of the set that has it, and the cost of a new token at n = 8 passes the
+// noise analysis there (no keys, no encryption).
+TEST(BlocksCircuitBundled, AllGetsAProductionSetAndItsStreamNoise) {
+    const std::string dir = std::string(FHEGPT_SOURCE_DIR) + "/models/fhegpt-tiny";
+    const model::Gpt2Model model = model::load_gpt2_model(dir);
+    const model::Gpt2Tokenizer tokenizer = model::Gpt2Tokenizer::load(dir);
+    std::vector<std::string> prompts;
+    std::ifstream in(std::string(FHEGPT_SOURCE_DIR) + "/data/calibration_prompts.txt");
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) prompts.push_back(line);
+    ASSERT_GE(prompts.size(), 8u);
+    prompts.resize(8);
+    const model::BlockRangeSpec all{0, model.hparams.n_layer - 1, false, true};
+    BlocksQuantConfig config;
+    config.head.n_bits = 6;
+    config.head.weight_bits = 4;
+    config.head.lut_bits = 6;
+    const QuantizedBlocks q = quantize_blocks(model, all, collect_block_calibration(model, tokenizer, prompts, all), config);
+    const Circuit row = build_blocks_row_circuit(q, 7, 8);
+    const tfhe::TfheParameters * chosen = choose_parameters(row);
+    ASSERT_NE(chosen, nullptr);
+    EXPECT_FALSE(chosen->insecure);
+    EXPECT_EQ(chosen->name, "PARAM_6BIT_2M128_MIXED_FINE6");
+    const NoiseAnalysis noise = analyze_noise(row, *chosen);
+    EXPECT_LE(noise.log2_expected_failures, kMaxLog2ExpectedFailures);
+    EXPECT_GT(analyze_noise(row, tfhe::parameters_by_name("PARAM_6BIT_2M128_MIXED")).log2_expected_failures,
+              kMaxLog2ExpectedFailures);
+    const double fine_sigma = std::sqrt(tfhe::programmable_bootstrap_variance(chosen->fine_bootstrap_parameters())) * 0x1p64;
+    EXPECT_NEAR(q.stream_noise_log2, std::log2(fine_sigma), 1e-9);
+    std::printf("all at 6/4/6, one token at n = 8: %lld bootstraps (%lld on the fine key), %s, 2^%.1f expected failures, "
+                "residual stream %d bits\n",
+                static_cast<long long>(analyze(row).bootstraps), static_cast<long long>(noise.fine_bootstraps),
+                chosen->name.c_str(), noise.log2_expected_failures, q.residual.width);
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 #include "circuit/block_calibration.h"
 
 #include "circuit/attention_circuit.h"
+#include "circuit/block_circuit.h"
+#include "circuit/noise_analysis.h"
 #include "common/error.h"
 #include "model/gpt2_fold.h"
 #include "model/gpt2_forward.h"
@@ -395,12 +397,17 @@ BlockCalibration collect_block_calibration(const model::Gpt2Model & model, std::
     return cal;
 }
 
-QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRangeSpec & spec, const BlockCalibration & cal,
-                                const BlocksQuantConfig & config) {
+namespace {
+
+int lookup_bits(const quant::HeadQuantConfig & hc) { return hc.lut_bits ? hc.lut_bits : std::max(3, std::min(hc.n_bits, 12)); }
+
+// The blocks with the stream calibrated for c_proj inputs of noise sigma.
+QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const BlockRangeSpec & spec,
+                                          const BlockCalibration & cal, const BlocksQuantConfig & config, double sigma) {
     const model::Gpt2HParams & hp = model.hparams;
     const int32_t n_embd = hp.n_embd, n_hidden = 4 * hp.n_embd, d = hp.head_dim();
     const quant::HeadQuantConfig & hc = config.head;
-    const int lut_bits = hc.lut_bits ? hc.lut_bits : std::max(3, std::min(hc.n_bits, 12));
+    const int lut_bits = lookup_bits(hc);
     const int ln_bits = config.ln_bucket_bits ? config.ln_bucket_bits : lut_bits;
     const int gelu_bits = config.gelu_bucket_bits ? config.gelu_bucket_bits : lut_bits >= 5 ? lut_bits - 1 : lut_bits;
     for (int bits : {ln_bits, gelu_bits})
@@ -473,7 +480,7 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
 
     // The stream's width and the contributions' input units, then c_proj rounded into the
     // stream's units on the calibration inputs (GPTQ) where that keeps the noise budget.
-    const double sigma = config.fine_noise_log2 != 0 ? std::exp2(config.fine_noise_log2) : fine_output_noise(lut_bits);
+    q.stream_noise_log2 = std::log2(sigma);
     StreamChoice choice;
     if (config.residual_width > 0) {
         choice.width = config.residual_width;
@@ -560,6 +567,40 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
         q.ln_f = std::move(ln);
     }
     return q;
+}
+
+// The noise a set's outputs bring into the stream: its fine key's, or its only key's.
+double stream_input_noise(const tfhe::TfheParameters & params) {
+    return std::sqrt(tfhe::programmable_bootstrap_variance(params.has_fine_bootstrap() ? params.fine_bootstrap_parameters()
+                                                                                        : params)) *
+           0x1p64;
+}
+
+// The circuit whose noise analysis picks the set the stream is calibrated for: one new token at
+// position 7 on the key/value cache, the cost reference of docs/whole-model.md.
+constexpr int32_t kParameterChoicePositions = 8;
+
+const tfhe::TfheParameters * chosen_parameters(const QuantizedBlocks & q, int32_t n_ctx) {
+    const int32_t n = std::min(kParameterChoicePositions, n_ctx);
+    return choose_parameters(build_blocks_row_circuit(q, n - 1, n));
+}
+
+} // namespace
+
+QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRangeSpec & spec, const BlockCalibration & cal,
+                                const BlocksQuantConfig & config) {
+    if (config.fine_noise_log2 != 0)
+        return quantize_blocks_for_noise(model, spec, cal, config, std::exp2(config.fine_noise_log2));
+    // First for the fastest set's fine key. If the noise analysis then needs a set whose outputs
+    // are less noisy (a finer fine key, for roundings that the stream's width does not decide),
+    // the stream can use that lower noise too: calibrated again for it, kept if a set runs it.
+    const int lut_bits = lookup_bits(config.head);
+    const double sigma = fine_output_noise(lut_bits);
+    QuantizedBlocks q = quantize_blocks_for_noise(model, spec, cal, config, sigma);
+    const tfhe::TfheParameters * chosen = chosen_parameters(q, model.hparams.n_ctx);
+    if (!chosen || stream_input_noise(*chosen) >= sigma) return q;
+    QuantizedBlocks finer = quantize_blocks_for_noise(model, spec, cal, config, stream_input_noise(*chosen));
+    return chosen_parameters(finer, model.hparams.n_ctx) ? finer : q;
 }
 
 } // namespace fhegpt::circuit

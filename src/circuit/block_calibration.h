@@ -44,7 +44,9 @@ struct BlocksQuantConfig {
     int output_bits = 12;         // ln_f's outputs (signed, before its bias)
     double fine_noise_log2 = 0;   // the c_proj inputs' noise (log2 of its standard deviation on
                                   // the 2^64 torus); 0: the fine key of the fastest production set
-                                  // that reads the lookups
+                                  // that reads the lookups, or of the set that the noise analysis
+                                  // of one new token at position 7 then picks if its outputs are
+                                  // less noisy (quantize_blocks calibrates the stream again for it)
     double headroom = 1.25;       // calibrated ranges are widened by this factor
 };
 

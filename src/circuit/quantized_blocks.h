@@ -38,6 +38,7 @@ struct QuantizedBlocks {
     int lut_bits = 0;
     float eps = 1e-5f;
     ResidualEncoding residual;
+    double stream_noise_log2 = 0; // the c_proj inputs' noise the stream is calibrated for (log2, 2^64 torus)
     std::vector<QuantizedBlock> blocks;
     std::optional<QuantizedLayerNorm> ln_f; // spec.final_norm
 

@@ -145,6 +145,7 @@ void print_json(const CompileReport & r) {
     if (r.blocks) {
         j["pbs_by_layer"] = a.bootstraps_by_section;
         j["widths"]["residual"] = r.blocks->residual.width;
+        j["stream_noise_log2"] = r.blocks->stream_noise_log2;
         j["widths"]["lookups"] = r.blocks->lut_bits;
     }
     if (r.attention) {
@@ -174,8 +175,9 @@ void print_text(const CompileReport & r) {
                     head.denominator_bits(r.seq_len), head.output_bits(r.seq_len));
     }
     if (r.blocks) {
-        std::printf("  residual stream %d bits, lookups %d bits; bootstraps by layer:", r.blocks->residual.width,
-                    r.blocks->lut_bits);
+        std::printf("  residual stream %d bits (calibrated for c_proj inputs of noise 2^%.1f), lookups %d bits; "
+                    "bootstraps by layer:",
+                    r.blocks->residual.width, r.blocks->stream_noise_log2, r.blocks->lut_bits);
         for (const auto & [section, count] : a.bootstraps_by_section)
             std::printf(" %s %lld", section.c_str(), static_cast<long long>(count));
         std::printf("\n");

@@ -162,16 +162,20 @@ std::vector<TfheParameters> build_sets() {
     for (const SetSpec & s : specs) sets.push_back(make(s));
     // Sets with a second, finer bootstrapping key of the same keys: a lookup whose output enters
     // a long sum takes the fine key, every other lookup the fast one (circuit/noise_analysis.h).
+    // Inserted right after the base set, or before the set `before` (production order).
     const auto with_fine = [&](const char * base, const char * name, const char * source, size_t base_log,
-                               size_t levels) {
-        const auto at = std::find_if(sets.begin(), sets.end(), [&](const TfheParameters & p) { return p.name == base; });
-        FHEGPT_CHECK(at != sets.end(), "no parameter set %s", base);
-        TfheParameters p = *at;
+                               size_t levels, const char * before = nullptr) {
+        const auto find = [&](const char * wanted) {
+            const auto at = std::find_if(sets.begin(), sets.end(), [&](const TfheParameters & p) { return p.name == wanted; });
+            FHEGPT_CHECK(at != sets.end(), "no parameter set %s", wanted);
+            return at;
+        };
+        TfheParameters p = *find(base);
         p.name = name;
         p.source = source;
         p.fine_pbs_base_log = DecompositionBaseLog{base_log};
         p.fine_pbs_level_count = DecompositionLevelCount{levels};
-        sets.insert(at + 1, p);
+        sets.insert(before ? find(before) : find(base) + 1, p);
     };
     with_fine("PARAM_4BIT_2M128", "PARAM_4BIT_2M128_MIXED",
               "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, plus a PBS base log 15 level 2 key (fhegpt)",
@@ -193,6 +197,21 @@ std::vector<TfheParameters> build_sets() {
               15, 2);
     with_fine("INSECURE_TEST_4BIT_MULTI_BIT_G4", "INSECURE_TEST_4BIT_MULTI_BIT_G4_MIXED", "fhegpt unit tests (insecure)",
               15, 2);
+    // Fine keys of four and six levels, each with the base of least output noise for its level
+    // count (noise_model.h): 2^36.2 instead of 2^42.0 (4-bit), 2^35.8 instead of 2^40.1 (6-bit),
+    // on the 2^64 torus, mostly FFT error at these bases; the fine bootstraps take about twice as
+    // long. For runs of whole blocks, whose residual stream sums c_proj over hundreds of fine
+    // bootstrap outputs and whose q/k/v sum a server-side LayerNorm's (circuit/block_calibration.h):
+    // each is the last 2^-128 set of its message width that choose_parameters tries. The same keys,
+    // dimensions and noise distributions as the base set, hence its security (128 bits); the noise
+    // model gives its standard key's failure probability (2^-129.0, 2^-128.5) and, at the set's
+    // 2-norm, the fine key's (2^-131.8, 2^-128.6).
+    with_fine("PARAM_4BIT_2M128", "PARAM_4BIT_2M128_MIXED_FINE4",
+              "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, plus a PBS base log 9 level 4 key (fhegpt)",
+              9, 4, "PARAM_5BIT_2M128_NORM2");
+    with_fine("PARAM_6BIT_2M128", "PARAM_6BIT_2M128_MIXED_FINE6",
+              "TFHE-rs v1.4 V1_4_PARAM_MESSAGE_3_CARRY_3_KS_PBS_TUNIFORM_2M128, plus a PBS base log 7 level 6 key (fhegpt)",
+              7, 6, "PARAM_2BIT_2M64");
     return sets;
 }
 
