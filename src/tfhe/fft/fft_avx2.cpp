@@ -147,7 +147,10 @@ FHEGPT_K256_INLINE __m256d load_src(const DigitSource & s, size_t i) {
 // Radix-4 pass; a Source other than InPlace supplies the inputs (first pass: points i of the
 // real parts, m + i of the imaginary parts).
 template <class Source>
-FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & src, double * re, double * im) {
+FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & source, double * re, double * im) {
+    // A local copy: the vector stores below may alias anything, so fields read through the
+    // reference would be reloaded at every step.
+    const Source src = source;
     const size_t m = p.m;
     const size_t blocks = size_t{1} << pass.level;
     const size_t q = m >> (pass.level + 2);
@@ -237,10 +240,11 @@ FHEGPT_K256_INLINE void fwd_tail8(double * const * xr, double * const * xi, cons
 }
 
 FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
+    const size_t m = p.m;
     const double * tab = p.simd_tw.data() + p.final_offset;
     if (!p.final_fused) {
         size_t g = 0;
-        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+        for (; g + 2 <= m / 8; g += 2, tab += 2 * kFinalStride) {
             double * xr[2] = {re + 8 * g, re + 8 * g + 8};
             double * xi[2] = {im + 8 * g, im + 8 * g + 8};
             Cx s[2], d[2];
@@ -253,7 +257,7 @@ FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
             }
             fwd_tail8<2>(xr, xi, tab, s, d);
         }
-        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+        for (; g < m / 8; ++g, tab += kFinalStride) {
             double * xr[1] = {re + 8 * g};
             double * xi[1] = {im + 8 * g};
             const Cx a = load(xr[0], xi[0]);
@@ -264,7 +268,7 @@ FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
         return;
     }
     const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
-    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+    for (size_t g = 0; g < m / 16; ++g, tab += 2 * kFinalStride) {
         double * xr[2] = {re + 16 * g, re + 16 * g + 8};
         double * xi[2] = {im + 16 * g, im + 16 * g + 8};
         Cx x0 = load(xr[0], xi[0]), x1 = load(xr[0] + 4, xi[0] + 4);
@@ -376,11 +380,13 @@ FHEGPT_K256_INLINE void inv_head8(const Source & src, const size_t * pos, const 
 
 // The in-register levels of the inverse transform: reads `src`, writes re / im.
 template <class Source>
-FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, double * im) {
+FHEGPT_K256 void inv_final(const Plan & p, const Source & source, double * re, double * im) {
+    const Source src = source; // local: not reloaded after each store (see fwd_radix4)
+    const size_t m = p.m;
     const double * tab = p.simd_tw.data() + p.final_offset;
     if (!p.final_fused) {
         size_t g = 0;
-        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+        for (; g + 2 <= m / 8; g += 2, tab += 2 * kFinalStride) {
             const size_t pos[2] = {8 * g, 8 * g + 8};
             Cx u[2], v[2];
             inv_head8<2>(src, pos, tab, u, v);
@@ -391,7 +397,7 @@ FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, doub
                       mulc(sub(u[k], v[k]), _mm256_set1_pd(t[0]), _mm256_set1_pd(t[1])));
             }
         }
-        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+        for (; g < m / 8; ++g, tab += kFinalStride) {
             const size_t pos[1] = {8 * g};
             Cx u[1], v[1];
             inv_head8<1>(src, pos, tab, u, v);
@@ -402,7 +408,7 @@ FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, doub
         return;
     }
     const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
-    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+    for (size_t g = 0; g < m / 16; ++g, tab += 2 * kFinalStride) {
         const size_t pos[2] = {16 * g, 16 * g + 8};
         Cx u[2], v[2];
         inv_head8<2>(src, pos, tab, u, v);
