@@ -3,6 +3,7 @@
 // int64 -> double conversion, then a final pass per 8-point block doing the last 3 levels in
 // registers (the last radix-4 pass fused into it when L-3 is odd); backward mirrors it with the
 // scaling, the mod-2^64 conversion and the add fused into its last pass.
+#include "common/check.h"
 #include "tfhe/fft/fft_internal.h"
 
 #include <type_traits>
@@ -388,6 +389,7 @@ FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs,
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
     if (separate == 0) { // N <= 32: no separate first pass; rotate into a local copy
         uint64_t rotated[32];
+        FHEGPT_CHECK(n <= 32, "N = %zu with no separate first pass", n);
         for (size_t i = 0; i < n; ++i) rotated[i] = monomial_mul_coefficient(coeffs, n, power, i) - coeffs[i];
         forward_digits(p, rotated, de, fourier);
         return;
