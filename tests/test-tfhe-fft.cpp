@@ -1,5 +1,6 @@
 #include "tfhe/fft/negacyclic_fft.h"
 
+#include "tfhe/commons/coefficient_ops.h"
 #include "tfhe/commons/decomposition.h"
 
 #include <gtest/gtest.h>
@@ -441,6 +442,42 @@ TEST(TfheFft, ForwardDecompositionLevelIsForwardIntegerOfTheDigits) {
                                                           << " x " << levels << " level " << level << " i=" << i;
                 }
             }
+        }
+}
+
+// The CMux input's digits with the rotation folded into the FFT: forward_decomposition_level_of_rotation
+// equals forward_decomposition_level of X^power c - c written out, bit for bit, on every kernel,
+// for powers whose rotation boundary falls at every position inside a vector and at the edges
+// of the first pass's streams, both halves of [0, 2N), and multi-level decompositions.
+TEST(TfheFft, ForwardDecompositionLevelOfRotationIsThatOfTheRotatedDifference) {
+    std::mt19937_64 rng(13);
+    const std::pair<size_t, size_t> decompositions[] = {{23, 1}, {15, 2}, {4, 4}};
+    for (FftKernel kernel : available_kernels())
+        for (size_t n : {16u, 32u, 64u, 128u, 2048u}) {
+            NegacyclicFft fft(n, kernel);
+            std::vector<uint64_t> x = random_torus(n, rng);
+            x[0] = 0;
+            x[n - 1] = ~uint64_t{0};
+            x[n / 2] = uint64_t{1} << 63;
+            std::vector<size_t> powers;
+            for (size_t p = 0; p < 10; ++p) powers.insert(powers.end(), {p, n - 1 - p, n + p, 2 * n - 1 - p});
+            for (size_t k = 1; k < 8; ++k) powers.insert(powers.end(), {k * n / 8 - 1, k * n / 8, k * n / 8 + 1, k * n / 8 + 2});
+            for (int i = 0; i < 8; ++i) powers.push_back(rng() % (2 * n));
+            for (const auto & [base_log, levels] : decompositions)
+                for (size_t power : powers) {
+                    std::vector<uint64_t> rotated(n), work(n);
+                    for (size_t i = 0; i < n; ++i)
+                        rotated[i] = fhegpt::tfhe::monomial_mul_coefficient(x.data(), n, power, i) - x[i];
+                    for (size_t level = 1; level <= levels; ++level) {
+                        aligned_vector<double> fused(n), reference(n);
+                        fft.forward_decomposition_level_of_rotation(x, power, base_log, levels, level, work, fused);
+                        fft.forward_decomposition_level(rotated, base_log, levels, level, reference);
+                        for (size_t i = 0; i < n; ++i)
+                            ASSERT_EQ(fused[i], reference[i]) << name_of(kernel) << " N=" << n << " power " << power
+                                                              << " base 2^" << base_log << " level " << level
+                                                              << " i=" << i;
+                    }
+                }
         }
 }
 

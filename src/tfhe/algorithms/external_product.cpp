@@ -49,9 +49,10 @@ void check_scratch(const FourierGgswView & ggsw, const ExternalProductScratch & 
     FHEGPT_CHECK_EQ(scratch.level_count.value, ggsw.level_count.value);
 }
 
-// out += ggsw [x] in, `in` may be scratch.rotated.
+// out += ggsw [x] in, `in` may be scratch.rotated. rotation: when nonzero, `in` is `out` and the
+// product is taken of X^rotation in - in instead (the FFT rotates inside its first pass).
 void external_product_core(std::span<uint64_t> out, const FourierGgswView & ggsw, const uint64_t * in,
-                           ExternalProductScratch & scratch) {
+                           size_t rotation, ExternalProductScratch & scratch) {
     const size_t k1 = ggsw.glwe_dimension.value + 1, n = ggsw.polynomial_size.value;
     const size_t levels = ggsw.level_count.value, rows = levels * k1, glwe = k1 * n;
     const size_t base_log = ggsw.base_log.value;
@@ -60,7 +61,14 @@ void external_product_core(std::span<uint64_t> out, const FourierGgswView & ggsw
     // Digit spectra, level-major over the whole GLWE: row r = level * (k + 1) + column, like the
     // GGSW. The FFT extracts the digits in its first pass; bases past 52 bits (no parameter set
     // has them) are decomposed into memory first.
-    if (base_log <= 52) {
+    if (rotation != 0) {
+        for (size_t level = 0; level < levels; ++level)
+            for (size_t c = 0; c < k1; ++c)
+                fft.forward_decomposition_level_of_rotation(
+                    std::span<const uint64_t>(in + c * n, n), rotation, base_log, levels, level + 1,
+                    std::span<uint64_t>(scratch.rotated.data() + c * n, n),
+                    std::span<double>(scratch.digits_fourier.data() + (level * k1 + c) * n, n));
+    } else if (base_log <= 52) {
         for (size_t level = 0; level < levels; ++level)
             for (size_t c = 0; c < k1; ++c)
                 fft.forward_decomposition_level(std::span<const uint64_t>(in + c * n, n), base_log, levels, level + 1,
@@ -84,7 +92,7 @@ void add_external_product_assign(std::span<uint64_t> out, const FourierGgswView 
     const size_t glwe = (ggsw.glwe_dimension.value + 1) * ggsw.polynomial_size.value;
     FHEGPT_CHECK_EQ(out.size(), glwe);
     FHEGPT_CHECK_EQ(in.size(), glwe);
-    external_product_core(out, ggsw, in.data(), scratch);
+    external_product_core(out, ggsw, in.data(), 0, scratch);
 }
 
 void cmux_rotate_assign(std::span<uint64_t> accumulator, const FourierGgswView & ggsw, size_t power,
@@ -93,10 +101,16 @@ void cmux_rotate_assign(std::span<uint64_t> accumulator, const FourierGgswView &
     const size_t k1 = ggsw.glwe_dimension.value + 1, n = ggsw.polynomial_size.value;
     FHEGPT_CHECK_EQ(accumulator.size(), k1 * n);
     if (power == 0) return;
+    // The FFT reads the accumulator and rotates it in its first pass where its kernel can (once
+    // per level); otherwise the rotation is written out once for all levels.
+    if (ggsw.base_log.value <= 52 && scratch.fft->fuses_rotation()) {
+        external_product_core(accumulator, ggsw, accumulator.data(), power, scratch);
+        return;
+    }
     for (size_t c = 0; c < k1; ++c)
         polynomial_monomial_mul_sub(std::span<uint64_t>(scratch.rotated.data() + c * n, n),
                                     accumulator.subspan(c * n, n), power);
-    external_product_core(accumulator, ggsw, scratch.rotated.data(), scratch);
+    external_product_core(accumulator, ggsw, scratch.rotated.data(), 0, scratch);
 }
 
 } // namespace fhegpt::tfhe

@@ -7,7 +7,9 @@
 // k + 1 inverse FFTs and (k + 1)^2 l pointwise products. The digits are extracted inside the
 // forward FFTs' first pass (NegacyclicFft::forward_decomposition_level) and the products are
 // summed by NegacyclicFft::backward_add_sum_of_products, never written out as digits.
-// CMux for the blind rotation: acc += ggsw(s) [x] (X^a acc - acc), i.e. acc * X^(a s).
+// CMux for the blind rotation: acc += ggsw(s) [x] (X^a acc - acc), i.e. acc * X^(a s); where the
+// FFT kernel can (NegacyclicFft::fuses_rotation), X^a acc - acc is formed inside the forward
+// FFTs' first pass from acc, never written out.
 // Scratch is caller-owned (ExternalProductScratch) and nothing here allocates.
 #pragma once
 
@@ -27,7 +29,7 @@ struct ExternalProductScratch {
     PolynomialSize polynomial_size;
     DecompositionLevelCount level_count;
     const NegacyclicFft * fft = nullptr;   // fft_plan(N), looked up once
-    std::vector<uint64_t> rotated;         // (k + 1) N: X^a acc - acc
+    std::vector<uint64_t> rotated;         // (k + 1) N: X^a acc - acc (kernels that do not fuse it)
     std::vector<uint64_t> state;           // (k + 1) N: decomposition state (bases past 52 bits)
     std::vector<int64_t> digits;           // (k + 1) l N, row-major like the GGSW rows (same)
     aligned_vector<double> digits_fourier; // (k + 1) l N

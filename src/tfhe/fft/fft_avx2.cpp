@@ -3,6 +3,7 @@
 // int64 -> double conversion, then a final pass per 8-point block doing the last 3 levels in
 // registers (the last radix-4 pass fused into it when L-3 is odd); backward mirrors it with the
 // scaling, the mod-2^64 conversion and the add fused into its last pass.
+#include "common/check.h"
 #include "tfhe/fft/fft_internal.h"
 
 #include <type_traits>
@@ -130,24 +131,31 @@ FHEGPT_K256_INLINE __m256d load_src(const I64Source & s, size_t i) { return load
 struct DigitSource {
     const uint64_t * p;
     __m256i offset, mask;
-    __m128i shift;
+    __m256i shift; // per lane (vpsrlvq): as fast as one count here, and valgrind decodes it
     __m256d bias;
 };
 FHEGPT_K256_INLINE DigitSource make_digit_source(const uint64_t * p, const DigitExtraction & d) {
     return {p, _mm256_set1_epi64x(static_cast<long long>(d.offset)), _mm256_set1_epi64x(static_cast<long long>(d.mask)),
-            _mm_cvtsi64_si128(static_cast<long long>(d.shift)), _mm256_set1_pd(0x1p52 + static_cast<double>(d.half))};
+            _mm256_set1_epi64x(static_cast<long long>(d.shift)), _mm256_set1_pd(0x1p52 + static_cast<double>(d.half))};
+}
+// The digits of x, given x + offset.
+FHEGPT_K256_INLINE __m256d digits_of_offset(__m256i x_plus_offset, const DigitSource & s) {
+    const __m256i x = _mm256_and_si256(_mm256_srlv_epi64(x_plus_offset, s.shift), s.mask);
+    return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(x, _mm256_set1_epi64x(0x4330000000000000LL))),
+                         s.bias); // (2^52 + value) - (2^52 + half)
 }
 FHEGPT_K256_INLINE __m256d load_src(const DigitSource & s, size_t i) {
-    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s.p + i));
-    x = _mm256_and_si256(_mm256_srl_epi64(_mm256_add_epi64(x, s.offset), s.shift), s.mask);
-    x = _mm256_or_si256(x, _mm256_set1_epi64x(0x4330000000000000LL)); // 2^52 + value
-    return _mm256_sub_pd(_mm256_castsi256_pd(x), s.bias);
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s.p + i));
+    return digits_of_offset(_mm256_add_epi64(x, s.offset), s);
 }
 
 // Radix-4 pass; a Source other than InPlace supplies the inputs (first pass: points i of the
 // real parts, m + i of the imaginary parts).
 template <class Source>
-FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & src, double * re, double * im) {
+FHEGPT_K256 void fwd_radix4(const Plan & p, const Plan::Pass & pass, const Source & source, double * re, double * im) {
+    // A local copy: the vector stores below may alias anything, so fields read through the
+    // reference would be reloaded at every step.
+    const Source src = source;
     const size_t m = p.m;
     const size_t blocks = size_t{1} << pass.level;
     const size_t q = m >> (pass.level + 2);
@@ -237,10 +245,11 @@ FHEGPT_K256_INLINE void fwd_tail8(double * const * xr, double * const * xi, cons
 }
 
 FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
+    const size_t m = p.m;
     const double * tab = p.simd_tw.data() + p.final_offset;
     if (!p.final_fused) {
         size_t g = 0;
-        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+        for (; g + 2 <= m / 8; g += 2, tab += 2 * kFinalStride) {
             double * xr[2] = {re + 8 * g, re + 8 * g + 8};
             double * xi[2] = {im + 8 * g, im + 8 * g + 8};
             Cx s[2], d[2];
@@ -253,7 +262,7 @@ FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
             }
             fwd_tail8<2>(xr, xi, tab, s, d);
         }
-        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+        for (; g < m / 8; ++g, tab += kFinalStride) {
             double * xr[1] = {re + 8 * g};
             double * xi[1] = {im + 8 * g};
             const Cx a = load(xr[0], xi[0]);
@@ -264,7 +273,7 @@ FHEGPT_K256 void fwd_final(const Plan & p, double * re, double * im) {
         return;
     }
     const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
-    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+    for (size_t g = 0; g < m / 16; ++g, tab += 2 * kFinalStride) {
         double * xr[2] = {re + 16 * g, re + 16 * g + 8};
         double * xi[2] = {im + 16 * g, im + 16 * g + 8};
         Cx x0 = load(xr[0], xi[0]), x1 = load(xr[0] + 4, xi[0] + 4);
@@ -305,6 +314,118 @@ FHEGPT_K256 void forward_integer(const Plan & p, const int64_t * coeffs, double 
 }
 FHEGPT_K256 void forward_digits(const Plan & p, const uint64_t * coeffs, const DigitExtraction & d, double * fourier) {
     forward_from(p, make_digit_source(coeffs, d), fourier);
+}
+
+// ---- forward of the digits of a CMux input X^power c - c ----------------------------------------
+//
+// The first radix-4 pass (level 0, one block) reads 8 streams of q = N/8 coefficients: stream k
+// holds points k q + j (k < 4: real parts of x_k, else imaginary parts of x_(k-4)). Coefficient i
+// of X^power c is c[i - s] (i >= s) or -c[i - s + N] (i < s), s = power mod N, all negated when
+// power >= N. So stream k reads c at a fixed offset and sign, except where i crosses s: streams
+// k < s / q are all below s, those above all at or past it, and stream s / q crosses s at
+// j = s mod q. The pass runs in two segments of fixed offsets and signs around that point, and
+// the one vector that straddles it (when s is not a multiple of 4) is built coefficient by
+// coefficient. The sign is applied as (v ^ sign) - sign, with "- sign" folded into the digit
+// extraction's offset.
+struct RotatedStreams {
+    const uint64_t * c;
+    size_t q;
+    ptrdiff_t read[8];     // stream k, point j: (X^power c)[k q + j] = sign_k c[k q + j + read[k]]
+    __m256i sign[8];       // 0 or all ones
+    __m256i adjust[8];     // offset - sign (the digit extraction's offset, the negation's + 1)
+};
+
+// Butterflies of step j of the first pass, given the 8 streams' rotated values r[k] (each
+// xor-ed with its sign, adjust[k] completing the negation and adding the offset).
+FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, const __m256i * rot,
+                                           const __m256i * adjust, const DigitSource & d, const Tw3 & t,
+                                           double * re, double * im) {
+    Cx x[4];
+    for (int k = 0; k < 4; ++k) {
+        __m256d v[2];
+        for (int h = 0; h < 2; ++h) {
+            const size_t i = (4 * h + k) * r.q + j;
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(r.c + i));
+            v[h] = digits_of_offset(_mm256_add_epi64(_mm256_sub_epi64(rot[4 * h + k], c), adjust[4 * h + k]), d);
+        }
+        x[k] = {v[0], v[1]};
+    }
+    fwd_bfly4(x[0], x[1], x[2], x[3], t);
+    const size_t q = r.q;
+    store(re + j, im + j, x[0]);
+    store(re + q + j, im + q + j, x[1]);
+    store(re + 2 * q + j, im + 2 * q + j, x[2]);
+    store(re + 3 * q + j, im + 3 * q + j, x[3]);
+}
+
+// Steps [j0, j1) with the streams' offsets and signs fixed.
+FHEGPT_K256 void rotated_first_segment(const RotatedStreams & streams, size_t j0, size_t j1, const DigitSource & digits,
+                                       const Tw3 & t, double * re, double * im) {
+    const RotatedStreams r = streams; // locals: not reloaded after each store
+    const DigitSource d = digits;
+    for (size_t j = j0; j < j1; j += 4) {
+        __m256i rot[8];
+        for (int k = 0; k < 8; ++k) {
+            const uint64_t * at = r.c + static_cast<ptrdiff_t>(k * r.q + j) + r.read[k];
+            rot[k] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(at)), r.sign[k]);
+        }
+        rotated_first_step(r, j, rot, r.adjust, d, t, re, im);
+    }
+}
+
+// Streams k < below read the wrapped coefficients c[i - s + N], negated (unless `negate`).
+FHEGPT_K256_INLINE void set_streams(RotatedStreams & r, size_t below, size_t n, size_t s, bool negate, __m256i offset) {
+    for (size_t k = 0; k < 8; ++k) {
+        const bool wrapped = k < below;
+        r.read[k] = wrapped ? static_cast<ptrdiff_t>(n - s) : -static_cast<ptrdiff_t>(s);
+        r.sign[k] = wrapped != negate ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
+        r.adjust[k] = _mm256_sub_epi64(offset, r.sign[k]);
+    }
+}
+
+FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs, size_t power,
+                                        const DigitExtraction & de, double * fourier) {
+    const size_t n = p.n;
+    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
+    if (separate == 0) { // N <= 32: no separate first pass; rotate into a local copy
+        uint64_t rotated[32];
+        FHEGPT_CHECK(n <= 32, "N = %zu with no separate first pass", n);
+        for (size_t i = 0; i < n; ++i) rotated[i] = monomial_mul_coefficient(coeffs, n, power, i) - coeffs[i];
+        forward_digits(p, rotated, de, fourier);
+        return;
+    }
+    double * re = fourier;
+    double * im = fourier + p.m;
+    const DigitSource d = make_digit_source(coeffs, de);
+    const Tw3 t = load_tw3(p.simd_tw.data() + p.passes[0].offset);
+    const bool negate = power >= n;
+    const size_t s = negate ? power - n : power;
+    RotatedStreams r;
+    r.c = coeffs;
+    r.q = p.m / 4;
+    const size_t crossing = s / r.q, at = s % r.q; // stream `crossing` passes s at step `at`
+    const size_t before = at & ~size_t{3}, after = (at + 3) & ~size_t{3};
+    set_streams(r, crossing + 1, n, s, negate, d.offset);
+    rotated_first_segment(r, 0, before, d, t, re, im);
+    if (before != after) { // the straddling step: stream `crossing` built coefficient by coefficient
+        set_streams(r, crossing, n, s, negate, d.offset);
+        alignas(32) uint64_t straddle[4];
+        for (size_t lane = 0; lane < 4; ++lane)
+            straddle[lane] = monomial_mul_coefficient(coeffs, n, power, crossing * r.q + before + lane);
+        __m256i rot[8], adjust[8];
+        for (size_t k = 0; k < 8; ++k) {
+            const uint64_t * from = coeffs + static_cast<ptrdiff_t>(k * r.q + before) + r.read[k];
+            rot[k] = k == crossing ? _mm256_load_si256(reinterpret_cast<const __m256i *>(straddle))
+                                   : _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(from)),
+                                                      r.sign[k]);
+            adjust[k] = k == crossing ? d.offset : r.adjust[k];
+        }
+        rotated_first_step(r, before, rot, adjust, d, t, re, im);
+    }
+    set_streams(r, crossing, n, s, negate, d.offset);
+    rotated_first_segment(r, after, r.q, d, t, re, im);
+    for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
+    fwd_final(p, re, im);
 }
 
 // ---- backward ------------------------------------------------------------------------------
@@ -376,11 +497,13 @@ FHEGPT_K256_INLINE void inv_head8(const Source & src, const size_t * pos, const 
 
 // The in-register levels of the inverse transform: reads `src`, writes re / im.
 template <class Source>
-FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, double * im) {
+FHEGPT_K256 void inv_final(const Plan & p, const Source & source, double * re, double * im) {
+    const Source src = source; // local: not reloaded after each store (see fwd_radix4)
+    const size_t m = p.m;
     const double * tab = p.simd_tw.data() + p.final_offset;
     if (!p.final_fused) {
         size_t g = 0;
-        for (; g + 2 <= p.m / 8; g += 2, tab += 2 * kFinalStride) {
+        for (; g + 2 <= m / 8; g += 2, tab += 2 * kFinalStride) {
             const size_t pos[2] = {8 * g, 8 * g + 8};
             Cx u[2], v[2];
             inv_head8<2>(src, pos, tab, u, v);
@@ -391,7 +514,7 @@ FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, doub
                       mulc(sub(u[k], v[k]), _mm256_set1_pd(t[0]), _mm256_set1_pd(t[1])));
             }
         }
-        for (; g < p.m / 8; ++g, tab += kFinalStride) {
+        for (; g < m / 8; ++g, tab += kFinalStride) {
             const size_t pos[1] = {8 * g};
             Cx u[1], v[1];
             inv_head8<1>(src, pos, tab, u, v);
@@ -402,7 +525,7 @@ FHEGPT_K256 void inv_final(const Plan & p, const Source & src, double * re, doub
         return;
     }
     const double * head = p.simd_tw.data() + p.passes[p.num_passes - 1].offset;
-    for (size_t g = 0; g < p.m / 16; ++g, tab += 2 * kFinalStride) {
+    for (size_t g = 0; g < m / 16; ++g, tab += 2 * kFinalStride) {
         const size_t pos[2] = {16 * g, 16 * g + 8};
         Cx u[2], v[2];
         inv_head8<2>(src, pos, tab, u, v);
@@ -529,8 +652,9 @@ FHEGPT_K256 void multiply_add(double * acc, const double * a, const double * b, 
     for (; j < h; ++j) mac1(acc[j], acc[h + j], a + j, b + j, h);
 }
 
-const KernelOps kOps = {"avx2",   8,           init,    forward_torus,     forward_integer, forward_digits,
-                        backward, multiply_add, nullptr, backward_products, backward_torus};
+const KernelOps kOps = {"avx2",       8,       init,           forward_torus,
+                        forward_integer, forward_digits, backward, multiply_add,
+                        nullptr,      backward_products, backward_torus, forward_rotated_digits};
 
 } // namespace
 

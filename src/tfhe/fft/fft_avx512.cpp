@@ -568,7 +568,7 @@ FHEGPT_K512 void multiply_accumulate(double * out, const double * a, const doubl
 }
 
 const KernelOps kOps = {"avx512", 16,          init, forward_torus, forward_integer, forward_digits,
-                        backward, multiply_add, multiply_accumulate, nullptr, nullptr};
+                        backward, multiply_add, multiply_accumulate, nullptr, nullptr, nullptr};
 
 } // namespace
 

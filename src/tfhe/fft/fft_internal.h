@@ -15,6 +15,7 @@
 // the same order as the scalar reference, so Fourier-domain data is portable between kernels.
 #pragma once
 
+#include "tfhe/commons/coefficient_ops.h"
 #include "tfhe/fft/negacyclic_fft.h"
 
 #include <cstddef>
@@ -72,6 +73,10 @@ using ForwardTorusFn = void (*)(const Plan &, const uint64_t *, double *);
 using ForwardIntegerFn = void (*)(const Plan &, const int64_t *, double *);
 // forward_integer of the digits extract_digit(coeffs[j], d), computed in the first pass.
 using ForwardDigitsFn = void (*)(const Plan &, const uint64_t *, const DigitExtraction &, double *);
+// forward_digits of the coefficients of X^power c - c (power < 2N), the CMux input, rotated
+// inside the first pass.
+using ForwardRotatedDigitsFn = void (*)(const Plan &, const uint64_t * c, size_t power, const DigitExtraction &,
+                                        double *);
 // add: coeffs += result, else coeffs = result.
 using BackwardFn = void (*)(const Plan &, double *, uint64_t *, bool add);
 // coeffs = result, possibly rounded to a multiple of 2^12 (negacyclic_fft.h).
@@ -102,6 +107,7 @@ struct KernelOps {
     MultiplyAccumulateFn multiply_accumulate; // may be null when backward_products is set
     BackwardProductsFn backward_products;     // null: multiply_accumulate, then backward per column
     BackwardTorusFn backward_torus;           // null: backward
+    ForwardRotatedDigitsFn forward_rotated_digits; // null: the caller rotates into memory first
 };
 
 extern const KernelOps kScalarOps;

@@ -50,6 +50,13 @@ void forward_digits(const Plan & plan, const uint64_t * coeffs, const DigitExtra
     forward_levels(plan, fourier, fourier + plan.m);
 }
 
+void forward_rotated_digits(const Plan & plan, const uint64_t * coeffs, size_t power, const DigitExtraction & d,
+                            double * fourier) {
+    for (size_t j = 0; j < plan.n; ++j)
+        fourier[j] = static_cast<double>(extract_digit(monomial_mul_coefficient(coeffs, plan.n, power, j) - coeffs[j], d));
+    forward_levels(plan, fourier, fourier + plan.m);
+}
+
 void backward(const Plan & plan, double * fourier, uint64_t * coeffs, bool add) {
     const size_t m = plan.m;
     double * re = fourier;
@@ -99,6 +106,7 @@ void multiply_accumulate(double * out, const double * a, const double * b, size_
 } // namespace
 
 const KernelOps kScalarOps = {"scalar",       1,           nullptr, forward_torus, forward_integer, forward_digits,
-                              backward,       multiply_add, multiply_accumulate, nullptr, nullptr};
+                              backward,       multiply_add, multiply_accumulate, nullptr, nullptr,
+                              forward_rotated_digits};
 
 } // namespace fhegpt::tfhe::fft_detail

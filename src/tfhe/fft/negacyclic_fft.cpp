@@ -163,6 +163,25 @@ void NegacyclicFft::forward_decomposition_level(std::span<const uint64_t> coeffi
     plan_->ops->forward_digits(*plan_, coefficients.data(), d, fourier.data());
 }
 
+void NegacyclicFft::forward_decomposition_level_of_rotation(std::span<const uint64_t> coefficients, size_t power,
+                                                            size_t base_log, size_t level_count, size_t level,
+                                                            std::span<uint64_t> work, std::span<double> fourier) const {
+    const size_t n = plan_->n;
+    FHEGPT_CHECK_EQ(coefficients.size(), n);
+    FHEGPT_CHECK_EQ(fourier.size(), n);
+    FHEGPT_CHECK(power < 2 * n, "monomial power %zu >= 2N = %zu", power, 2 * n);
+    const fft_detail::DigitExtraction d = fft_detail::digit_extraction(base_log, level_count, level);
+    if (plan_->ops->forward_rotated_digits != nullptr) {
+        plan_->ops->forward_rotated_digits(*plan_, coefficients.data(), power, d, fourier.data());
+        return;
+    }
+    FHEGPT_CHECK_EQ(work.size(), n);
+    for (size_t i = 0; i < n; ++i) work[i] = monomial_mul_coefficient(coefficients.data(), n, power, i) - coefficients[i];
+    plan_->ops->forward_digits(*plan_, work.data(), d, fourier.data());
+}
+
+bool NegacyclicFft::fuses_rotation() const { return plan_->ops->forward_rotated_digits != nullptr; }
+
 void NegacyclicFft::backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows,
                                                  size_t cols, std::span<double> work,
                                                  std::span<uint64_t> coefficients) const {

@@ -59,6 +59,15 @@ public:
     // being written out. base_log <= 52 (the digits are exact doubles).
     void forward_decomposition_level(std::span<const uint64_t> coefficients, size_t base_log, size_t level_count,
                                      size_t level, std::span<double> fourier) const;
+    // forward_decomposition_level of the coefficients of X^power c - c mod X^N + 1 (c: `coefficients`,
+    // power < 2N), the input of a CMux: bit for bit the same spectrum. Kernels that fuse the rotation
+    // (fuses_rotation()) read c directly in their first pass; the others write X^power c - c to
+    // `work` (N elements, else unused) first.
+    void forward_decomposition_level_of_rotation(std::span<const uint64_t> coefficients, size_t power, size_t base_log,
+                                                 size_t level_count, size_t level, std::span<uint64_t> work,
+                                                 std::span<double> fourier) const;
+    // Whether forward_decomposition_level_of_rotation reads c directly (else: through `work`).
+    bool fuses_rotation() const;
     // The second half of an external product: for each column c < cols,
     //   coefficients_c += round(inverse transform of sum_{r < rows} a_r * b_{r cols + c}) mod 2^64,
     // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
