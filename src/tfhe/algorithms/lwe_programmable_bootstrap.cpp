@@ -28,19 +28,6 @@ FourierGgswView fourier_ggsw_of(const FourierLweBootstrapKey & bsk, size_t i) {
     return {bsk.glwe_dimension, bsk.polynomial_size, bsk.base_log, bsk.level_count, bsk.ggsw(i)};
 }
 
-namespace {
-
-// Asks for GGSW i + 1 of the key to be brought to L2 while GGSW i is used: the FFTs of the
-// current CMux do not touch memory, so the key stream overlaps with them.
-void prefetch_next_ggsw(const FourierLweBootstrapKey & bsk, size_t i) {
-    if (i + 1 >= bsk.input_lwe_dimension.value) return;
-    const char * next = reinterpret_cast<const char *>(bsk.ggsw(i + 1));
-    const size_t bytes = bsk.ggsw_size() * sizeof(double);
-    for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(next + offset, 0, 2);
-}
-
-} // namespace
-
 void initialize_accumulator(std::span<uint64_t> accumulator, const LookupTable & lut, uint32_t body, size_t k) {
     const size_t n = lut.polynomial_size.value;
     std::fill(accumulator.begin(), accumulator.begin() + k * n, 0);
@@ -61,10 +48,7 @@ void blind_rotate_assign(std::span<uint64_t> accumulator, std::span<const uint32
     FHEGPT_CHECK(!bsk.grouping_factor.is_multi_bit(), "multi-bit key: use multi_bit_blind_rotate_assign");
     FHEGPT_CHECK_EQ(switched.size(), n + 1);
     FHEGPT_CHECK_EQ(accumulator.size(), (bsk.glwe_dimension.value + 1) * bsk.polynomial_size.value);
-    for (size_t i = 0; i < n; ++i) {
-        prefetch_next_ggsw(bsk, i);
-        cmux_rotate_assign(accumulator, fourier_ggsw_of(bsk, i), switched[i], scratch);
-    }
+    for (size_t i = 0; i < n; ++i) cmux_rotate_assign(accumulator, fourier_ggsw_of(bsk, i), switched[i], scratch);
 }
 
 void programmable_bootstrap_lwe_ciphertext_group(std::span<const LweCiphertext * const> inputs,
@@ -99,7 +83,6 @@ void programmable_bootstrap_lwe_ciphertext_group(std::span<const LweCiphertext *
     // GGSW i is applied to the whole group before moving on: it stays in cache.
     for (size_t i = 0; i < n; ++i) {
         const FourierGgswView ggsw = fourier_ggsw_of(bsk, i);
-        prefetch_next_ggsw(bsk, i);
         for (size_t c = 0; c < count; ++c)
             cmux_rotate_assign(std::span<uint64_t>(scratch.accumulators.data() + c * glwe, glwe), ggsw,
                                scratch.switched[c * (n + 1) + i], scratch.external_product);
