@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
+#include <algorithm>
+#include <optional>
+#include <span>
 #include <random>
 #include <vector>
 
