@@ -10,11 +10,11 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <optional>
-#include <span>
 #include <random>
+#include <span>
 #include <vector>
 
 namespace {
