@@ -70,7 +70,7 @@ quant::RoundedWeights round_into_units(const std::vector<double> & w, const std:
 // column a unit of about L + 1 bits.
 QuantizedMlp quantize_mlp_front(const model::Gpt2Model & folded, int32_t layer, std::span<const float> x,
                                 const BlocksQuantConfig & config, int lut_bits, int bucket_bits, std::vector<double> & g,
-                                std::vector<double> & reference) {
+                                std::vector<double> & reference, const std::vector<double> * x_scales = nullptr) {
     const model::Gpt2Layer & l = folded.layers[size_t(layer)];
     const int32_t n_embd = folded.hparams.n_embd, n_hidden = 4 * n_embd;
     const int64_t positions = int64_t(x.size() / size_t(n_embd));
@@ -83,7 +83,7 @@ QuantizedMlp quantize_mlp_front(const model::Gpt2Model & folded, int32_t layer, 
     mlp.bucket_bits = bucket_bits;
     mlp.x_bits = hc.n_bits;
     mlp.gelu_tanh = folded.hparams.activation_function != "gelu";
-    mlp.x_scales = channel_scales(x, n_embd, hc.n_bits, hc.calibrated_clipping);
+    mlp.x_scales = x_scales ? *x_scales : channel_scales(x, n_embd, hc.n_bits, hc.calibrated_clipping);
     const std::vector<int64_t> y = mlp.quantize_inputs(x);
 
     std::vector<double> w(size_t(n_embd) * n_hidden);
@@ -184,6 +184,47 @@ struct Contribution {
     std::vector<double> reference; // [dim] input units at multiplier 1
     double multiplier = 1;
 };
+
+// c_proj of an attention block as a contribution to the stream, its inputs the heads' rounded
+// outputs on xhat (the heads' inputs, [positions, n_embd]).
+Contribution attention_contribution(const model::Gpt2Layer & fl, const QuantizedAttention & att, std::span<const float> xhat,
+                                    std::span<const int32_t> lengths) {
+    const int32_t n_embd = att.n_embd;
+    const std::vector<int64_t> o = attention_context(att, att.quantize_inputs(xhat), lengths);
+    Contribution c;
+    c.dim = n_embd;
+    c.weights.assign(fl.attn_proj_w.begin(), fl.attn_proj_w.end());
+    c.bias.assign(fl.attn_proj_b.begin(), fl.attn_proj_b.end());
+    c.reference.resize(size_t(n_embd));
+    for (int32_t r = 0; r < n_embd; ++r) c.reference[size_t(r)] = att.context_unit(r / att.head_dim);
+    c.inputs.resize(o.size());
+    for (size_t i = 0; i < o.size(); ++i) c.inputs[i] = double(o[i]) * c.reference[i % size_t(n_embd)];
+    return c;
+}
+
+// The circuit's integers at every point of the first `count` blocks of q, over the calibration
+// sequences (one after the other, as cal.start).
+std::vector<BlockTaps> circuit_taps(const QuantizedBlocks & q, size_t count, const BlockCalibration & cal) {
+    std::vector<BlockTaps> all(count);
+    const size_t n_embd = size_t(q.n_embd);
+    size_t row = 0;
+    for (int32_t len : cal.lengths) {
+        const std::span<const float> start = std::span(cal.start).subspan(row * n_embd, size_t(len) * n_embd);
+        std::vector<BlockTaps> taps = blocks_reference_taps(q, q.quantize_inputs(start), len, count);
+        for (size_t l = 0; l < count; ++l)
+            for (auto field : {&BlockTaps::before, &BlockTaps::attention_in, &BlockTaps::middle, &BlockTaps::mlp_in, &BlockTaps::after})
+                (all[l].*field).insert((all[l].*field).end(), (taps[l].*field).begin(), (taps[l].*field).end());
+        row += size_t(len);
+    }
+    return all;
+}
+
+// Integers in per-channel units -> reals, [positions, units.size()].
+std::vector<float> to_real(std::span<const int64_t> v, std::span<const double> units) {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = float(double(v[i]) * units[i % units.size()]);
+    return out;
+}
 
 // The stream's width and every contribution's input multiplier. Channel k has unit u_k = R_k /
 // (2^(B-1) - 1); a contribution with input units s_c has integer weights V_ck = round(W_ck s_c /
@@ -405,7 +446,7 @@ int lookup_bits(const quant::HeadQuantConfig & hc) { return hc.lut_bits ? hc.lut
 QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const BlockRangeSpec & spec,
                                           const BlockCalibration & cal, const BlocksQuantConfig & config, double sigma) {
     const model::Gpt2HParams & hp = model.hparams;
-    const int32_t n_embd = hp.n_embd, n_hidden = 4 * hp.n_embd, d = hp.head_dim();
+    const int32_t n_embd = hp.n_embd, n_hidden = 4 * hp.n_embd;
     const quant::HeadQuantConfig & hc = config.head;
     const int lut_bits = lookup_bits(hc);
     const int ln_bits = config.ln_bucket_bits ? config.ln_bucket_bits : lut_bits;
@@ -444,17 +485,7 @@ QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const 
         if (!(l == 0 && spec.from_mlp)) {
             const std::vector<float> xhat = normalized(stream_before(l), n_embd, eps);
             block.attention = quantize_attention_heads(folded, block.layer, xhat, cal.lengths, hc);
-            const QuantizedAttention & att = *block.attention;
-            const std::vector<int64_t> o = attention_context(att, att.quantize_inputs(xhat), cal.lengths);
-            Contribution c;
-            c.dim = n_embd;
-            c.weights.assign(fl.attn_proj_w.begin(), fl.attn_proj_w.end());
-            c.bias.assign(fl.attn_proj_b.begin(), fl.attn_proj_b.end());
-            c.reference.resize(size_t(n_embd));
-            for (int32_t r = 0; r < n_embd; ++r) c.reference[size_t(r)] = att.context_unit(r / d);
-            c.inputs.resize(o.size());
-            for (size_t i = 0; i < o.size(); ++i) c.inputs[i] = double(o[i]) * c.reference[i % size_t(n_embd)];
-            contributions.push_back(std::move(c));
+            contributions.push_back(attention_contribution(fl, *block.attention, xhat, cal.lengths));
         }
         Contribution c;
         c.dim = n_hidden;
@@ -494,44 +525,43 @@ QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const 
     for (int32_t k = 0; k < n_embd; ++k) q.residual.unit[size_t(k)] = range[size_t(k)] / levels;
     const double budget = std::ldexp(1.0, 63 - choice.width) / kStreamNoiseMargin / std::sqrt(double(contributions.size()));
     const bool gptq = hc.weight_rounding == quant::WeightRounding::gptq;
-    size_t next = 0;
-    for (size_t l = 0; l < blocks; ++l) {
-        for (int part = 0; part < 2; ++part) {
-            if (part == 0 && !q.blocks[l].attention) continue;
-            const size_t j = next++;
-            const Contribution & c = contributions[j];
-            const double m = choice.multipliers[j];
-            std::vector<double> w(c.weights.size()), bias(static_cast<size_t>(n_embd));
-            std::vector<int64_t> inputs(c.inputs.size());
-            for (int32_t r = 0; r < c.dim; ++r)
-                for (int32_t k = 0; k < n_embd; ++k)
-                    w[size_t(r) * n_embd + k] = c.weights[size_t(r) * n_embd + k] * c.reference[size_t(r)] * m / q.residual.unit[size_t(k)];
-            for (int32_t k = 0; k < n_embd; ++k) bias[size_t(k)] = c.bias[size_t(k)] / q.residual.unit[size_t(k)];
-            for (size_t i = 0; i < inputs.size(); ++i)
-                inputs[i] = int64_t(std::nearbyint(c.inputs[i] / (c.reference[i % size_t(c.dim)] * m)));
-            quant::RoundedWeights rounded = round_into_units(w, bias, c.dim, n_embd, inputs, positions, gptq);
-            if (gptq && !within_noise(rounded.values, c.dim, n_embd, sigma, budget))
-                rounded = round_into_units(w, bias, c.dim, n_embd, inputs, positions, false);
-            std::vector<int64_t> rounded_bias(static_cast<size_t>(n_embd));
-            for (int32_t k = 0; k < n_embd; ++k) rounded_bias[size_t(k)] = int64_t(std::nearbyint(rounded.bias[size_t(k)]));
-            if (part == 0) {
-                QuantizedAttention & att = *q.blocks[l].attention;
-                att.proj.rows = att.proj.cols = n_embd;
-                att.proj.values = rounded.values;
-                att.proj.scales = q.residual.unit;
-                att.proj_bias = rounded_bias;
-                att.out_bits = q.residual.width;
-                att.out_unit = 0; // per channel: residual.unit
-                att.context_gain.assign(size_t(att.n_head), 1.0 / m);
-                att.context_keeps_low_bits = true;
-            } else {
-                QuantizedMlp & mlp = q.blocks[l].mlp;
-                mlp.proj = rounded.values;
-                mlp.proj_bias = rounded_bias;
-                for (int32_t r = 0; r < n_hidden; ++r) mlp.gelu_unit[size_t(r)] = c.reference[size_t(r)] * m;
-            }
+    // c_proj of block l's attention (part 0) or MLP (part 1), contribution c at multiplier m.
+    auto write_proj = [&](size_t l, int part, const Contribution & c, double m) {
+        std::vector<double> w(c.weights.size()), bias(static_cast<size_t>(n_embd));
+        std::vector<int64_t> inputs(c.inputs.size());
+        for (int32_t r = 0; r < c.dim; ++r)
+            for (int32_t k = 0; k < n_embd; ++k)
+                w[size_t(r) * n_embd + k] = c.weights[size_t(r) * n_embd + k] * c.reference[size_t(r)] * m / q.residual.unit[size_t(k)];
+        for (int32_t k = 0; k < n_embd; ++k) bias[size_t(k)] = c.bias[size_t(k)] / q.residual.unit[size_t(k)];
+        for (size_t i = 0; i < inputs.size(); ++i)
+            inputs[i] = int64_t(std::nearbyint(c.inputs[i] / (c.reference[i % size_t(c.dim)] * m)));
+        quant::RoundedWeights rounded = round_into_units(w, bias, c.dim, n_embd, inputs, positions, gptq);
+        if (gptq && !within_noise(rounded.values, c.dim, n_embd, sigma, budget))
+            rounded = round_into_units(w, bias, c.dim, n_embd, inputs, positions, false);
+        std::vector<int64_t> rounded_bias(static_cast<size_t>(n_embd));
+        for (int32_t k = 0; k < n_embd; ++k) rounded_bias[size_t(k)] = int64_t(std::nearbyint(rounded.bias[size_t(k)]));
+        if (part == 0) {
+            QuantizedAttention & att = *q.blocks[l].attention;
+            att.proj.rows = att.proj.cols = n_embd;
+            att.proj.values = rounded.values;
+            att.proj.scales = q.residual.unit;
+            att.proj_bias = rounded_bias;
+            att.out_bits = q.residual.width;
+            att.out_unit = 0; // per channel: residual.unit
+            att.context_gain.assign(size_t(att.n_head), 1.0 / m);
+            att.context_keeps_low_bits = true;
+        } else {
+            QuantizedMlp & mlp = q.blocks[l].mlp;
+            mlp.proj = rounded.values;
+            mlp.proj_bias = rounded_bias;
+            for (int32_t r = 0; r < n_hidden; ++r) mlp.gelu_unit[size_t(r)] = c.reference[size_t(r)] * m;
         }
-    }
+    };
+    std::vector<std::pair<size_t, int>> stages; // contribution j: (block, part)
+    for (size_t l = 0; l < blocks; ++l)
+        for (int part = 0; part < 2; ++part)
+            if (part == 1 || q.blocks[l].attention) stages.emplace_back(l, part);
+    for (size_t j = 0; j < stages.size(); ++j) write_proj(stages[j].first, stages[j].second, contributions[j], choice.multipliers[j]);
 
     // The LayerNorms on the server: every ln_1 and ln_2 but the run's first (the client's), and ln_f.
     for (size_t l = 0; l < blocks; ++l) {
@@ -546,8 +576,54 @@ QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const 
             set_layer_norm_outputs(*block.ln_2, block.mlp.x_scales, block.mlp.x_bits, block.mlp.input_scale());
         }
     }
+    // Sequential calibration: every stage again, in the run's order, on what the circuit's stages
+    // before it give on the calibration sequences instead of the float model's activations (the
+    // stream's width, units and the contributions' input units stay). GPTQ of c_fc and c_proj,
+    // the heads, the MLP's accumulator widths and the LayerNorms' widths and levels then see the
+    // upstream LayerNorms' and roundings' errors and the ranges the circuit gives.
+    std::vector<float> circuit_end; // the circuit's stream where the run ends
+    if (config.sequential) {
+        for (size_t l = 0, j = 0; l < blocks; ++l) {
+            QuantizedBlock & block = q.blocks[l];
+            const model::Gpt2Layer & fl = folded.layers[size_t(block.layer)];
+            std::vector<BlockTaps> taps = circuit_taps(q, l + 1, cal);
+            if (block.attention) {
+                if (block.ln_1) {
+                    block.ln_1 = calibrate_layer_norm(to_real(taps[l].before, q.residual.unit), q.residual, lut_bits, ln_bits,
+                                                      config, eps);
+                    set_layer_norm_outputs(*block.ln_1, block.attention->heads[0].x_scales, block.attention->heads[0].x_bits,
+                                           attention_input_scale(*block.attention));
+                    taps = circuit_taps(q, l + 1, cal);
+                    const std::vector<float> xhat = to_real(taps[l].attention_in, block.attention->heads[0].x_scales);
+                    block.attention = quantize_attention_heads(folded, block.layer, xhat, cal.lengths, hc);
+                    set_layer_norm_outputs(*block.ln_1, block.attention->heads[0].x_scales, block.attention->heads[0].x_bits,
+                                           attention_input_scale(*block.attention));
+                    write_proj(l, 0, attention_contribution(fl, *block.attention, xhat, cal.lengths), choice.multipliers[j]);
+                    taps = circuit_taps(q, l + 1, cal);
+                }
+                ++j;
+            }
+            if (block.ln_2) {
+                block.ln_2 = calibrate_layer_norm(to_real(taps[l].middle, q.residual.unit), q.residual, lut_bits, ln_bits, config,
+                                                  eps);
+                set_layer_norm_outputs(*block.ln_2, block.mlp.x_scales, block.mlp.x_bits, block.mlp.input_scale());
+                taps = circuit_taps(q, l + 1, cal);
+                const std::vector<double> scales = block.mlp.x_scales;
+                Contribution c;
+                c.dim = n_hidden;
+                block.mlp = quantize_mlp_front(folded, block.layer, to_real(taps[l].mlp_in, scales), config, lut_bits, gelu_bits,
+                                               c.inputs, c.reference, &scales);
+                set_layer_norm_outputs(*block.ln_2, block.mlp.x_scales, block.mlp.x_bits, block.mlp.input_scale());
+                c.weights.assign(fl.mlp_proj_w.begin(), fl.mlp_proj_w.end());
+                c.bias.assign(fl.mlp_proj_b.begin(), fl.mlp_proj_b.end());
+                write_proj(l, 1, c, choice.multipliers[j]);
+            }
+            ++j;
+        }
+        if (spec.final_norm) circuit_end = to_real(circuit_taps(q, blocks, cal).back().after, q.residual.unit);
+    }
     if (spec.final_norm) {
-        const std::vector<float> & last = cal.after_block.back();
+        const std::vector<float> & last = config.sequential ? circuit_end : cal.after_block.back();
         QuantizedLayerNorm ln = calibrate_layer_norm(last, q.residual, lut_bits, ln_bits, config, eps);
         const std::vector<float> xhat = normalized(last, n_embd, eps);
         const int bits = std::max(config.output_bits, 4);

@@ -1,7 +1,8 @@
 // Calibrating a run of quantized blocks (quantized_blocks.h) on the float model's activations
 // over the calibration prompts: every head and the MLPs on the (folded, model/gpt2_fold.h)
 // model's normalized inputs, the residual stream's units and width, c_proj into the stream,
-// and every LayerNorm's widths, sum of squares and levels.
+// and every LayerNorm's widths, sum of squares and levels. Optionally (sequential) every stage
+// is then calibrated again, in the run's order, on the circuit's own upstream integers.
 #pragma once
 
 #include "circuit/quantized_blocks.h"
@@ -48,6 +49,10 @@ struct BlocksQuantConfig {
                                   // of one new token at position 7 then picks if its outputs are
                                   // less noisy (quantize_blocks calibrates the stream again for it)
     double headroom = 1.25;       // calibrated ranges are widened by this factor
+    // Calibrate each stage again, in the run's order, on the circuit's own upstream integers
+    // (block_calibration.cpp). Off by default: on fhegpt-tiny it did not improve layer0 or all
+    // (docs/whole-model.md, "Tried and not kept").
+    bool sequential = false;
 };
 
 QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const model::BlockRangeSpec & spec,

@@ -11,12 +11,13 @@ namespace fhegpt::circuit {
 
 namespace {
 
-void check(const QuantizedBlocks & q, int32_t first, int32_t n) {
+// with_ln_f: ln_f must be there if the run ends with it (taps stop before it).
+void check(const QuantizedBlocks & q, int32_t first, int32_t n, bool with_ln_f = true) {
     if (n <= 0 || n > 4096) fail("blocks circuit: {} positions", n);
     if (first < 0 || first >= n) fail("blocks circuit: rows {}..{}", first, n - 1);
     if (q.blocks.empty() || q.residual.unit.size() != size_t(q.n_embd) || q.residual.width < 2 || q.residual.width > 62)
         fail("blocks circuit: inconsistent quantized blocks");
-    if (q.spec.final_norm != q.ln_f.has_value()) fail("blocks circuit: ln_f and the run's end disagree");
+    if (with_ln_f && q.spec.final_norm != q.ln_f.has_value()) fail("blocks circuit: ln_f and the run's end disagree");
 }
 
 // Inputs, the run and outputs of rows first..n-1; with_cache: the caches as ports.
@@ -61,9 +62,17 @@ std::vector<ValueId> build_residual(CircuitBuilder & b, std::span<const ValueId>
     return out;
 }
 
-std::vector<ValueId> build_block(CircuitBuilder & b, const QuantizedBlocks & q, const QuantizedBlock & block, int32_t first,
-                                 int32_t n, std::span<const ValueId> x, std::span<const ValueId> normalized,
-                                 std::vector<HeadCache> & caches) {
+namespace {
+
+// The values of build_block at each tap (block_circuit.h: BlockTaps).
+struct BlockValues {
+    std::vector<ValueId> attention_in, middle, mlp_in;
+};
+
+std::vector<ValueId> build_block_values(CircuitBuilder & b, const QuantizedBlocks & q, const QuantizedBlock & block,
+                                        int32_t first, int32_t n, std::span<const ValueId> x,
+                                        std::span<const ValueId> normalized, std::vector<HeadCache> & caches,
+                                        BlockValues * taps) {
     std::vector<ValueId> stream(x.begin(), x.end());
     const bool client_first = !normalized.empty();
     if (block.attention) {
@@ -79,6 +88,10 @@ std::vector<ValueId> build_block(CircuitBuilder & b, const QuantizedBlocks & q, 
             fail("block {}: its attention has no input", block.layer);
         }
         stream = build_residual(b, stream, build_attention(b, *block.attention, first, n, in, in_scale, caches));
+        if (taps) {
+            taps->attention_in = in;
+            taps->middle = stream;
+        }
     }
     std::vector<ValueId> in;
     int in_scale = 0;
@@ -91,7 +104,16 @@ std::vector<ValueId> build_block(CircuitBuilder & b, const QuantizedBlocks & q, 
     } else {
         fail("block {}: its MLP has no input", block.layer);
     }
+    if (taps) taps->mlp_in = in;
     return build_residual(b, stream, build_mlp(b, block.mlp, in, in_scale, q.residual.scale()));
+}
+
+} // namespace
+
+std::vector<ValueId> build_block(CircuitBuilder & b, const QuantizedBlocks & q, const QuantizedBlock & block, int32_t first,
+                                 int32_t n, std::span<const ValueId> x, std::span<const ValueId> normalized,
+                                 std::vector<HeadCache> & caches) {
+    return build_block_values(b, q, block, first, n, x, normalized, caches, nullptr);
 }
 
 Circuit build_blocks_circuit(const QuantizedBlocks & q, int32_t n) {
@@ -122,6 +144,43 @@ std::vector<int64_t> blocks_reference_rows(const QuantizedBlocks & q, std::span<
     CircuitBuilder b = CircuitBuilder::evaluator(q.lut_bits, inputs);
     build_blocks_ports(b, q, first, n, true);
     return b.outputs();
+}
+
+std::vector<BlockTaps> blocks_reference_taps(const QuantizedBlocks & q, std::span<const int64_t> inputs, int32_t n,
+                                             size_t count) {
+    check(q, 0, n, false);
+    if (count > q.blocks.size() || inputs.size() != size_t(n) * q.inputs_per_position())
+        fail("blocks taps: {} inputs for {} positions, {} of {} blocks", inputs.size(), n, count, q.blocks.size());
+    CircuitBuilder b = CircuitBuilder::evaluator(q.lut_bits, inputs);
+    const int32_t n_embd = q.n_embd;
+    std::vector<ValueId> x(size_t(n) * n_embd), normalized(size_t(n) * n_embd);
+    for (int32_t i = 0; i < n; ++i) {
+        for (int32_t k = 0; k < n_embd; ++k) x[size_t(i) * n_embd + k] = b.input(q.residual.scale());
+        for (int32_t k = 0; k < n_embd; ++k) normalized[size_t(i) * n_embd + k] = b.input(q.first_input_scale());
+    }
+    auto decode = [&](std::span<const ValueId> values, int scale) {
+        std::vector<int64_t> out(values.size());
+        for (size_t i = 0; i < values.size(); ++i) out[i] = decode_integer(b.plaintext(values[i]), scale);
+        return out;
+    };
+    std::vector<BlockTaps> taps(count);
+    for (size_t l = 0; l < count; ++l) {
+        const QuantizedBlock & block = q.blocks[l];
+        std::vector<HeadCache> caches;
+        if (block.attention)
+            for (int32_t h = 0; h < block.attention->n_head; ++h) caches.push_back(add_cache_inputs(b, block.attention->heads[h], 0));
+        BlockValues values;
+        taps[l].before = decode(x, q.residual.scale());
+        x = build_block_values(b, q, block, 0, n, x, l == 0 ? std::span<const ValueId>(normalized) : std::span<const ValueId>(),
+                               caches, &values);
+        const int attention_scale = block.ln_1 ? block.ln_1->out_delta : q.first_input_scale();
+        const int mlp_scale = block.ln_2 ? block.ln_2->out_delta : q.first_input_scale();
+        taps[l].attention_in = decode(values.attention_in, attention_scale);
+        taps[l].middle = decode(values.middle, q.residual.scale());
+        taps[l].mlp_in = decode(values.mlp_in, mlp_scale);
+        taps[l].after = decode(x, q.residual.scale());
+    }
+    return taps;
 }
 
 } // namespace fhegpt::circuit

@@ -48,4 +48,15 @@ std::vector<int64_t> blocks_reference_forward(const QuantizedBlocks & blocks, st
 std::vector<int64_t> blocks_reference_rows(const QuantizedBlocks & blocks, std::span<const int64_t> inputs, int32_t first,
                                            int32_t n);
 
+// The integers of the whole sequence at every point of a block (the sequential calibration of
+// block_calibration.h reads them): the stream before the block, in the middle (empty: the
+// block has no attention) and after it, at residual.scale(); the attention's and the MLP's input
+// integers (empty where the stage is absent), as the LayerNorms (or the client) write them.
+struct BlockTaps {
+    std::vector<int64_t> before, attention_in, middle, mlp_in, after; // [n, n_embd] each
+};
+// The first `count` blocks of the run on the whole sequence ([n, inputs_per_position()]).
+std::vector<BlockTaps> blocks_reference_taps(const QuantizedBlocks & blocks, std::span<const int64_t> inputs, int32_t n,
+                                             size_t count);
+
 } // namespace fhegpt::circuit

@@ -111,6 +111,9 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
                        "whole blocks: bits of the GELUs' input buckets (default: --lut-bits - 1 from 5-bit lookups on, one "
                        "sign bootstrap per value; else --lut-bits, two)")
         ->check(CLI::Range(0, 12));
+    command.add_flag("--sequential-calibration", o.sequential_calibration,
+                     "whole blocks: after the calibration on the float model's activations, calibrate each stage again, "
+                     "in order, on the circuit's own upstream outputs");
     command.add_option("--lut-bits", o.lut_bits,
                        "bits every lookup reads, and of the q/k/v buckets (default: --n-bits, at least 3)")
         ->check(CLI::Range(0, 12));
@@ -144,6 +147,7 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
         blocks.residual_width = options.residual_bits;
         blocks.ln_bucket_bits = options.ln_bucket_bits;
         blocks.gelu_bucket_bits = options.gelu_bucket_bits;
+        blocks.sequential = options.sequential_calibration;
         out.blocks = circuit::quantize_blocks(model, part.block_range(), calibration.blocks, blocks);
     } else if (part.head >= 0)
         out.head = circuit::quantize_head_for_circuit(model::head_qkv_weights(model, part.layer, part.head), inputs.x,
