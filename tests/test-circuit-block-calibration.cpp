@@ -3,6 +3,7 @@
 // calibration sequences), not on the float model's. On a small 2-layer model with ln_f: every
 // LayerNorm's channel widths are exactly those that the circuit's stream there needs, and the
 // float calibration's widths differ from them (so the check can tell the two apart).
+#include "circuit-test-util.h"
 #include "circuit/block_calibration.h"
 #include "circuit/block_circuit.h"
 #include "model/block_range.h"
@@ -24,25 +25,8 @@ using namespace fhegpt::circuit;
 
 // n_embd 64, 2 heads of 32, 2 layers.
 const model::Gpt2Model & small_model() {
-    static const model::Gpt2Model m = [] {
-        model::Gpt2HParams hp;
-        hp.n_vocab = 64;
-        hp.n_ctx = 16;
-        hp.n_embd = 64;
-        hp.n_head = 2;
-        hp.n_layer = 2;
-        return model::make_random_gpt2_model(hp, 17, 0.12f);
-    }();
+    static const model::Gpt2Model m = model::make_random_gpt2_model(test::small_attention_hparams(2), 17, 0.12f);
     return m;
-}
-
-std::vector<std::vector<int32_t>> sequences() {
-    std::mt19937 rng(9);
-    std::uniform_int_distribution<int32_t> token(0, 63);
-    std::vector<std::vector<int32_t>> out(8, std::vector<int32_t>(8));
-    for (auto & s : out)
-        for (int32_t & t : s) t = token(rng);
-    return out;
 }
 
 // Per server-side LayerNorm (ln_1 and ln_2 of each block, then ln_f) the widths w_k that the
@@ -94,7 +78,7 @@ std::vector<std::vector<int>> layer_norm_widths(const QuantizedBlocks & q) {
 
 TEST(BlocksSequentialCalibration, LayerNormsFitTheCircuitsOwnStream) {
     const model::BlockRangeSpec all{0, 1, false, true};
-    const BlockCalibration cal = collect_block_calibration(small_model(), sequences(), all);
+    const BlockCalibration cal = collect_block_calibration(small_model(), test::token_sequences(9, 8, 8), all);
     BlocksQuantConfig config;
     config.head.n_bits = 4;
     config.head.lut_bits = 4;

@@ -6,6 +6,7 @@
 // parameter set for the cost of a token; and on ciphertexts (insecure test parameters, two
 // bootstrapping keys) the blocks give the simulated values bit for bit, directly and behind the
 // model's block seam with the encrypted cache, token for token.
+#include "circuit-test-util.h"
 #include "circuit/noise_analysis.h"
 #include "circuit/block_calibration.h"
 #include "circuit/block_circuit.h"
@@ -42,13 +43,7 @@ using namespace fhegpt::circuit;
 // n_embd 64, 2 heads of 32, 2 layers; LayerNorm gains and biases away from 1 and 0.
 const model::Gpt2Model & blocks_model() {
     static const model::Gpt2Model m = [] {
-        model::Gpt2HParams hp;
-        hp.n_vocab = 64;
-        hp.n_ctx = 16;
-        hp.n_embd = 64;
-        hp.n_head = 2;
-        hp.n_layer = 2;
-        model::Gpt2Model model = model::make_random_gpt2_model(hp, 31, 0.12f);
+        model::Gpt2Model model = model::make_random_gpt2_model(test::small_attention_hparams(2), 31, 0.12f);
         std::vector<float> g(64), b(64);
         for (int32_t k = 0; k < 64; ++k) {
             g[size_t(k)] = 0.6f + 0.015f * float(k);
@@ -63,21 +58,11 @@ const model::Gpt2Model & blocks_model() {
     return m;
 }
 
-// 16 token sequences of 10 positions from a fixed seed.
-std::vector<std::vector<int32_t>> token_sequences(uint32_t seed, size_t count, size_t length) {
-    std::mt19937 rng(seed);
-    std::uniform_int_distribution<int32_t> token(0, 63);
-    std::vector<std::vector<int32_t>> out(count, std::vector<int32_t>(length));
-    for (auto & s : out)
-        for (int32_t & t : s) t = token(rng);
-    return out;
-}
-
 const model::BlockRangeSpec kMlp{0, 0, true, false}, kBlock{0, 0, false, false}, kAll{0, 1, false, true};
 
 QuantizedBlocks quantize(const model::Gpt2Model & model, const model::BlockRangeSpec & spec, int n_bits, int lut_bits,
                          double fine_noise_log2) {
-    const BlockCalibration cal = collect_block_calibration(model, token_sequences(5, 16, 10), spec);
+    const BlockCalibration cal = collect_block_calibration(model, test::token_sequences(5, 16, 10), spec);
     BlocksQuantConfig config;
     config.head.n_bits = n_bits;
     config.head.lut_bits = lut_bits;
@@ -130,7 +115,7 @@ TEST(BlocksCircuit, SimulationEqualsReference) {
             const Circuit c = build_blocks_circuit(q, n);
             ASSERT_EQ(c.inputs().size(), size_t(n) * q.inputs_per_position());
             ASSERT_EQ(c.outputs().size(), size_t(n) * q.n_embd);
-            const std::vector<int32_t> tokens = token_sequences(100 + uint32_t(n), 1, size_t(n))[0];
+            const std::vector<int32_t> tokens = test::token_sequences(100 + uint32_t(n), 1, size_t(n))[0];
             for (const std::vector<int64_t> & x : {typical_inputs(q, tokens), extreme_inputs(q, n, 7)})
                 EXPECT_EQ(simulate(c, x), blocks_reference_forward(q, x, n))
                     << "layers " << spec.first << ".." << spec.last << (spec.from_mlp ? " mlp" : "") << " n " << n
@@ -169,7 +154,7 @@ TEST(BlocksCircuit, CostByLayerAndKind) {
 TEST(BlocksCircuitCache, RowCircuitsEqualTheWholeSequence) {
     const QuantizedBlocks q = make_blocks(kAll, 4);
     const int32_t n = 4;
-    const std::vector<int64_t> x = typical_inputs(q, token_sequences(9, 1, size_t(n))[0]);
+    const std::vector<int64_t> x = typical_inputs(q, test::token_sequences(9, 1, size_t(n))[0]);
     const std::vector<int64_t> whole = blocks_reference_forward(q, x, n);
     const size_t per_position = size_t(q.inputs_per_position()), parts = size_t(q.cache_parts()), d = size_t(q.head_dim());
     std::vector<int64_t> rows;
@@ -200,7 +185,7 @@ TEST(BlocksCircuit, HighPrecisionFollowsTheFloatBlocks) {
         const QuantizedBlocks q = make_blocks(spec, 8, 8, 32);
         const model::Gpt2Model folded = model::fold_layer_norms(blocks_model());
         double diff = 0, norm = 0, diff_doubled = 0;
-        const std::vector<std::vector<int32_t>> sequences = token_sequences(5, 16, 10);
+        const std::vector<std::vector<int32_t>> sequences = test::token_sequences(5, 16, 10);
         for (uint32_t s = 0; s < 4; ++s) {
             const std::vector<int32_t> tokens(sequences[s].begin(), sequences[s].begin() + 6);
             const BlockCalibration start = collect_block_calibration(blocks_model(), std::vector<std::vector<int32_t>>{tokens}, spec);
@@ -305,7 +290,7 @@ TEST(BlocksCircuit, RejectsBadShapes) {
     QuantizedBlocks broken = q;
     broken.blocks[0].mlp.proj_bias.pop_back();
     EXPECT_THROW(build_blocks_circuit(broken, 1), Error);
-    const BlockCalibration cal = collect_block_calibration(blocks_model(), token_sequences(5, 2, 4), kMlp);
+    const BlockCalibration cal = collect_block_calibration(blocks_model(), test::token_sequences(5, 2, 4), kMlp);
     EXPECT_THROW(quantize_blocks(blocks_model(), {1, 0, false, false}, cal, {}), Error);
     EXPECT_THROW(quantize_blocks(blocks_model(), {0, 0, false, true}, cal, {}), Error);
 }
