@@ -320,7 +320,7 @@ void expect_within(double measured, double model, double tolerance, const std::s
     EXPECT_NEAR(measured / model, 1.0, tolerance) << what;
 }
 
-// The bootstrap output noise, measured on whole accumulators: `rotations` blind rotations of a
+// The bootstrap output noise, measured on whole accumulators: blind rotations of a
 // table of random torus values, decrypted as GLWE ciphertexts: N phase errors per bootstrap
 // against X^(-phi) V, phi found as the rotation of V that the decryption matches. Coefficient 0
 // is the output (sample extraction adds no noise, checked); the others carry noise of the same
