@@ -10,6 +10,7 @@
 // every run); test-tfhe-pbs-production (FHEGPT_TFHE_PRODUCTION) runs them on every production
 // set, zero failures allowed (CTest label `slow`). Keys are generated once per parameter set.
 // Both also bootstrap with every FFT kernel the CPU has and compare the decryptions.
+#include "tfhe/commons/coefficient_ops.h"
 #include "tfhe/tfhe.h"
 #include "tfhe-production-sets.h"
 
@@ -334,11 +335,9 @@ struct AccumulatorNoise {
     size_t rotations = 0, samples = 0;
 };
 
-// Coefficient j of X^(-phi) V (negacyclic: X^N = -1).
+// Coefficient j of X^(-phi) V, phi in [0, 2N).
 uint64_t rotated_coefficient(const std::vector<uint64_t> & v, size_t phi, size_t j) {
-    const size_t n = v.size();
-    const size_t t = (j + phi) % (2 * n);
-    return t < n ? v[t] : 0 - v[t - n];
+    return monomial_mul_coefficient(v.data(), v.size(), (2 * v.size() - phi) % (2 * v.size()), j);
 }
 
 AccumulatorNoise measure_accumulator_noise(Harness & h, size_t max_rotations) {
