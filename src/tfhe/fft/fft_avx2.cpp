@@ -127,24 +127,32 @@ FHEGPT_K256_INLINE __m256d load_src(const I64Source & s, size_t i) { return load
 
 // The digits of one decomposition level (fft_internal.h, DigitExtraction), extracted with four
 // integer operations; 2^52 + digit + half is built in the mantissa, then 2^52 + half subtracted
-// (both exact).
+// (both exact). Masked = false where the shift alone leaves at most the mask's bits (the most
+// significant level): the AND is skipped.
+template <bool Masked>
 struct DigitSource {
     const uint64_t * p;
     __m256i offset, mask;
     __m256i shift; // per lane (vpsrlvq): as fast as one count here, and valgrind decodes it
     __m256d bias;
 };
-FHEGPT_K256_INLINE DigitSource make_digit_source(const uint64_t * p, const DigitExtraction & d) {
+// Whether (x >> d.shift) & d.mask == x >> d.shift for every x.
+inline bool digit_needs_mask(const DigitExtraction & d) { return ((~uint64_t{0} >> d.shift) & ~d.mask) != 0; }
+template <bool Masked>
+FHEGPT_K256_INLINE DigitSource<Masked> make_digit_source(const uint64_t * p, const DigitExtraction & d) {
     return {p, _mm256_set1_epi64x(static_cast<long long>(d.offset)), _mm256_set1_epi64x(static_cast<long long>(d.mask)),
             _mm256_set1_epi64x(static_cast<long long>(d.shift)), _mm256_set1_pd(0x1p52 + static_cast<double>(d.half))};
 }
 // The digits of x, given x + offset.
-FHEGPT_K256_INLINE __m256d digits_of_offset(__m256i x_plus_offset, const DigitSource & s) {
-    const __m256i x = _mm256_and_si256(_mm256_srlv_epi64(x_plus_offset, s.shift), s.mask);
+template <bool Masked>
+FHEGPT_K256_INLINE __m256d digits_of_offset(__m256i x_plus_offset, const DigitSource<Masked> & s) {
+    __m256i x = _mm256_srlv_epi64(x_plus_offset, s.shift);
+    if constexpr (Masked) x = _mm256_and_si256(x, s.mask);
     return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(x, _mm256_set1_epi64x(0x4330000000000000LL))),
                          s.bias); // (2^52 + value) - (2^52 + half)
 }
-FHEGPT_K256_INLINE __m256d load_src(const DigitSource & s, size_t i) {
+template <bool Masked>
+FHEGPT_K256_INLINE __m256d load_src(const DigitSource<Masked> & s, size_t i) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s.p + i));
     return digits_of_offset(_mm256_add_epi64(x, s.offset), s);
 }
@@ -313,7 +321,8 @@ FHEGPT_K256 void forward_integer(const Plan & p, const int64_t * coeffs, double 
     forward_from(p, I64Source{coeffs}, fourier);
 }
 FHEGPT_K256 void forward_digits(const Plan & p, const uint64_t * coeffs, const DigitExtraction & d, double * fourier) {
-    forward_from(p, make_digit_source(coeffs, d), fourier);
+    if (digit_needs_mask(d)) forward_from(p, make_digit_source<true>(coeffs, d), fourier);
+    else forward_from(p, make_digit_source<false>(coeffs, d), fourier);
 }
 
 // ---- forward of the digits of a CMux input X^power c - c ----------------------------------------
@@ -337,8 +346,9 @@ struct RotatedStreams {
 
 // Butterflies of step j of the first pass, given the 8 streams' rotated values r[k] (each
 // xor-ed with its sign, adjust[k] completing the negation and adding the offset).
+template <bool Masked>
 FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, const __m256i * rot,
-                                           const __m256i * adjust, const DigitSource & d, const Tw3 & t,
+                                           const __m256i * adjust, const DigitSource<Masked> & d, const Tw3 & t,
                                            double * re, double * im) {
     Cx x[4];
     for (int k = 0; k < 4; ++k) {
@@ -359,10 +369,11 @@ FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, c
 }
 
 // Steps [j0, j1) with the streams' offsets and signs fixed.
-FHEGPT_K256 void rotated_first_segment(const RotatedStreams & streams, size_t j0, size_t j1, const DigitSource & digits,
-                                       const Tw3 & t, double * re, double * im) {
+template <bool Masked>
+FHEGPT_K256 void rotated_first_segment(const RotatedStreams & streams, size_t j0, size_t j1,
+                                       const DigitSource<Masked> & digits, const Tw3 & t, double * re, double * im) {
     const RotatedStreams r = streams; // locals: not reloaded after each store
-    const DigitSource d = digits;
+    const DigitSource<Masked> d = digits;
     for (size_t j = j0; j < j1; j += 4) {
         __m256i rot[8];
         for (int k = 0; k < 8; ++k) {
@@ -373,30 +384,22 @@ FHEGPT_K256 void rotated_first_segment(const RotatedStreams & streams, size_t j0
     }
 }
 
-// Streams k < below read the wrapped coefficients c[i - s + N], negated (unless `negate`).
-FHEGPT_K256_INLINE void set_streams(RotatedStreams & r, size_t below, size_t n, size_t s, bool negate, __m256i offset) {
-    for (size_t k = 0; k < 8; ++k) {
-        const bool wrapped = k < below;
-        r.read[k] = wrapped ? static_cast<ptrdiff_t>(n - s) : -static_cast<ptrdiff_t>(s);
-        r.sign[k] = wrapped != negate ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
-        r.adjust[k] = _mm256_sub_epi64(offset, r.sign[k]);
-    }
+// Stream k reads the wrapped coefficients c[i - s + N], negated (unless `negate`), or c[i - s].
+FHEGPT_K256_INLINE void set_stream(RotatedStreams & r, size_t k, bool wrapped, size_t n, size_t s, bool negate,
+                                   __m256i offset) {
+    r.read[k] = wrapped ? static_cast<ptrdiff_t>(n - s) : -static_cast<ptrdiff_t>(s);
+    r.sign[k] = wrapped != negate ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
+    r.adjust[k] = _mm256_sub_epi64(offset, r.sign[k]);
 }
 
-FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs, size_t power,
-                                        const DigitExtraction & de, double * fourier) {
+template <bool Masked>
+FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * coeffs, size_t power,
+                                             const DigitExtraction & de, double * fourier) {
     const size_t n = p.n;
     const int separate = p.num_passes - (p.final_fused ? 1 : 0);
-    if (separate == 0) { // N <= 32: no separate first pass; rotate into a local copy
-        uint64_t rotated[32];
-        FHEGPT_CHECK(n <= 32, "N = %zu with no separate first pass", n);
-        for (size_t i = 0; i < n; ++i) rotated[i] = monomial_mul_coefficient(coeffs, n, power, i) - coeffs[i];
-        forward_digits(p, rotated, de, fourier);
-        return;
-    }
     double * re = fourier;
     double * im = fourier + p.m;
-    const DigitSource d = make_digit_source(coeffs, de);
+    const DigitSource<Masked> d = make_digit_source<Masked>(coeffs, de);
     const Tw3 t = load_tw3(p.simd_tw.data() + p.passes[0].offset);
     const bool negate = power >= n;
     const size_t s = negate ? power - n : power;
@@ -405,10 +408,11 @@ FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs,
     r.q = p.m / 4;
     const size_t crossing = s / r.q, at = s % r.q; // stream `crossing` passes s at step `at`
     const size_t before = at & ~size_t{3}, after = (at + 3) & ~size_t{3};
-    set_streams(r, crossing + 1, n, s, negate, d.offset);
+    // Streams k <= crossing wrapped before the crossing step, k < crossing from it on.
+    for (size_t k = 0; k < 8; ++k) set_stream(r, k, k <= crossing, n, s, negate, d.offset);
     rotated_first_segment(r, 0, before, d, t, re, im);
+    set_stream(r, crossing, false, n, s, negate, d.offset);
     if (before != after) { // the straddling step: stream `crossing` built coefficient by coefficient
-        set_streams(r, crossing, n, s, negate, d.offset);
         alignas(32) uint64_t straddle[4];
         for (size_t lane = 0; lane < 4; ++lane)
             straddle[lane] = monomial_mul_coefficient(coeffs, n, power, crossing * r.q + before + lane);
@@ -422,10 +426,24 @@ FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs,
         }
         rotated_first_step(r, before, rot, adjust, d, t, re, im);
     }
-    set_streams(r, crossing, n, s, negate, d.offset);
     rotated_first_segment(r, after, r.q, d, t, re, im);
     for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     fwd_final(p, re, im);
+}
+
+FHEGPT_K256 void forward_rotated_digits(const Plan & p, const uint64_t * coeffs, size_t power,
+                                        const DigitExtraction & de, double * fourier) {
+    const size_t n = p.n;
+    const int separate = p.num_passes - (p.final_fused ? 1 : 0);
+    if (separate == 0) { // N <= 32: no separate first pass; rotate into a local copy
+        uint64_t rotated[32];
+        FHEGPT_CHECK(n <= 32, "N = %zu with no separate first pass", n);
+        for (size_t i = 0; i < n; ++i) rotated[i] = monomial_mul_coefficient(coeffs, n, power, i) - coeffs[i];
+        forward_digits(p, rotated, de, fourier);
+        return;
+    }
+    if (digit_needs_mask(de)) forward_rotated_digits_impl<true>(p, coeffs, power, de, fourier);
+    else forward_rotated_digits_impl<false>(p, coeffs, power, de, fourier);
 }
 
 // ---- backward ------------------------------------------------------------------------------
