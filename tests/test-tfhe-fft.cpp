@@ -461,7 +461,11 @@ TEST(TfheFft, ForwardDecompositionLevelOfRotationIsThatOfTheRotatedDifference) {
             x[n / 2] = uint64_t{1} << 63;
             std::vector<size_t> powers;
             for (size_t p = 0; p < 10; ++p) powers.insert(powers.end(), {p, n - 1 - p, n + p, 2 * n - 1 - p});
-            for (size_t k = 1; k < 8; ++k) powers.insert(powers.end(), {k * n / 8 - 1, k * n / 8, k * n / 8 + 1, k * n / 8 + 2});
+            // The boundary in each of the first pass's 8 streams, with and without the negation.
+            for (size_t k = 1; k < 8; ++k)
+                for (size_t negation : {size_t{0}, n})
+                    for (size_t p : {k * n / 8 - 1, k * n / 8, k * n / 8 + 1, k * n / 8 + 2})
+                        if (negation + p < 2 * n) powers.push_back(negation + p);
             for (int i = 0; i < 8; ++i) powers.push_back(rng() % (2 * n));
             for (const auto & [base_log, levels] : decompositions)
                 for (size_t power : powers) {

@@ -6,7 +6,9 @@
 #include "common/check.h"
 #include "tfhe/fft/fft_internal.h"
 
+#include <array>
 #include <type_traits>
+#include <utility>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -334,8 +336,9 @@ FHEGPT_K256 void forward_digits(const Plan & p, const uint64_t * coeffs, const D
 // k < s / q are all below s, those above all at or past it, and stream s / q crosses s at
 // j = s mod q. The pass runs in two segments of fixed offsets and signs around that point, and
 // the one vector that straddles it (when s is not a multiple of 4) is built coefficient by
-// coefficient. The sign is applied as (v ^ sign) - sign, with "- sign" folded into the digit
-// extraction's offset.
+// coefficient. Each segment is a kernel specialized for its streams' signs; the straddling step
+// applies them at run time as (v ^ sign) - sign, with "- sign" folded into the digit extraction's
+// offset.
 struct RotatedStreams {
     const uint64_t * c;
     size_t q;
@@ -368,21 +371,53 @@ FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, c
     store(re + 3 * q + j, im + 3 * q + j, x[3]);
 }
 
-// Steps [j0, j1) with the streams' offsets and signs fixed.
-template <bool Masked>
-FHEGPT_K256 void rotated_first_segment(const RotatedStreams & streams, size_t j0, size_t j1,
-                                       const DigitSource<Masked> & digits, const Tw3 & t, double * re, double * im) {
-    const RotatedStreams r = streams; // locals: not reloaded after each store
-    const DigitSource<Masked> d = digits;
+// Steps [j0, j1) of a segment where streams k < Below read the wrapped coefficients c[i - s + N]
+// (i + wrapped, wrapped = N - s), the others c[i - s] (i + direct, direct = -s), those of sign -1
+// (wrapped != Negate) negated: offset - (c' + c) or (c' - c) + offset, two operations with the
+// sign known at compile time (the run-time-sign step takes three).
+template <bool Masked, int Below, bool Negate>
+FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptrdiff_t wrapped, size_t q,
+                                       size_t j0, size_t j1, const DigitSource<Masked> & digits, const Tw3 & t,
+                                       double * re, double * im) {
+    const DigitSource<Masked> d = digits; // local: not reloaded after each store
     for (size_t j = j0; j < j1; j += 4) {
-        __m256i rot[8];
-        for (int k = 0; k < 8; ++k) {
-            const uint64_t * at = r.c + static_cast<ptrdiff_t>(k * r.q + j) + r.read[k];
-            rot[k] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(at)), r.sign[k]);
+        Cx x[4];
+        for (int k = 0; k < 4; ++k) {
+            __m256d v[2];
+            for (int h = 0; h < 2; ++h) {
+                const int stream = 4 * h + k;
+                const size_t i = static_cast<size_t>(stream) * q + j;
+                const __m256i ci = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(c + i));
+                const ptrdiff_t from = static_cast<ptrdiff_t>(i) + (stream < Below ? wrapped : direct);
+                const __m256i rot = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(c + from));
+                const __m256i x_plus_offset = (stream < Below) != Negate
+                                                  ? _mm256_sub_epi64(d.offset, _mm256_add_epi64(rot, ci))
+                                                  : _mm256_add_epi64(_mm256_sub_epi64(rot, ci), d.offset);
+                v[h] = digits_of_offset(x_plus_offset, d);
+            }
+            x[k] = {v[0], v[1]};
         }
-        rotated_first_step(r, j, rot, r.adjust, d, t, re, im);
+        fwd_bfly4(x[0], x[1], x[2], x[3], t);
+        store(re + j, im + j, x[0]);
+        store(re + q + j, im + q + j, x[1]);
+        store(re + 2 * q + j, im + 2 * q + j, x[2]);
+        store(re + 3 * q + j, im + 3 * q + j, x[3]);
     }
 }
+
+template <bool Masked>
+using RotatedSegmentFn = void (*)(const uint64_t *, ptrdiff_t, ptrdiff_t, size_t, size_t, size_t,
+                                  const DigitSource<Masked> &, const Tw3 &, double *, double *);
+template <bool Masked, bool Negate, int... Below>
+constexpr std::array<RotatedSegmentFn<Masked>, sizeof...(Below)>
+rotated_segments(std::integer_sequence<int, Below...>) {
+    return {&rotated_first_segment<Masked, Below, Negate>...};
+}
+// [negate][below], below in 0..8.
+template <bool Masked>
+constexpr std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> kRotatedSegments = {
+    rotated_segments<Masked, false>(std::make_integer_sequence<int, 9>{}),
+    rotated_segments<Masked, true>(std::make_integer_sequence<int, 9>{})};
 
 // Stream k reads the wrapped coefficients c[i - s + N], negated (unless `negate`), or c[i - s].
 FHEGPT_K256_INLINE void set_stream(RotatedStreams & r, size_t k, bool wrapped, size_t n, size_t s, bool negate,
@@ -409,10 +444,10 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
     const size_t crossing = s / r.q, at = s % r.q; // stream `crossing` passes s at step `at`
     const size_t before = at & ~size_t{3}, after = (at + 3) & ~size_t{3};
     // Streams k <= crossing wrapped before the crossing step, k < crossing from it on.
-    for (size_t k = 0; k < 8; ++k) set_stream(r, k, k <= crossing, n, s, negate, d.offset);
-    rotated_first_segment(r, 0, before, d, t, re, im);
-    set_stream(r, crossing, false, n, s, negate, d.offset);
+    const ptrdiff_t direct = -static_cast<ptrdiff_t>(s), wrapped = static_cast<ptrdiff_t>(n - s);
+    kRotatedSegments<Masked>[negate][crossing + 1](coeffs, direct, wrapped, r.q, 0, before, d, t, re, im);
     if (before != after) { // the straddling step: stream `crossing` built coefficient by coefficient
+        for (size_t k = 0; k < 8; ++k) set_stream(r, k, k < crossing, n, s, negate, d.offset);
         alignas(32) uint64_t straddle[4];
         for (size_t lane = 0; lane < 4; ++lane)
             straddle[lane] = monomial_mul_coefficient(coeffs, n, power, crossing * r.q + before + lane);
@@ -426,7 +461,7 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
         }
         rotated_first_step(r, before, rot, adjust, d, t, re, im);
     }
-    rotated_first_segment(r, after, r.q, d, t, re, im);
+    kRotatedSegments<Masked>[negate][crossing](coeffs, direct, wrapped, r.q, after, r.q, d, t, re, im);
     for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     fwd_final(p, re, im);
 }
