@@ -1,5 +1,6 @@
 // LWE / GLWE / GGSW encryption, leveled operations, external product, sample extraction, key
 // switching and seeded (compressed) objects, on small insecure parameters.
+#include "tfhe/commons/decomposition.h"
 #include "tfhe/tfhe.h"
 
 #include <gtest/gtest.h>
@@ -193,6 +194,37 @@ TEST(TfheKeyswitch, SwitchesKeysAndGroupsMatch) {
     std::vector<uint32_t> scratch(12 * 201);
     keyswitch_lwe_ciphertext_group(ksk, in, out, scratch);
     for (int i = 0; i < 12; ++i) EXPECT_EQ(outs[i], singles[i]);
+}
+
+// The key switch is exact integer arithmetic mod 2^32: its output equals the definition
+// body - sum_i sum_level d_(i,level) * row_(i,level), for every level count (the rows are summed
+// 4, 2 and 1 at a time) and an output size that is not a multiple of the vector width.
+TEST(TfheKeyswitch, MatchesTheDefinitionAtEveryLevelCount) {
+    RandomGenerator g = RandomGenerator::from_os();
+    const LweSecretKey big = generate_binary_lwe_secret_key(LweDimension{64}, g);
+    const LweSecretKey small = generate_binary_lwe_secret_key(LweDimension{37}, g);
+    std::mt19937_64 rng(11);
+    for (size_t levels = 1; levels <= 6; ++levels) {
+        const DecompositionBaseLog base_log{4};
+        const LweKeyswitchKey ksk = generate_lwe_keyswitch_key(big, small, base_log, DecompositionLevelCount{levels},
+                                                               NoiseDistribution::t_uniform(38));
+        LweCiphertext input(LweDimension{64});
+        for (uint64_t & x : input.data) x = rng();
+        LweCiphertext out(LweDimension{37});
+        keyswitch_lwe_ciphertext(ksk, input, out);
+        const SignedDecomposer decomposer(base_log, DecompositionLevelCount{levels});
+        std::vector<uint32_t> expected(38, 0u);
+        expected[37] = torus_to_u32(input.body());
+        std::vector<int64_t> digits(levels);
+        for (size_t i = 0; i < 64; ++i) {
+            decomposer.decompose(input.data[i], digits);
+            for (size_t level = 0; level < levels; ++level)
+                for (size_t j = 0; j < 38; ++j)
+                    expected[j] -= static_cast<uint32_t>(digits[level]) * ksk.data[(i * levels + level) * 38 + j];
+        }
+        for (size_t j = 0; j < 38; ++j)
+            ASSERT_EQ(out.data[j], static_cast<uint64_t>(expected[j]) << 32) << levels << " levels, j=" << j;
+    }
 }
 
 TEST(TfheKeyswitch, SeededKeyDecompressesDeterministically) {

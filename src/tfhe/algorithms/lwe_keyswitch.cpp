@@ -51,11 +51,37 @@ void check_ksk_shape(const LweSecretKey & input_key, const LweSecretKey & output
                  level_count.value);
 }
 
-// acc[j] -= digit * row[j] mod 2^32, the inner loop of every key switch. Compiled for several
-// instruction sets, picked at run time (the build stays portable).
+// acc[j] -= sum_r digits[r] * rows[r * size + j] mod 2^32 over Rows consecutive rows (levels) of
+// `size` entries: the inner loop of every key switch, the accumulator loaded and stored once per
+// Rows rows. Integer arithmetic mod 2^32: the same result in any order.
+template <size_t Rows>
+__attribute__((always_inline)) inline void subtract_scaled_rows(uint32_t * __restrict acc,
+                                                                const uint32_t * __restrict rows,
+                                                                const uint32_t * digits, size_t size) {
+    uint32_t d[Rows];
+    for (size_t r = 0; r < Rows; ++r) d[r] = digits[r];
+    for (size_t j = 0; j < size; ++j) {
+        uint32_t a = acc[j];
+        for (size_t r = 0; r < Rows; ++r) a -= d[r] * rows[r * size + j];
+        acc[j] = a;
+    }
+}
+
+// Compiled for several instruction sets, picked at run time (the build stays portable).
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void subtract_scaled_row(uint32_t * __restrict acc, const uint32_t * __restrict row, uint32_t digit, size_t size) {
-    for (size_t j = 0; j < size; ++j) acc[j] -= digit * row[j];
+void subtract_scaled_rows4(uint32_t * __restrict acc, const uint32_t * __restrict rows, const uint32_t * digits,
+                           size_t size) {
+    subtract_scaled_rows<4>(acc, rows, digits, size);
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void subtract_scaled_rows2(uint32_t * __restrict acc, const uint32_t * __restrict rows, const uint32_t * digits,
+                           size_t size) {
+    subtract_scaled_rows<2>(acc, rows, digits, size);
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+void subtract_scaled_row(uint32_t * __restrict acc, const uint32_t * __restrict row, const uint32_t * digit,
+                         size_t size) {
+    subtract_scaled_rows<1>(acc, row, digit, size);
 }
 
 } // namespace
@@ -126,21 +152,22 @@ void keyswitch_lwe_ciphertext_group(const LweKeyswitchKey & ksk, std::span<const
     }
     SignedDecomposer decomposer(ksk.base_log, ksk.level_count);
     std::array<int64_t, 64> digits{};
-    std::array<int64_t, kMaxKeyswitchGroup * 64> group_digits{};
+    std::array<uint32_t, 64> digits32{};
     FHEGPT_CHECK(levels <= 64, "%zu key switch levels", levels);
     for (size_t i = 0; i < n_in; ++i) {
+        // The group's ciphertexts in turn over the same rows (levels x entry, L1-resident).
+        const uint32_t * rows = ksk.data.data() + i * levels * entry;
         for (size_t c = 0; c < count; ++c) {
             decomposer.decompose(inputs[c]->data[i], std::span<int64_t>(digits.data(), levels));
-            std::copy_n(digits.data(), levels, group_digits.data() + c * levels);
-        }
-        const uint32_t * rows = ksk.data.data() + i * levels * entry;
-        for (size_t level = 0; level < levels; ++level) {
-            const uint32_t * row = rows + level * entry;
-            for (size_t c = 0; c < count; ++c) {
-                const int64_t digit = group_digits[c * levels + level];
-                if (digit == 0) continue;
-                subtract_scaled_row(scratch.data() + c * entry, row, static_cast<uint32_t>(digit), entry);
-            }
+            for (size_t level = 0; level < levels; ++level) digits32[level] = static_cast<uint32_t>(digits[level]);
+            uint32_t * acc = scratch.data() + c * entry;
+            size_t level = 0;
+            for (; level + 4 <= levels; level += 4)
+                subtract_scaled_rows4(acc, rows + level * entry, digits32.data() + level, entry);
+            for (; level + 2 <= levels; level += 2)
+                subtract_scaled_rows2(acc, rows + level * entry, digits32.data() + level, entry);
+            if (level < levels && digits32[level] != 0)
+                subtract_scaled_row(acc, rows + level * entry, digits32.data() + level, entry);
         }
     }
     for (size_t c = 0; c < count; ++c) {
