@@ -109,8 +109,10 @@ FHEGPT_K256_INLINE void fwd_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 
 }
 
 FHEGPT_K256_INLINE void inv_bfly4(Cx & x0, Cx & x1, Cx & x2, Cx & x3, const Tw3 & t) {
-    const Cx s = add(x0, x1), d = sub(x0, x1), s2 = add(x2, x3), e2 = sub(x2, x3);
-    const Cx e = {e2.im, _mm256_sub_pd(_mm256_setzero_pd(), e2.re)}; // (x2 - x3) * (-i)
+    const Cx s = add(x0, x1), d = sub(x0, x1), s2 = add(x2, x3);
+    // (x2 - x3) * (-i); x3.re - x2.re is -(x2.re - x3.re) exactly (rounding to nearest is
+    // symmetric), without the negation.
+    const Cx e = {_mm256_sub_pd(x2.im, x3.im), _mm256_sub_pd(x3.re, x2.re)};
     x0 = add(s, s2);
     x1 = mulc(add(d, e), t.r1, t.i1);
     x2 = mulc(sub(s, s2), t.r0, t.i0);
