@@ -197,14 +197,14 @@ TEST(TfheKeyswitch, SwitchesKeysAndGroupsMatch) {
 }
 
 // The key switch is exact integer arithmetic mod 2^32: its output equals the definition
-// body - sum_i sum_level d_(i,level) * row_(i,level), for every level count (the rows are summed
-// 4, 2 and 1 at a time) and an output size that is not a multiple of the vector width.
+// body - sum_i sum_level d_(i,level) * row_(i,level), for 1 to 8 levels (up to 6 rows are summed in
+// one pass, more in two) and an output size that is not a multiple of the vector width.
 TEST(TfheKeyswitch, MatchesTheDefinitionAtEveryLevelCount) {
     RandomGenerator g = RandomGenerator::from_os();
     const LweSecretKey big = generate_binary_lwe_secret_key(LweDimension{64}, g);
     const LweSecretKey small = generate_binary_lwe_secret_key(LweDimension{37}, g);
     std::mt19937_64 rng(11);
-    for (size_t levels = 1; levels <= 6; ++levels) {
+    for (size_t levels = 1; levels <= 8; ++levels) {
         const DecompositionBaseLog base_log{4};
         const LweKeyswitchKey ksk = generate_lwe_keyswitch_key(big, small, base_log, DecompositionLevelCount{levels},
                                                                NoiseDistribution::t_uniform(38));

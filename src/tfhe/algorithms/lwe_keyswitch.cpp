@@ -52,8 +52,8 @@ void check_ksk_shape(const LweSecretKey & input_key, const LweSecretKey & output
 }
 
 // acc[j] -= sum_r digits[r] * rows[r * size + j] mod 2^32 over Rows consecutive rows (levels) of
-// `size` entries: the inner loop of every key switch, the accumulator loaded and stored once per
-// Rows rows. Integer arithmetic mod 2^32: the same result in any order.
+// `size` entries: the inner loop of every key switch, the accumulator loaded and stored once for
+// all Rows rows. Integer arithmetic mod 2^32: the same result in any order.
 template <size_t Rows>
 __attribute__((always_inline)) inline void subtract_scaled_rows(uint32_t * __restrict acc,
                                                                 const uint32_t * __restrict rows,
@@ -67,21 +67,21 @@ __attribute__((always_inline)) inline void subtract_scaled_rows(uint32_t * __res
     }
 }
 
-// Compiled for several instruction sets, picked at run time (the build stays portable).
+// Up to kRowsPerPass rows (levels) in one pass. Compiled for several instruction sets, picked at
+// run time (the build stays portable).
+constexpr size_t kRowsPerPass = 6;
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void subtract_scaled_rows4(uint32_t * __restrict acc, const uint32_t * __restrict rows, const uint32_t * digits,
-                           size_t size) {
-    subtract_scaled_rows<4>(acc, rows, digits, size);
-}
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void subtract_scaled_rows2(uint32_t * __restrict acc, const uint32_t * __restrict rows, const uint32_t * digits,
-                           size_t size) {
-    subtract_scaled_rows<2>(acc, rows, digits, size);
-}
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-void subtract_scaled_row(uint32_t * __restrict acc, const uint32_t * __restrict row, const uint32_t * digit,
-                         size_t size) {
-    subtract_scaled_rows<1>(acc, row, digit, size);
+void subtract_scaled_rows(uint32_t * __restrict acc, const uint32_t * __restrict rows, const uint32_t * digits,
+                          size_t row_count, size_t size) {
+    switch (row_count) {
+    case 1: subtract_scaled_rows<1>(acc, rows, digits, size); break;
+    case 2: subtract_scaled_rows<2>(acc, rows, digits, size); break;
+    case 3: subtract_scaled_rows<3>(acc, rows, digits, size); break;
+    case 4: subtract_scaled_rows<4>(acc, rows, digits, size); break;
+    case 5: subtract_scaled_rows<5>(acc, rows, digits, size); break;
+    case 6: subtract_scaled_rows<6>(acc, rows, digits, size); break;
+    default: FHEGPT_CHECK(false, "%zu rows in one pass", row_count);
+    }
 }
 
 } // namespace
@@ -161,13 +161,9 @@ void keyswitch_lwe_ciphertext_group(const LweKeyswitchKey & ksk, std::span<const
             decomposer.decompose(inputs[c]->data[i], std::span<int64_t>(digits.data(), levels));
             for (size_t level = 0; level < levels; ++level) digits32[level] = static_cast<uint32_t>(digits[level]);
             uint32_t * acc = scratch.data() + c * entry;
-            size_t level = 0;
-            for (; level + 4 <= levels; level += 4)
-                subtract_scaled_rows4(acc, rows + level * entry, digits32.data() + level, entry);
-            for (; level + 2 <= levels; level += 2)
-                subtract_scaled_rows2(acc, rows + level * entry, digits32.data() + level, entry);
-            if (level < levels && digits32[level] != 0)
-                subtract_scaled_row(acc, rows + level * entry, digits32.data() + level, entry);
+            for (size_t level = 0; level < levels; level += kRowsPerPass)
+                subtract_scaled_rows(acc, rows + level * entry, digits32.data() + level,
+                                     std::min(kRowsPerPass, levels - level), entry);
         }
     }
     for (size_t c = 0; c < count; ++c) {
