@@ -32,6 +32,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import GPT2LMHead, gelu_new  # noqa: E402
 from sample import load_safetensors  # noqa: E402
+from schedule import cosine_lr  # noqa: E402
 from train import evaluate, load_data  # noqa: E402
 
 
@@ -222,7 +223,7 @@ def main():
             prog = max(prog, (time.time() - t_start) / (args.time_limit_minutes * 60))
         if prog >= 1.0:
             break
-        lr = args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+        lr = cosine_lr(args.lr, args.min_lr_frac, prog)
         for g in opt.param_groups:
             g["lr"] = lr
         offs = torch.randint(0, hi, (args.batch,), generator=gen)

@@ -12,7 +12,10 @@ Run from the repository root after export.py and sample.py; W (default /tmp/trai
   ppl_numpy.txt                sample.py --ppl on the shipped files
   card_samples.md              sample.py --prompts tools/train/card_prompts.txt --markdown
 """
-import json, math, os, re, statistics
+import json, math, os, re, statistics, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import schedule  # noqa: E402
 
 W = os.environ.get('W', '/tmp/train')
 MODEL = 'models/fhegpt-tiny'
@@ -35,8 +38,7 @@ def log_steps(name):
 
 def cosine_lr(peak, start, planned_end, step):
     """LR of train.py's --resume --restart-schedule cosine (no warm-up) at `step`."""
-    p = min(1.0, (step - start) / (planned_end - start))
-    return peak * (MIN_LR_FRAC + (1 - MIN_LR_FRAC) * 0.5 * (1 + math.cos(math.pi * p)))
+    return schedule.cosine_lr(peak, MIN_LR_FRAC, (step - start) / (planned_end - start))
 
 
 def killed_phase(log, lr, planned_steps, ppl_file):

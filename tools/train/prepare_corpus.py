@@ -17,7 +17,6 @@ so the split is deterministic and independent of file order.
 import argparse
 import gzip
 import hashlib
-import html
 import json
 import os
 import re

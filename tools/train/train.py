@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bpe import Tokenizer  # noqa: E402
 from model import GPT2LMHead  # noqa: E402
+from schedule import cosine_lr  # noqa: E402
 
 
 def tokenize_split(tok, jsonl, out_path):
@@ -128,13 +129,13 @@ def main():
     def lr_at(step):
         if sched0[0]:
             prog = min(1.0, (step - sched0[0]) / max(1, args.steps - sched0[0]))
-            return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+            return cosine_lr(args.lr, args.min_lr_frac, prog)
         if step < args.warmup:
             return args.lr * (step + 1) / args.warmup
         prog = min(1.0, (step - args.warmup) / max(1, args.steps - args.warmup))
         if args.time_limit_minutes:  # anneal on whichever runs out first: steps or wall time
             prog = max(prog, min(1.0, (time.time() - t_start) / (args.time_limit_minutes * 60)))
-        return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+        return cosine_lr(args.lr, args.min_lr_frac, prog)
 
     gen = torch.Generator().manual_seed(args.seed)
     step = 0
