@@ -328,6 +328,9 @@ TEST(BlocksCircuitBundled, AllGetsAProductionSetAndItsStreamNoise) {
               kMaxLog2ExpectedFailures);
     const double fine_sigma = std::sqrt(tfhe::programmable_bootstrap_variance(chosen->fine_bootstrap_parameters())) * 0x1p64;
     EXPECT_NEAR(q.stream_noise_log2, std::log2(fine_sigma), 1e-9);
+    // The calibration keeps its choice, so the commands need not run the analysis again.
+    EXPECT_EQ(q.parameter_set, chosen->name);
+    EXPECT_EQ(q.parameter_positions, 8);
     std::printf("all at 6/4/6, one token at n = 8: %lld bootstraps (%lld on the fine key), %s, 2^%.1f expected failures, "
                 "residual stream %d bits\n",
                 static_cast<long long>(analyze(row).bootstraps), static_cast<long long>(noise.fine_bootstraps),

@@ -656,9 +656,12 @@ double stream_input_noise(const tfhe::TfheParameters & params) {
 // position 7 on the key/value cache, the cost reference of docs/whole-model.md.
 constexpr int32_t kParameterChoicePositions = 8;
 
-const tfhe::TfheParameters * chosen_parameters(const QuantizedBlocks & q, int32_t n_ctx) {
+const tfhe::TfheParameters * chosen_parameters(QuantizedBlocks & q, int32_t n_ctx) {
     const int32_t n = std::min(kParameterChoicePositions, n_ctx);
-    return choose_parameters(build_blocks_row_circuit(q, n - 1, n));
+    const tfhe::TfheParameters * chosen = choose_parameters(build_blocks_row_circuit(q, n - 1, n));
+    q.parameter_set = chosen ? chosen->name : std::string();
+    q.parameter_positions = n;
+    return chosen;
 }
 
 } // namespace

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace fhegpt::circuit {
@@ -39,6 +40,11 @@ struct QuantizedBlocks {
     float eps = 1e-5f;
     ResidualEncoding residual;
     double stream_noise_log2 = 0; // the c_proj inputs' noise the stream is calibrated for (log2, 2^64 torus)
+    // The set whose noise the stream is calibrated for: the noise analysis's choice for one new
+    // token at position parameter_positions - 1 on the cache. Empty: no production set runs the
+    // blocks (simulation only), or the noise was forced (BlocksQuantConfig::fine_noise_log2).
+    std::string parameter_set;
+    int32_t parameter_positions = 0;
     std::vector<QuantizedBlock> blocks;
     std::optional<QuantizedLayerNorm> ln_f; // spec.final_norm
 

@@ -22,6 +22,10 @@ namespace fhegpt::cli {
 
 namespace {
 
+// Eval names the parameter set of one new token at position 7 on the cache, the cost reference of
+// `fhegpt compile` and docs/whole-model.md.
+constexpr int32_t kParameterReportPositions = 8;
+
 struct EvalOptions {
     QuantOptions quant;
     std::string n_bits = "2..8";
@@ -93,7 +97,7 @@ void run_eval(const EvalOptions & opt) {
 
     std::ofstream csv(opt.csv_path);
     if (!csv) fail("{}: cannot write", opt.csv_path);
-    csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,scales,positions,top1,top5,top10,mean_kl\n";
+    csv << "part,n_bits,weight_bits,per_channel,weight_rounding,lut_bits,scales,positions,top1,top5,top10,mean_kl,parameter_set\n";
     std::vector<PlotPanel> panels;
     for (const PartSpec & part : parts) {
         PlotPanel panel{part.text() + (opt.quant.per_channel ? " (per-channel weights)" : "") +
@@ -113,16 +117,20 @@ void run_eval(const EvalOptions & opt) {
                 const auto logits = ctx.eval(tokens[i], model::Logits::all);
                 total.add(model::top_k_agreement(reference[i], logits, model.hparams.n_vocab));
             }
+            // None: no production set runs this configuration (simulation only).
+            const tfhe::TfheParameters * params =
+                quantized.fastest_parameters(std::min(kParameterReportPositions, model.hparams.n_ctx));
+            const std::string set = params ? params->name : "none";
             const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f mean KL %.5f over %lld positions (%.1f s)\n",
+            std::fprintf(stderr, "%s n_bits %2d (lookups %d bits): top-1 %.4f top-5 %.4f top-10 %.4f mean KL %.5f over %lld positions, "
+                         "parameter set %s (%.1f s)\n",
                          part.text().c_str(), bits, quantized.lut_bits(), total.top1(), total.top5(), total.top10(),
-                         total.mean_kl(),
-                         static_cast<long long>(total.positions), seconds);
+                         total.mean_kl(), static_cast<long long>(total.positions), set.c_str(), seconds);
             const int weight_bits = opt.quant.weight_bits ? opt.quant.weight_bits : bits;
             const quant::WeightRounding rounding = quant::effective_weight_rounding(opt.quant.rounding(), weight_bits);
             csv << part.text() << ',' << bits << ',' << weight_bits << ',' << (opt.quant.per_channel ? 1 : 0) << ','
                 << quant::weight_rounding_name(rounding) << ',' << quantized.lut_bits() << ','
-                << (opt.quant.absmax_scales ? "absmax" : "clipped") << ',' << total.positions << ',' << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << '\n';
+                << (opt.quant.absmax_scales ? "absmax" : "clipped") << ',' << total.positions << ',' << total.top1() << ',' << total.top5() << ',' << total.top10() << ',' << total.mean_kl() << ',' << set << '\n';
             for (int s = 0; s < 3; ++s) panel.series[s].x.push_back(bits);
             panel.series[0].y.push_back(total.top1());
             panel.series[1].y.push_back(total.top5());

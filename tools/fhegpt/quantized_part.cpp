@@ -175,10 +175,15 @@ circuit::Circuit QuantizedPart::build_row_circuit(int32_t first, int32_t n) cons
                 : circuit::build_attention_row_circuit(*attention, first, n);
 }
 
+const tfhe::TfheParameters * QuantizedPart::fastest_parameters(int32_t n) const {
+    // The blocks' calibration already ran the noise analysis at its number of positions.
+    if (blocks && blocks->parameter_positions == n)
+        return blocks->parameter_set.empty() ? nullptr : &tfhe::parameters_by_name(blocks->parameter_set);
+    return circuit::choose_parameters(blocks ? build_row_circuit(n - 1, n) : build_circuit(n));
+}
+
 const tfhe::TfheParameters & QuantizedPart::parameters(int32_t n, const std::string & name) const {
-    const tfhe::TfheParameters * chosen =
-        !name.empty() ? &tfhe::parameters_by_name(name)
-        : circuit::choose_parameters(blocks ? build_row_circuit(n - 1, n) : build_circuit(n));
+    const tfhe::TfheParameters * chosen = !name.empty() ? &tfhe::parameters_by_name(name) : fastest_parameters(n);
     if (!chosen)
         fail("no production parameter set evaluates {} with negligible failures at {} positions; try fewer bits", part.text(), n);
     if (int(chosen->message_bits) < lut_bits())

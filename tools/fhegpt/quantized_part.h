@@ -81,6 +81,8 @@ struct QuantizedPart {
     // circuit of the n-th token on the cache: the whole sequence's circuit would be too large). Refuses a set narrower
     // than the part's lookups; warns on stderr about an insecure one.
     const tfhe::TfheParameters & parameters(int32_t n, const std::string & name) const;
+    // That choice without a name: null where no production set runs the part at n positions.
+    const tfhe::TfheParameters * fastest_parameters(int32_t n) const;
     // Installs the part behind the model's seam; returns its records of encrypted runs.
     // kv_cache: evaluate only new rows on the (encrypted) key/value cache of every head.
     const std::vector<circuit::HeadRunRecord> & install(model::Gpt2Context & ctx, circuit::Executor executor,
