@@ -20,15 +20,26 @@ void check(const QuantizedBlocks & q, int32_t first, int32_t n, bool with_ln_f =
     if (with_ln_f && q.spec.final_norm != q.ln_f.has_value()) fail("blocks circuit: ln_f and the run's end disagree");
 }
 
+// The client's inputs of each row, in the order QuantizedBlocks::quantize_inputs writes them:
+// the residual stream, then the first stage's normalized input.
+struct RowInputs {
+    std::vector<ValueId> x, normalized;
+};
+
+RowInputs add_row_inputs(CircuitBuilder & b, const QuantizedBlocks & q, int32_t rows) {
+    const int32_t n_embd = q.n_embd;
+    RowInputs in{std::vector<ValueId>(size_t(rows) * n_embd), std::vector<ValueId>(size_t(rows) * n_embd)};
+    for (int32_t i = 0; i < rows; ++i) {
+        for (int32_t k = 0; k < n_embd; ++k) in.x[size_t(i) * n_embd + k] = b.input(q.residual.scale());
+        for (int32_t k = 0; k < n_embd; ++k) in.normalized[size_t(i) * n_embd + k] = b.input(q.first_input_scale());
+    }
+    return in;
+}
+
 // Inputs, the run and outputs of rows first..n-1; with_cache: the caches as ports.
 void build_blocks_ports(CircuitBuilder & b, const QuantizedBlocks & q, int32_t first, int32_t n, bool with_cache) {
     check(q, first, n);
-    const int32_t n_embd = q.n_embd, rows = n - first;
-    std::vector<ValueId> x(size_t(rows) * n_embd), normalized(size_t(rows) * n_embd);
-    for (int32_t i = 0; i < rows; ++i) {
-        for (int32_t k = 0; k < n_embd; ++k) x[size_t(i) * n_embd + k] = b.input(q.residual.scale());
-        for (int32_t k = 0; k < n_embd; ++k) normalized[size_t(i) * n_embd + k] = b.input(q.first_input_scale());
-    }
+    auto [x, normalized] = add_row_inputs(b, q, n - first);
     std::vector<std::vector<HeadCache>> caches(q.blocks.size());
     const size_t cached = size_t(first) * q.head_dim();
     for (size_t l = 0; l < q.blocks.size(); ++l)
@@ -152,12 +163,7 @@ std::vector<BlockTaps> blocks_reference_taps(const QuantizedBlocks & q, std::spa
     if (count > q.blocks.size() || inputs.size() != size_t(n) * q.inputs_per_position())
         fail("blocks taps: {} inputs for {} positions, {} of {} blocks", inputs.size(), n, count, q.blocks.size());
     CircuitBuilder b = CircuitBuilder::evaluator(q.lut_bits, inputs);
-    const int32_t n_embd = q.n_embd;
-    std::vector<ValueId> x(size_t(n) * n_embd), normalized(size_t(n) * n_embd);
-    for (int32_t i = 0; i < n; ++i) {
-        for (int32_t k = 0; k < n_embd; ++k) x[size_t(i) * n_embd + k] = b.input(q.residual.scale());
-        for (int32_t k = 0; k < n_embd; ++k) normalized[size_t(i) * n_embd + k] = b.input(q.first_input_scale());
-    }
+    auto [x, normalized] = add_row_inputs(b, q, n);
     auto decode = [&](std::span<const ValueId> values, int scale) {
         std::vector<int64_t> out(values.size());
         for (size_t i = 0; i < values.size(); ++i) out[i] = decode_integer(b.plaintext(values[i]), scale);
