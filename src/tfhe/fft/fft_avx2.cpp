@@ -349,6 +349,17 @@ struct RotatedStreams {
     __m256i adjust[8];     // offset - sign (the digit extraction's offset, the negation's + 1)
 };
 
+// The tail of step j of the first pass, shared by both step kernels: the butterflies of the
+// four inputs x[k] (points k q + j), stored at stride q.
+FHEGPT_K256_INLINE void rotated_first_butterflies(Cx * x, const Tw3 & t, size_t q, size_t j, double * re,
+                                                  double * im) {
+    fwd_bfly4(x[0], x[1], x[2], x[3], t);
+    store(re + j, im + j, x[0]);
+    store(re + q + j, im + q + j, x[1]);
+    store(re + 2 * q + j, im + 2 * q + j, x[2]);
+    store(re + 3 * q + j, im + 3 * q + j, x[3]);
+}
+
 // Butterflies of step j of the first pass, given the 8 streams' rotated values r[k] (each
 // xor-ed with its sign, adjust[k] completing the negation and adding the offset).
 template <bool Masked>
@@ -365,12 +376,7 @@ FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, c
         }
         x[k] = {v[0], v[1]};
     }
-    fwd_bfly4(x[0], x[1], x[2], x[3], t);
-    const size_t q = r.q;
-    store(re + j, im + j, x[0]);
-    store(re + q + j, im + q + j, x[1]);
-    store(re + 2 * q + j, im + 2 * q + j, x[2]);
-    store(re + 3 * q + j, im + 3 * q + j, x[3]);
+    rotated_first_butterflies(x, t, r.q, j, re, im);
 }
 
 // Steps [j0, j1) of a segment where streams k < Below read the wrapped coefficients c[i - s + N]
@@ -399,11 +405,7 @@ FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptr
             }
             x[k] = {v[0], v[1]};
         }
-        fwd_bfly4(x[0], x[1], x[2], x[3], t);
-        store(re + j, im + j, x[0]);
-        store(re + q + j, im + q + j, x[1]);
-        store(re + 2 * q + j, im + 2 * q + j, x[2]);
-        store(re + 3 * q + j, im + 3 * q + j, x[3]);
+        rotated_first_butterflies(x, t, q, j, re, im);
     }
 }
 
