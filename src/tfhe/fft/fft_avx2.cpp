@@ -67,14 +67,16 @@ FHEGPT_K256_INLINE __m256i wrap_scaled(__m256d y) {
     return _mm256_blend_epi32(_mm256_slli_epi64(hb, 32), lb, 0x55);
 }
 
-// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in half the operations
-// (f 2^52 + 1.5 2^52 rounds to an integer whose bits, minus those of 1.5 2^52, are its value).
+// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in four operations.
+// f = y - floor(y) in [0, 1]; f 2^52 + 2^52 rounds to an integer in [2^52, 2^53] whose low 52
+// bits are round(f 2^52) mod 2^52 and whose exponent bits the shift by 12 pushes out (2^53 gives 0,
+// as it should). y - floor(y) is exact except for y in (-1/2, 0) (|x| < 2^63), where it rounds
+// to a multiple of 2^-53: the error is then <= 2^11 + 2^10 instead of 2^11.
 FHEGPT_K256_INLINE __m256i wrap_scaled_torus(__m256d y) {
-    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kNearest)); // [-1/2, 1/2], exact
-    const __m256d magic = _mm256_set1_pd(0x1p52 + 0x1p51);
-    const __m256i r = _mm256_castpd_si256(_mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), magic));
-    return _mm256_slli_epi64(_mm256_sub_epi64(r, _mm256_castpd_si256(magic)), 12);
+    constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kDown));
+    const __m256d r = _mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), _mm256_set1_pd(0x1p52));
+    return _mm256_slli_epi64(_mm256_castpd_si256(r), 12);
 }
 
 // Output conversions: coefficients = result, += result, or the same rounded to 2^12 (Torus).
