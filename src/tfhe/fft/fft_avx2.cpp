@@ -384,11 +384,14 @@ FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, c
 // Steps [j0, j1) of a segment where streams k < Below read the wrapped coefficients c[i - s + N]
 // (i + wrapped, wrapped = N - s), the others c[i - s] (i + direct, direct = -s), those of sign -1
 // (wrapped != Negate) negated: offset - (c' + c) or (c' - c) + offset, two operations with the
-// sign known at compile time (the run-time-sign step takes three).
-template <bool Masked, int Below, bool Negate>
-FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptrdiff_t wrapped, size_t q,
+// sign known at compile time (the run-time-sign step takes three). Q: the stream length q when
+// known at compile time (0: the argument), then every stream's offset is an immediate and one
+// index serves all 24 accesses (else the index arithmetic spills).
+template <bool Masked, int Below, bool Negate, size_t Q>
+FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptrdiff_t wrapped, size_t q_arg,
                                        size_t j0, size_t j1, const DigitSource<Masked> & digits, const Tw3 & t,
                                        double * re, double * im) {
+    const size_t q = Q != 0 ? Q : q_arg;
     const DigitSource<Masked> d = digits; // local: not reloaded after each store
     for (size_t j = j0; j < j1; j += 4) {
         Cx x[4];
@@ -414,16 +417,21 @@ FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptr
 template <bool Masked>
 using RotatedSegmentFn = void (*)(const uint64_t *, ptrdiff_t, ptrdiff_t, size_t, size_t, size_t,
                                   const DigitSource<Masked> &, const Tw3 &, double *, double *);
-template <bool Masked, bool Negate, int... Below>
+template <bool Masked, bool Negate, size_t Q, int... Below>
 constexpr std::array<RotatedSegmentFn<Masked>, sizeof...(Below)>
 rotated_segments(std::integer_sequence<int, Below...>) {
-    return {&rotated_first_segment<Masked, Below, Negate>...};
+    return {&rotated_first_segment<Masked, Below, Negate, Q>...};
 }
 // [negate][below], below in 0..8.
-template <bool Masked>
+template <bool Masked, size_t Q>
 constexpr std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> kRotatedSegments = {
-    rotated_segments<Masked, false>(std::make_integer_sequence<int, 9>{}),
-    rotated_segments<Masked, true>(std::make_integer_sequence<int, 9>{})};
+    rotated_segments<Masked, false, Q>(std::make_integer_sequence<int, 9>{}),
+    rotated_segments<Masked, true, Q>(std::make_integer_sequence<int, 9>{})};
+// The segments for q = N / 8: specialized for N = 2048 (the production sets'), generic otherwise.
+template <bool Masked>
+const std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> & rotated_segments_for(size_t q) {
+    return q == 256 ? kRotatedSegments<Masked, 256> : kRotatedSegments<Masked, 0>;
+}
 
 // Stream k reads the wrapped coefficients c[i - s + N], negated (unless `negate`), or c[i - s].
 FHEGPT_K256_INLINE void set_stream(RotatedStreams & r, size_t k, bool wrapped, size_t n, size_t s, bool negate,
@@ -451,7 +459,8 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
     const size_t before = at & ~size_t{3}, after = (at + 3) & ~size_t{3};
     // Streams k <= crossing wrapped before the crossing step, k < crossing from it on.
     const ptrdiff_t direct = -static_cast<ptrdiff_t>(s), wrapped = static_cast<ptrdiff_t>(n - s);
-    kRotatedSegments<Masked>[negate][crossing + 1](coeffs, direct, wrapped, r.q, 0, before, d, t, re, im);
+    const auto & segments = rotated_segments_for<Masked>(r.q);
+    segments[negate][crossing + 1](coeffs, direct, wrapped, r.q, 0, before, d, t, re, im);
     if (before != after) { // the straddling step: stream `crossing` built coefficient by coefficient
         for (size_t k = 0; k < 8; ++k) set_stream(r, k, k < crossing, n, s, negate, d.offset);
         alignas(32) uint64_t straddle[4];
@@ -467,7 +476,7 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
         }
         rotated_first_step(r, before, rot, adjust, d, t, re, im);
     }
-    kRotatedSegments<Masked>[negate][crossing](coeffs, direct, wrapped, r.q, after, r.q, d, t, re, im);
+    segments[negate][crossing](coeffs, direct, wrapped, r.q, after, r.q, d, t, re, im);
     for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     fwd_final(p, re, im);
 }
