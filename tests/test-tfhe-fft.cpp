@@ -453,7 +453,7 @@ TEST(TfheFft, ForwardDecompositionLevelOfRotationIsThatOfTheRotatedDifference) {
     std::mt19937_64 rng(13);
     const std::pair<size_t, size_t> decompositions[] = {{23, 1}, {15, 2}, {4, 4}};
     for (FftKernel kernel : available_kernels())
-        for (size_t n : {16u, 32u, 64u, 128u, 2048u}) {
+        for (size_t n : {16u, 32u, 64u, 128u, 2048u, 4096u, 8192u}) {
             NegacyclicFft fft(n, kernel);
             std::vector<uint64_t> x = random_torus(n, rng);
             x[0] = 0;

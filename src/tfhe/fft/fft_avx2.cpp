@@ -427,10 +427,16 @@ template <bool Masked, size_t Q>
 constexpr std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> kRotatedSegments = {
     rotated_segments<Masked, false, Q>(std::make_integer_sequence<int, 9>{}),
     rotated_segments<Masked, true, Q>(std::make_integer_sequence<int, 9>{})};
-// The segments for q = N / 8: specialized for N = 2048 (the production sets'), generic otherwise.
+// The segments for q = N / 8: specialized for the production sets' N = 2048, 4096 and 8192,
+// generic otherwise.
 template <bool Masked>
 const std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> & rotated_segments_for(size_t q) {
-    return q == 256 ? kRotatedSegments<Masked, 256> : kRotatedSegments<Masked, 0>;
+    switch (q) {
+    case 256: return kRotatedSegments<Masked, 256>;
+    case 512: return kRotatedSegments<Masked, 512>;
+    case 1024: return kRotatedSegments<Masked, 1024>;
+    default: return kRotatedSegments<Masked, 0>;
+    }
 }
 
 // Stream k reads the wrapped coefficients c[i - s + N], negated (unless `negate`), or c[i - s].
