@@ -453,7 +453,7 @@ TEST(TfheFft, ForwardDecompositionLevelOfRotationIsThatOfTheRotatedDifference) {
     std::mt19937_64 rng(13);
     const std::pair<size_t, size_t> decompositions[] = {{23, 1}, {15, 2}, {4, 4}};
     for (FftKernel kernel : available_kernels())
-        for (size_t n : {16u, 32u, 64u, 128u, 2048u}) {
+        for (size_t n : {16u, 32u, 64u, 128u, 2048u, 4096u, 8192u}) {
             NegacyclicFft fft(n, kernel);
             std::vector<uint64_t> x = random_torus(n, rng);
             x[0] = 0;
@@ -504,6 +504,28 @@ TEST(TfheFft, BackwardTorusIsBackwardUpToTheRoundingTo2To12) {
                 ASSERT_LE(std::abs(signed_diff(torus[i], exact[i])), int64_t{1} << 11)
                     << name_of(kernel) << " N=" << n << " i=" << i;
         }
+}
+
+// The same for results below 2^63 in magnitude, of both signs, where a kernel's reduction mod 2^64
+// may round once more: within 2^11 + 2^10 (negacyclic_fft.h; the AVX2 kernel exceeds 2^11 here).
+TEST(TfheFft, BackwardTorusOfSmallResultsIsBackwardUpToTheRounding) {
+    std::mt19937_64 rng(12);
+    for (FftKernel kernel : available_kernels())
+        for (size_t n : {16u, 64u, 2048u})
+            for (int64_t bound : {int64_t{1} << 10, int64_t{1} << 20, int64_t{1} << 30}) {
+                NegacyclicFft fft(n, kernel);
+                aligned_vector<double> fa(n), fb(n), spectrum(n, 0.0);
+                fft.forward_integer(random_small(n, bound, rng), fa);
+                fft.forward_integer(random_small(n, 1 << 20, rng), fb);
+                NegacyclicFft::multiply_add(spectrum, fa, fb, kernel);
+                aligned_vector<double> copy = spectrum;
+                std::vector<uint64_t> exact(n), torus = random_torus(n, rng); // overwritten
+                fft.backward(spectrum, exact);
+                fft.backward_torus(copy, torus);
+                for (size_t i = 0; i < n; ++i)
+                    ASSERT_LE(std::abs(signed_diff(torus[i], exact[i])), (int64_t{1} << 11) + (int64_t{1} << 10))
+                        << name_of(kernel) << " N=" << n << " bound " << bound << " i=" << i;
+            }
 }
 
 // The fused second half of an external product equals zeroing a spectrum, multiply_add of each

@@ -67,14 +67,16 @@ FHEGPT_K256_INLINE __m256i wrap_scaled(__m256d y) {
     return _mm256_blend_epi32(_mm256_slli_epi64(hb, 32), lb, 0x55);
 }
 
-// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in half the operations
-// (f 2^52 + 1.5 2^52 rounds to an integer whose bits, minus those of 1.5 2^52, are its value).
+// The same rounded to a multiple of 2^12: 2^12 round(x / 2^12) mod 2^64, in four operations.
+// f = y - floor(y) in [0, 1]; f 2^52 + 2^52 rounds to an integer in [2^52, 2^53] whose low 52
+// bits are round(f 2^52) mod 2^52 and whose exponent bits the shift by 12 pushes out (2^53 gives 0,
+// as it should). y - floor(y) is exact except for y in (-1/2, 0) (|x| < 2^63), where it rounds
+// to a multiple of 2^-53: the error is then <= 2^11 + 2^10 instead of 2^11.
 FHEGPT_K256_INLINE __m256i wrap_scaled_torus(__m256d y) {
-    constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kNearest)); // [-1/2, 1/2], exact
-    const __m256d magic = _mm256_set1_pd(0x1p52 + 0x1p51);
-    const __m256i r = _mm256_castpd_si256(_mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), magic));
-    return _mm256_slli_epi64(_mm256_sub_epi64(r, _mm256_castpd_si256(magic)), 12);
+    constexpr int kDown = _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC;
+    const __m256d f = _mm256_sub_pd(y, _mm256_round_pd(y, kDown));
+    const __m256d r = _mm256_fmadd_pd(f, _mm256_set1_pd(0x1p52), _mm256_set1_pd(0x1p52));
+    return _mm256_slli_epi64(_mm256_castpd_si256(r), 12);
 }
 
 // Output conversions: coefficients = result, += result, or the same rounded to 2^12 (Torus).
@@ -349,6 +351,17 @@ struct RotatedStreams {
     __m256i adjust[8];     // offset - sign (the digit extraction's offset, the negation's + 1)
 };
 
+// The tail of step j of the first pass, shared by both step kernels: the butterflies of the
+// four inputs x[k] (points k q + j), stored at stride q.
+FHEGPT_K256_INLINE void rotated_first_butterflies(Cx * x, const Tw3 & t, size_t q, size_t j, double * re,
+                                                  double * im) {
+    fwd_bfly4(x[0], x[1], x[2], x[3], t);
+    store(re + j, im + j, x[0]);
+    store(re + q + j, im + q + j, x[1]);
+    store(re + 2 * q + j, im + 2 * q + j, x[2]);
+    store(re + 3 * q + j, im + 3 * q + j, x[3]);
+}
+
 // Butterflies of step j of the first pass, given the 8 streams' rotated values r[k] (each
 // xor-ed with its sign, adjust[k] completing the negation and adding the offset).
 template <bool Masked>
@@ -365,22 +378,20 @@ FHEGPT_K256_INLINE void rotated_first_step(const RotatedStreams & r, size_t j, c
         }
         x[k] = {v[0], v[1]};
     }
-    fwd_bfly4(x[0], x[1], x[2], x[3], t);
-    const size_t q = r.q;
-    store(re + j, im + j, x[0]);
-    store(re + q + j, im + q + j, x[1]);
-    store(re + 2 * q + j, im + 2 * q + j, x[2]);
-    store(re + 3 * q + j, im + 3 * q + j, x[3]);
+    rotated_first_butterflies(x, t, r.q, j, re, im);
 }
 
 // Steps [j0, j1) of a segment where streams k < Below read the wrapped coefficients c[i - s + N]
 // (i + wrapped, wrapped = N - s), the others c[i - s] (i + direct, direct = -s), those of sign -1
 // (wrapped != Negate) negated: offset - (c' + c) or (c' - c) + offset, two operations with the
-// sign known at compile time (the run-time-sign step takes three).
-template <bool Masked, int Below, bool Negate>
-FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptrdiff_t wrapped, size_t q,
+// sign known at compile time (the run-time-sign step takes three). Q: the stream length q when
+// known at compile time (0: the argument), then every stream's offset is an immediate and one
+// index serves all 24 accesses (else the index arithmetic spills).
+template <bool Masked, int Below, bool Negate, size_t Q>
+FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptrdiff_t wrapped, size_t q_arg,
                                        size_t j0, size_t j1, const DigitSource<Masked> & digits, const Tw3 & t,
                                        double * re, double * im) {
+    const size_t q = Q != 0 ? Q : q_arg;
     const DigitSource<Masked> d = digits; // local: not reloaded after each store
     for (size_t j = j0; j < j1; j += 4) {
         Cx x[4];
@@ -399,27 +410,34 @@ FHEGPT_K256 void rotated_first_segment(const uint64_t * c, ptrdiff_t direct, ptr
             }
             x[k] = {v[0], v[1]};
         }
-        fwd_bfly4(x[0], x[1], x[2], x[3], t);
-        store(re + j, im + j, x[0]);
-        store(re + q + j, im + q + j, x[1]);
-        store(re + 2 * q + j, im + 2 * q + j, x[2]);
-        store(re + 3 * q + j, im + 3 * q + j, x[3]);
+        rotated_first_butterflies(x, t, q, j, re, im);
     }
 }
 
 template <bool Masked>
 using RotatedSegmentFn = void (*)(const uint64_t *, ptrdiff_t, ptrdiff_t, size_t, size_t, size_t,
                                   const DigitSource<Masked> &, const Tw3 &, double *, double *);
-template <bool Masked, bool Negate, int... Below>
+template <bool Masked, bool Negate, size_t Q, int... Below>
 constexpr std::array<RotatedSegmentFn<Masked>, sizeof...(Below)>
 rotated_segments(std::integer_sequence<int, Below...>) {
-    return {&rotated_first_segment<Masked, Below, Negate>...};
+    return {&rotated_first_segment<Masked, Below, Negate, Q>...};
 }
 // [negate][below], below in 0..8.
-template <bool Masked>
+template <bool Masked, size_t Q>
 constexpr std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> kRotatedSegments = {
-    rotated_segments<Masked, false>(std::make_integer_sequence<int, 9>{}),
-    rotated_segments<Masked, true>(std::make_integer_sequence<int, 9>{})};
+    rotated_segments<Masked, false, Q>(std::make_integer_sequence<int, 9>{}),
+    rotated_segments<Masked, true, Q>(std::make_integer_sequence<int, 9>{})};
+// The segments for q = N / 8: specialized for the production sets' N = 2048, 4096 and 8192,
+// generic otherwise.
+template <bool Masked>
+const std::array<std::array<RotatedSegmentFn<Masked>, 9>, 2> & rotated_segments_for(size_t q) {
+    switch (q) {
+    case 256: return kRotatedSegments<Masked, 256>;
+    case 512: return kRotatedSegments<Masked, 512>;
+    case 1024: return kRotatedSegments<Masked, 1024>;
+    default: return kRotatedSegments<Masked, 0>;
+    }
+}
 
 // Stream k reads the wrapped coefficients c[i - s + N], negated (unless `negate`), or c[i - s].
 FHEGPT_K256_INLINE void set_stream(RotatedStreams & r, size_t k, bool wrapped, size_t n, size_t s, bool negate,
@@ -447,7 +465,8 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
     const size_t before = at & ~size_t{3}, after = (at + 3) & ~size_t{3};
     // Streams k <= crossing wrapped before the crossing step, k < crossing from it on.
     const ptrdiff_t direct = -static_cast<ptrdiff_t>(s), wrapped = static_cast<ptrdiff_t>(n - s);
-    kRotatedSegments<Masked>[negate][crossing + 1](coeffs, direct, wrapped, r.q, 0, before, d, t, re, im);
+    const auto & segments = rotated_segments_for<Masked>(r.q);
+    segments[negate][crossing + 1](coeffs, direct, wrapped, r.q, 0, before, d, t, re, im);
     if (before != after) { // the straddling step: stream `crossing` built coefficient by coefficient
         for (size_t k = 0; k < 8; ++k) set_stream(r, k, k < crossing, n, s, negate, d.offset);
         alignas(32) uint64_t straddle[4];
@@ -463,7 +482,7 @@ FHEGPT_K256 void forward_rotated_digits_impl(const Plan & p, const uint64_t * co
         }
         rotated_first_step(r, before, rot, adjust, d, t, re, im);
     }
-    kRotatedSegments<Masked>[negate][crossing](coeffs, direct, wrapped, r.q, after, r.q, d, t, re, im);
+    segments[negate][crossing](coeffs, direct, wrapped, r.q, after, r.q, d, t, re, im);
     for (int i = 1; i < separate; ++i) fwd_radix4(p, p.passes[i], InPlace{}, re, im);
     fwd_final(p, re, im);
 }

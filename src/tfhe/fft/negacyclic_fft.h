@@ -73,8 +73,9 @@ public:
     // where x_i is the i-th N-element slice of x (b: the row-major layout of a Fourier GGSW).
     // work: cols N doubles of scratch. The same as zeroing a spectrum, multiply_add of each row in
     // order, then backward_add, on this instance's kernel, except that a kernel may round the
-    // result to a multiple of 2^12 instead of 1 (error <= 2^11 in 2^64, far below the transform's
-    // own error on torus products; the AVX2 kernel does, to halve its output conversion); some
+    // result to a multiple of 2^12 instead of 1 (error <= 2^11 in 2^64, <= 2^11 + 2^10 for results
+    // of magnitude below 2^63: far below the transform's own error on torus products; the AVX2
+    // kernel does, to halve its output conversion); some
     // kernels also sum the products inside the first inverse pass.
     void backward_add_sum_of_products(std::span<const double> a, std::span<const double> b, size_t rows, size_t cols,
                                       std::span<double> work, std::span<uint64_t> coefficients) const;
