@@ -208,7 +208,8 @@ TEST(TfheNoise, GaussianVariance) {
 }
 
 TEST(TfheParameters, LookupAndDefaults) {
-    for (uint32_t bits = 1; bits <= 6; ++bits) {
+    EXPECT_EQ(widest_production_message_bits(), 7u);
+    for (uint32_t bits = 1; bits <= 7; ++bits) {
         const TfheParameters & p = default_parameters(bits);
         EXPECT_EQ(p.message_bits, bits);
         EXPECT_FALSE(p.insecure);
@@ -218,7 +219,7 @@ TEST(TfheParameters, LookupAndDefaults) {
     }
     EXPECT_EQ(parameters_by_name("param_4bit_2m128").name, "PARAM_4BIT_2M128");
     EXPECT_THROW(parameters_by_name("nope"), fhegpt::Error);
-    EXPECT_THROW(default_parameters(7), fhegpt::Error);
+    EXPECT_THROW(default_parameters(8), fhegpt::Error);
     std::set<std::string> names;
     for (const TfheParameters & p : all_parameter_sets()) {
         EXPECT_TRUE(names.insert(p.name).second) << p.name;

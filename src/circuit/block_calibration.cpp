@@ -159,19 +159,22 @@ bool within_noise(const std::vector<int64_t> & v, int32_t dim, int32_t n_embd, d
     return true;
 }
 
-// The fine bootstrapping key's output noise (standard deviation on the 2^64 torus) of the
-// fastest production set that reads L-bit lookups: what the stream's contributions carry.
-// Lookups wider than every set (simulation only) take the finest fine key.
-double fine_output_noise(int lut_bits) {
-    double finest = 0;
+// The fine bootstrapping keys' output noise (standard deviation on the 2^64 torus) of the
+// production sets that read L-bit lookups: the fastest set's (`finest` false), what the stream's
+// contributions carry at first, or the least of them. Lookups wider than every set (simulation
+// only) take the finest fine key of all.
+double fine_output_noise(int lut_bits, bool finest) {
+    double least = 0, least_reading = 0;
     for (const tfhe::TfheParameters * p : tfhe::production_parameter_sets()) {
         if (!p->has_fine_bootstrap()) continue;
         const double sigma = std::sqrt(tfhe::programmable_bootstrap_variance(p->fine_bootstrap_parameters())) * 0x1p64;
-        if (int(p->message_bits) >= lut_bits) return sigma;
-        finest = finest == 0 ? sigma : std::min(finest, sigma);
+        least = least == 0 ? sigma : std::min(least, sigma);
+        if (int(p->message_bits) < lut_bits) continue;
+        if (!finest) return sigma;
+        least_reading = least_reading == 0 ? sigma : std::min(least_reading, sigma);
     }
-    if (finest == 0) fail("no production parameter set has a fine bootstrapping key");
-    return finest;
+    if (least == 0) fail("no production parameter set has a fine bootstrapping key");
+    return least_reading != 0 ? least_reading : least;
 }
 
 // One contribution to the stream: a c_proj, its calibration inputs as real values, and the units
@@ -645,13 +648,6 @@ QuantizedBlocks quantize_blocks_for_noise(const model::Gpt2Model & model, const 
     return q;
 }
 
-// The noise a set's outputs bring into the stream: its fine key's, or its only key's.
-double stream_input_noise(const tfhe::TfheParameters & params) {
-    return std::sqrt(tfhe::programmable_bootstrap_variance(params.has_fine_bootstrap() ? params.fine_bootstrap_parameters()
-                                                                                        : params)) *
-           0x1p64;
-}
-
 // The circuit whose noise analysis picks the set the stream is calibrated for: one new token at
 // position 7 on the key/value cache, the cost reference of docs/whole-model.md.
 constexpr int32_t kParameterChoicePositions = 8;
@@ -666,6 +662,12 @@ const tfhe::TfheParameters * chosen_parameters(QuantizedBlocks & q, int32_t n_ct
 
 } // namespace
 
+double stream_input_noise(const tfhe::TfheParameters & params) {
+    return std::sqrt(tfhe::programmable_bootstrap_variance(params.has_fine_bootstrap() ? params.fine_bootstrap_parameters()
+                                                                                        : params)) *
+           0x1p64;
+}
+
 QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRangeSpec & spec, const BlockCalibration & cal,
                                 const BlocksQuantConfig & config) {
     if (config.fine_noise_log2 != 0)
@@ -673,13 +675,16 @@ QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const BlockRange
     // First for the fastest set's fine key. If the noise analysis then needs a set whose outputs
     // are less noisy (a finer fine key, for roundings that the stream's width does not decide),
     // the stream can use that lower noise too: calibrated again for it, kept if a set runs it.
+    // If no set runs it, the stream is calibrated for the finest fine key of the sets that read
+    // its lookups: the widest stream that one of them might run, or the simulation's.
     const int lut_bits = lookup_bits(config.head);
-    const double sigma = fine_output_noise(lut_bits);
+    const double sigma = fine_output_noise(lut_bits, false);
     QuantizedBlocks q = quantize_blocks_for_noise(model, spec, cal, config, sigma);
     const tfhe::TfheParameters * chosen = chosen_parameters(q, model.hparams.n_ctx);
-    if (!chosen || stream_input_noise(*chosen) >= sigma) return q;
-    QuantizedBlocks finer = quantize_blocks_for_noise(model, spec, cal, config, stream_input_noise(*chosen));
-    return chosen_parameters(finer, model.hparams.n_ctx) ? finer : q;
+    const double finer_sigma = chosen ? stream_input_noise(*chosen) : fine_output_noise(lut_bits, true);
+    if (finer_sigma >= sigma) return q;
+    QuantizedBlocks finer = quantize_blocks_for_noise(model, spec, cal, config, finer_sigma);
+    return chosen_parameters(finer, model.hparams.n_ctx) || !chosen ? finer : q;
 }
 
 } // namespace fhegpt::circuit

@@ -10,6 +10,7 @@
 #include "model/gpt2_model.h"
 #include "model/gpt2_tokenizer.h"
 #include "quant/quantized_head.h"
+#include "tfhe/commons/parameters.h"
 
 #include <span>
 #include <string>
@@ -57,5 +58,10 @@ struct BlocksQuantConfig {
 
 QuantizedBlocks quantize_blocks(const model::Gpt2Model & model, const model::BlockRangeSpec & spec,
                                 const BlockCalibration & calibration, const BlocksQuantConfig & config);
+
+// The noise (standard deviation on the 2^64 torus) that a set's bootstrap outputs bring into the
+// residual stream: its fine key's, or its only key's. BlocksQuantConfig::fine_noise_log2 is its
+// log2 when the stream is calibrated for one set.
+double stream_input_noise(const tfhe::TfheParameters & params);
 
 } // namespace fhegpt::circuit

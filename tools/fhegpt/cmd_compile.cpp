@@ -206,8 +206,11 @@ void print_text(const CompileReport & r) {
                     r.speed->fine ? fmt::format(", fine key {:.0f} PBS/s", r.speed->fine->batch_per_second).c_str() : "",
                     set.c_str(), r.speed->machine_description().c_str(),
                     r.speed->from_cache ? "; cached, --recalibrate to measure again" : "");
+    else if (uint32_t(a.max_lookup_bits) > tfhe::widest_production_message_bits())
+        std::printf("  no production parameter set reads %d-bit lookups (1..%u exist): simulation only\n", a.max_lookup_bits,
+                    tfhe::widest_production_message_bits());
     else
-        std::printf("  no production parameter set reads %d-bit lookups (1..6 exist): simulation only\n", a.max_lookup_bits);
+        std::printf("  no production parameter set runs it with negligible failures: simulation only\n");
 }
 
 // Stages: quantize the part on the calibration prompts, build its circuit (with --kv-cache, the

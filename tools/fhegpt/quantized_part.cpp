@@ -8,6 +8,7 @@
 #include "common/error.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -111,6 +112,10 @@ void add_quant_options(CLI::App & command, QuantOptions & o) {
                        "whole blocks: bits of the GELUs' input buckets (default: --lut-bits - 1 from 5-bit lookups on, one "
                        "sign bootstrap per value; else --lut-bits, two)")
         ->check(CLI::Range(0, 12));
+    command.add_option("--stream-set", o.stream_set,
+                       "whole blocks: calibrate the residual stream for the outputs of this parameter set (its fine key): "
+                       "a finer set's lets the stream be wider, and the noise analysis then needs a set at least as fine "
+                       "(default: the fastest set that runs the part)");
     command.add_flag("--sequential-calibration", o.sequential_calibration,
                      "whole blocks: after the calibration on the float model's activations, calibrate each stage again, "
                      "in order, on the circuit's own upstream outputs");
@@ -148,8 +153,12 @@ QuantizedPart quantize_part(const model::Gpt2Model & model, const PartSpec & par
         blocks.ln_bucket_bits = options.ln_bucket_bits;
         blocks.gelu_bucket_bits = options.gelu_bucket_bits;
         blocks.sequential = options.sequential_calibration;
+        if (!options.stream_set.empty())
+            blocks.fine_noise_log2 = std::log2(circuit::stream_input_noise(tfhe::parameters_by_name(options.stream_set)));
         out.blocks = circuit::quantize_blocks(model, part.block_range(), calibration.blocks, blocks);
-    } else if (part.head >= 0)
+    } else if (!options.stream_set.empty())
+        fail("--stream-set applies to whole blocks (layerL.mlp, layerL, layersA-B, all), not to {}", part.text());
+    else if (part.head >= 0)
         out.head = circuit::quantize_head_for_circuit(model::head_qkv_weights(model, part.layer, part.head), inputs.x,
                                                       inputs.lengths, config);
     else

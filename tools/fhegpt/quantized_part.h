@@ -49,6 +49,7 @@ struct QuantOptions {
     int ln_bucket_bits = 0;   // whole blocks: the LayerNorms' buckets (0: lut_bits)
     int gelu_bucket_bits = 0; // whole blocks: the GELUs' buckets (0: lut_bits - 1 from 5 bits on)
     bool sequential_calibration = false; // whole blocks: each stage again on the circuit's upstream outputs
+    std::string stream_set; // whole blocks: the set whose outputs the stream is calibrated for (empty: the fastest)
     std::string weight_rounding = "gptq"; // or "nearest" (checked by add_quant_options)
 
     quant::WeightRounding rounding() const {

@@ -74,8 +74,10 @@ const std::vector<TfheParameters> & all_parameter_sets();
 std::vector<const TfheParameters *> production_parameter_sets();
 // By name, case-insensitive; fhegpt::Error listing the known names if there is none.
 const TfheParameters & parameters_by_name(std::string_view name);
-// The default production set for inputs of `message_bits` bits (1..6): the fastest set with
+// The default production set for inputs of `message_bits` bits (1..7): the fastest set with
 // a failure probability of 2^-128 or less designed for exactly that precision.
 const TfheParameters & default_parameters(uint32_t message_bits);
+// The widest message that a production set reads.
+uint32_t widest_production_message_bits();
 
 } // namespace fhegpt::tfhe
