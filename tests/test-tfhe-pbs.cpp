@@ -610,7 +610,7 @@ Scale scale_for(const TfheParameters & p) {
     if (!costly) return {std::max<size_t>(1, 128 / p.message_modulus()), true, 64, 4, 8, 64, 8, 512, 1000};
     const size_t max_rotations = multi_bit_costly ? 400 : (size_t{1} << 19) / p.polynomial_size.value;
     // The costliest blind rotations (N x levels from 32768: the 7-bit sets, the six-level fine
-    // keys; 0.5 to 1.5 s a bootstrap here): every input once, through one of the tables in turn,
+    // keys; 0.25 to 1.2 s a bootstrap here): every input once, through one of the tables in turn,
     // and fewer of the checks that repeat the same path.
     if (p.polynomial_size.value * p.pbs_level_count.value >= 32768) return {1, false, 8, 1, 2, 4, 2, max_rotations, 600};
     return {2, false, 16, 1, 3, 8, 4, max_rotations, 1000};
