@@ -392,7 +392,12 @@ AccumulatorNoise measure_accumulator_noise(Harness & h, size_t max_rotations) {
 // probability from the measured variance stays under the promise, checked below.
 double output_variance_ceiling(const TfheParameters & p) {
     const bool model_gap = p.is_multi_bit() && p.grouping_factor.value == 2 && p.polynomial_size.value > 2048;
-    return model_gap ? 1.35 : 1.25;
+    // The 7-bit set's six-level fine key (N = 16384): measured 1.10 and 1.26 of the model (+-5.5%).
+    // The blind rotation at this N has an error that the model lacks and that grows as the base
+    // shrinks (eight levels of 2^5: 4.2x, so not offered); one external product's FFT error
+    // matches the model. docs/tfhe-engine.md.
+    const bool large_n_gap = !p.is_multi_bit() && p.polynomial_size.value >= 16384 && p.pbs_level_count.value >= 3;
+    return model_gap || large_n_gap ? 1.35 : 1.25;
 }
 
 // The noise model against measurements.
